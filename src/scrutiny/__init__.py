@@ -1,0 +1,59 @@
+"""scrutiny: explain and audit machine-learning models.
+
+Public names are loaded lazily (PEP 562): ``import scrutiny`` imports neither torch nor
+matplotlib; they are imported the first time a name that needs them is used.
+
+>>> import scrutiny
+>>> model = scrutiny.as_model(fitted_sklearn_classifier)      # doctest: +SKIP
+>>> model.predict_proba(X).shape                              # doctest: +SKIP
+(n_samples, n_classes)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    # models
+    "Model": "scrutiny.models",
+    "TorchModel": "scrutiny.models",
+    "SklearnModel": "scrutiny.models",
+    "CallableModel": "scrutiny.models",
+    "as_model": "scrutiny.models",
+    # results
+    "Explanation": "scrutiny.explanation",
+    "DataAttribution": "scrutiny.explanation",
+    "MetricResult": "scrutiny.explanation",
+    "load_result": "scrutiny.explanation",
+    # exceptions
+    "ScrutinyError": "scrutiny.exceptions",
+    "InvalidParameterError": "scrutiny.exceptions",
+    "NotFittedError": "scrutiny.exceptions",
+    "MissingDependencyError": "scrutiny.exceptions",
+    "CapabilityError": "scrutiny.exceptions",
+    "ModelError": "scrutiny.exceptions",
+    "DataFormatError": "scrutiny.exceptions",
+}
+_SUBMODULES = {"data", "zoo", "models", "explanation", "exceptions", "cli"}
+
+__all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"scrutiny.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'scrutiny' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,66 @@
+"""Shared fixtures: one logistic model in three wrappings (scikit-learn, torch, callable)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def iris():
+    from sklearn.datasets import load_iris
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="session")
+def logistic_trio(iris):
+    """The same multinomial logistic model as a scikit-learn estimator, a torch module and a callable.
+
+    Returns a dict name -> raw object, plus "coef", "intercept" and the data.
+    """
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris
+    clf = LogisticRegression(C=0.5, max_iter=2000).fit(X, y)
+    W, b = clf.coef_.copy(), clf.intercept_.copy()
+    lin = torch.nn.Linear(X.shape[1], W.shape[0]).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.as_tensor(W))
+        lin.bias.copy_(torch.as_tensor(b))
+
+    def fn(Z):
+        return Z @ W.T + b
+
+    return {"sklearn": clf, "torch": lin, "callable": fn, "coef": W, "intercept": b, "X": X, "y": y}
+
+
+def wrap(trio, kind, **kwargs):
+    """as_model over one member of the trio with the right output declaration."""
+    import torch
+
+    from scrutiny import as_model
+
+    if kind == "sklearn":
+        return as_model(trio["sklearn"], **kwargs)
+    if kind == "torch":
+        return as_model(trio["torch"], output="logit", dtype=torch.float64, **kwargs)
+    return as_model(trio["callable"], output="logit", **kwargs)
+
+
+@pytest.fixture
+def rng_guard():
+    """Fails the test if global numpy or torch RNG state changed."""
+    import torch
+
+    np_state = np.random.get_state()
+    torch_state = torch.random.get_rng_state().clone()
+    yield
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:], (
+        "global numpy RNG state changed"
+    )
+    assert torch.equal(torch.random.get_rng_state(), torch_state), "global torch RNG state changed"

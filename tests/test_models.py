@@ -1,0 +1,304 @@
+"""Model adapters: closed-form gradients, features, per-sample gradients, conversions, and every error path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import wrap
+
+from scrutiny import (
+    CapabilityError,
+    InvalidParameterError,
+    ModelError,
+    NotFittedError,
+    as_model,
+)
+from scrutiny.models import CallableModel, SklearnModel, TorchModel, log_odds_from_proba, require_capability
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_as_model_dispatches_to_the_right_adapter(logistic_trio):
+    assert isinstance(wrap(logistic_trio, "sklearn"), SklearnModel)
+    assert isinstance(wrap(logistic_trio, "torch"), TorchModel)
+    assert isinstance(wrap(logistic_trio, "callable"), CallableModel)
+    model = wrap(logistic_trio, "torch")
+    assert as_model(model) is model
+
+
+def test_as_model_refuses_unknown_objects_and_options_on_wrapped_models(logistic_trio):
+    with pytest.raises(InvalidParameterError, match="cannot wrap a str"):
+        as_model("model.pt")
+    with pytest.raises(InvalidParameterError, match="already wrapped"):
+        as_model(wrap(logistic_trio, "torch"), batch_size=3)
+    with pytest.raises(InvalidParameterError, match="output must be one of"):
+        as_model(lambda X: X, output="probabilities")
+    with pytest.raises(InvalidParameterError, match="batch_size must be a positive int; got 0"):
+        as_model(lambda X: X, batch_size=0)
+    with pytest.raises(InvalidParameterError, match="pass method="):
+        as_model(logistic_trio["sklearn"], output="logit")
+
+
+def test_sklearn_method_choice():
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.svm import SVC
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    assert as_model(SVC().fit(X, y)).output == "decision"
+    from sklearn.calibration import CalibratedClassifierCV
+
+    assert as_model(CalibratedClassifierCV(SVC(), cv=3).fit(X, y)).output == "probability"
+    reg = as_model(RandomForestRegressor(n_estimators=5, random_state=0).fit(X, X[:, 0]))
+    assert reg.output == "regression" and reg.predict(X).shape == (60, 1)
+    with pytest.raises(CapabilityError, match="hard labels"):
+        as_model(SVC().fit(X, y), method="predict")
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def test_single_logit_binary_conversions_match_sklearn_binary_proba():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 4))
+    y = (X @ [1.0, -2.0, 0.5, 0.0] + rng.normal(size=80) > 0).astype(int)
+    clf = LogisticRegression().fit(X, y)
+    w, b = clf.coef_[0], clf.intercept_[0]
+    logit_model = as_model(lambda Z: Z @ w + b, output="logit")
+    np.testing.assert_allclose(logit_model.predict_proba(X), clf.predict_proba(X), atol=1e-12)
+    np.testing.assert_allclose(as_model(clf).predict_log_odds(X), logit_model.predict_log_odds(X), atol=1e-8)
+    np.testing.assert_allclose(logit_model.predict_log_odds(X)[:, 1], X @ w + b, atol=1e-12)
+    np.testing.assert_array_equal(logit_model.predict_class(X), clf.predict(X))
+
+
+def test_log_odds_are_clipped_consistently_for_saturated_outputs():
+    Z = np.array([[0.0, 50.0, -50.0]])
+    from_logits = as_model(lambda X: np.repeat(Z, len(X), axis=0), output="logit").predict_log_odds(np.zeros((2, 1)))
+    P = np.exp(Z - Z.max()) / np.exp(Z - Z.max()).sum()
+    from_proba = log_odds_from_proba(P)
+    bound = np.log((1 - 1e-6) / 1e-6)
+    np.testing.assert_allclose(from_logits[0], from_proba[0], atol=1e-6)
+    assert np.isclose(from_logits[0, 1], bound) and np.isclose(from_logits[0, 2], -bound)
+
+
+def test_regression_models_refuse_probability_conversions():
+    model = as_model(lambda X: X.sum(axis=1), output="regression")
+    with pytest.raises(CapabilityError, match="needs a classifier"):
+        model.predict_proba(np.ones((2, 3)))
+
+
+# --------------------------------------------------------------------------- torch capabilities
+
+
+class TwoLayer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.hidden = torch.nn.Linear(5, 4)
+        self.act = torch.nn.Tanh()
+        self.out = torch.nn.Linear(4, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen))
+
+    def forward(self, x):
+        return self.out(self.act(self.hidden(x)))
+
+
+def _closed_form_grad(net, x, c):
+    """d logit_c / dx for out(tanh(hidden(x))): W_out[c] * (1 - h^2) @ W_hidden."""
+    W1, b1 = net.hidden.weight.detach().double().numpy(), net.hidden.bias.detach().double().numpy()
+    W2 = net.out.weight.detach().double().numpy()
+    h = np.tanh(x @ W1.T + b1)
+    return (W2[c] * (1 - h**2)) @ W1
+
+
+def test_torch_gradient_matches_closed_form_per_sample_target():
+    net = TwoLayer().double()
+    model = as_model(net, dtype=torch.float64, batch_size=3)
+    X = np.random.default_rng(2).normal(size=(7, 5))
+    target = np.array([0, 1, 2, 0, 1, 2, 0])
+    G = model.gradient(X, target)
+    expected = np.stack([_closed_form_grad(net, X[i], target[i]) for i in range(7)])
+    np.testing.assert_allclose(G, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_torch_gradient_of_probability_matches_finite_differences():
+    net = TwoLayer().double()
+    model = as_model(net, dtype=torch.float64)
+    x = np.random.default_rng(3).normal(size=(1, 5))
+    g = model.gradient(x, 2, output="probability")[0]
+    h = 1e-6
+    fd = [(model.predict_proba(x + h * e)[0, 2] - model.predict_proba(x - h * e)[0, 2]) / (2 * h) for e in np.eye(5)]
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
+    g_lo = model.gradient(x, 2, output="log_odds")[0]
+    fd_lo = [(model.predict_log_odds(x + h * e)[0, 2] - model.predict_log_odds(x - h * e)[0, 2]) / (2 * h) for e in np.eye(5)]
+    np.testing.assert_allclose(g_lo, fd_lo, rtol=1e-6, atol=1e-9)
+
+
+def test_features_default_named_layer_and_callable():
+    net = TwoLayer().double()
+    X = np.random.default_rng(4).normal(size=(6, 5))
+    W1, b1 = net.hidden.weight.detach().numpy(), net.hidden.bias.detach().numpy()
+    expected = np.tanh(X @ W1.T + b1)
+    np.testing.assert_allclose(as_model(net, dtype=torch.float64).features(X), expected, atol=1e-12)
+    np.testing.assert_allclose(as_model(net, dtype=torch.float64, features="act").features(X), expected, atol=1e-12)
+    custom = as_model(net, dtype=torch.float64, features=lambda m, x: m.hidden(x))
+    np.testing.assert_allclose(custom.features(X), X @ W1.T + b1, atol=1e-12)
+    with pytest.raises(InvalidParameterError, match="features='nope' is not a submodule"):
+        as_model(net, features="nope")
+
+
+def test_features_method_on_module_is_used_and_last_layer_reproduces_logits():
+    class WithFeatures(TwoLayer):
+        def features(self, x):
+            return self.act(self.hidden(x))
+
+    net = WithFeatures().double()
+    model = as_model(net, dtype=torch.float64, batch_size=4)
+    X = np.random.default_rng(5).normal(size=(9, 5))
+    F = model.features(X)
+    name, layer = model.last_linear()
+    assert name == "out"
+    logits = F @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+    np.testing.assert_allclose(logits, model.predict(X), atol=1e-12)
+
+
+def test_per_sample_grads_match_closed_form_for_softmax_regression(logistic_trio):
+    X, y = logistic_trio["X"][:10], logistic_trio["y"][:10]
+    model = wrap(logistic_trio, "torch", batch_size=4)
+    loss = lambda out, t: torch.nn.functional.cross_entropy(out, t, reduction="none")  # noqa: E731
+    G = model.per_sample_grads(X, y, loss)
+    P = model.predict_proba(X)
+    R = P - np.eye(3)[y]  # dL/dlogits
+    expected = np.concatenate([np.einsum("nk,nd->nkd", R, X).reshape(10, -1), R], axis=1)
+    assert model.parameter_names() == ["weight", "bias"]
+    np.testing.assert_allclose(G, expected, atol=1e-10)
+    np.testing.assert_allclose(model.per_sample_grads(X, y, loss, params="last"), expected, atol=1e-10)
+    np.testing.assert_allclose(model.per_sample_grads(X, y, loss, params=["bias"]), R, atol=1e-10)
+    with pytest.raises(InvalidParameterError, match=r"params \['w'\] are not parameters"):
+        model.per_sample_grads(X, y, loss, params=["w"])
+    with pytest.raises(InvalidParameterError, match="y must have one entry per sample"):
+        model.per_sample_grads(X, y[:3], loss)
+
+
+def test_torch_model_restores_training_flag_and_uses_eval_mode():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3)).double()
+    net.train()
+    model = as_model(net, dtype=torch.float64, batch_size=2)
+    X = np.random.default_rng(6).normal(size=(5, 3))
+    a = model.predict(X)
+    assert net.training
+    model.gradient(X, 0)
+    assert net.training
+    # eval mode: a batch of 1 row works for batch norm and results do not depend on batching
+    np.testing.assert_allclose(as_model(net, dtype=torch.float64, batch_size=5).predict(X), a, atol=1e-12)
+
+
+def test_capabilities_are_declared_and_required(logistic_trio):
+    require_capability(wrap(logistic_trio, "torch"), "gradient", "Saliency")
+    with pytest.raises(CapabilityError, match="Saliency needs a model with 'gradient' capability; SklearnModel"):
+        require_capability(wrap(logistic_trio, "sklearn"), "gradient", "Saliency")
+    with pytest.raises(CapabilityError, match="features"):
+        require_capability(wrap(logistic_trio, "callable"), "features", "RepresenterPoints")
+
+
+# --------------------------------------------------------------------------- error paths
+
+
+@pytest.mark.parametrize("kind", ["sklearn", "torch", "callable"])
+def test_nan_and_inf_inputs_are_refused(logistic_trio, kind):
+    X = logistic_trio["X"][:5].copy()
+    X[2, 1] = np.nan
+    with pytest.raises(InvalidParameterError, match=r"X contains 1 non-finite value\(s\) \(first: NaN at index \(2, 1\)\)"):
+        wrap(logistic_trio, kind).predict(X)
+    X[2, 1] = np.inf
+    with pytest.raises(InvalidParameterError, match="first: inf"):
+        wrap(logistic_trio, kind).predict(X)
+
+
+@pytest.mark.parametrize("kind", ["sklearn", "torch", "callable"])
+def test_empty_and_one_dimensional_inputs_are_refused(logistic_trio, kind):
+    model = wrap(logistic_trio, kind)
+    with pytest.raises(InvalidParameterError, match=r"at least 1 sample\(s\); got an array of shape \(0, 4\)"):
+        model.predict(np.empty((0, 4)))
+    with pytest.raises(InvalidParameterError, match=r"For one sample use X\[None\]"):
+        model.predict(np.ones(4))
+
+
+def test_wrong_feature_count_is_refused(logistic_trio):
+    with pytest.raises(InvalidParameterError, match=r"per-sample shape \(4,\).*got \(3,\)"):
+        wrap(logistic_trio, "sklearn").predict(np.ones((2, 3)))
+    model = wrap(logistic_trio, "callable")
+    model.predict(np.ones((2, 4)))
+    with pytest.raises(InvalidParameterError, match=r"per-sample shape \(4,\)"):
+        model.predict(np.ones((2, 5)))
+
+
+def test_non_numeric_input_is_refused(logistic_trio):
+    with pytest.raises(InvalidParameterError, match="X must be a numeric array-like"):
+        wrap(logistic_trio, "callable").predict([["a", "b", "c", "d"]])
+
+
+def test_model_that_raises_is_reported_with_rows_and_cause():
+    def broken(X):
+        raise RuntimeError("boom")
+
+    with pytest.raises(ModelError, match=r"raised RuntimeError while predicting rows 0\.\.1.*boom") as info:
+        as_model(broken, batch_size=2).predict(np.ones((3, 2)))
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_model_that_returns_nan_is_reported_with_the_row():
+    def half_nan(X):
+        out = X.sum(axis=1)
+        out[X[:, 0] > 2] = np.nan
+        return out
+
+    X = np.arange(10, dtype=float).reshape(5, 2) / 2
+    with pytest.raises(ModelError, match=r"NaN or inf for 2 input row\(s\) \(first: row 3\)"):
+        as_model(half_nan, batch_size=2).predict(X)
+
+
+def test_model_with_wrong_number_of_rows_or_changing_outputs():
+    with pytest.raises(ModelError, match=r"output of shape \(1, 1\) for a batch of 3 rows"):
+        as_model(lambda X: np.ones(1)).predict(np.ones((3, 2)))
+    flaky = as_model(lambda X: np.ones((len(X), 2 if X[0, 0] < 1 else 3)), batch_size=1)
+    with pytest.raises(ModelError, match="number of outputs must not depend on the input"):
+        flaky.predict(np.array([[0.0], [5.0]]))
+
+
+def test_torch_module_that_raises_in_gradient():
+    class Bad(torch.nn.Module):
+        def forward(self, x):
+            raise ValueError("shape mismatch inside")
+
+    model = as_model(Bad(), batch_size=4)
+    with pytest.raises(ModelError, match="raised ValueError"):
+        model.predict(np.ones((2, 3)))
+    model.n_outputs_ = 2
+    with pytest.raises(ModelError, match="forward pass for rows 0..1: shape mismatch inside"):
+        model.gradient(np.ones((2, 3)), 0)
+
+
+def test_unfitted_sklearn_estimator_is_refused():
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(NotFittedError, match=r"LogisticRegression passed to as_model is not fitted. Call estimator.fit"):
+        as_model(LogisticRegression())
+
+
+@pytest.mark.parametrize("target", [3, -1, [0, 1, 7]])
+def test_out_of_range_target_is_refused(logistic_trio, target):
+    model = wrap(logistic_trio, "torch")
+    with pytest.raises(InvalidParameterError, match=r"target must lie in \[0, 2\] \(the model has 3 output\(s\)\)"):
+        model.gradient(logistic_trio["X"][:3], target)
+
+
+def test_non_integer_target_is_refused(logistic_trio):
+    with pytest.raises(InvalidParameterError, match="target must be an int or an array of ints"):
+        wrap(logistic_trio, "torch").gradient(logistic_trio["X"][:3], "setosa")
