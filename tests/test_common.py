@@ -24,14 +24,6 @@ KINDS = ("sklearn", "torch", "callable")
 EXPLAINERS: list[tuple[str, object, bool]] = []
 
 
-def _explainers():
-    try:
-        from scrutiny.attribution import registry  # type: ignore[attr-defined]
-    except ImportError:
-        return EXPLAINERS
-    return EXPLAINERS + list(registry())
-
-
 # --------------------------------------------------------------------------- adapters
 
 
@@ -105,7 +97,7 @@ def test_explanation_round_trips_through_dict_json_and_file(tmp_path):
 
 
 def _explainer_params():
-    items = _explainers()
+    items = EXPLAINERS
     return [pytest.param(factory, needs_grad, id=name) for name, factory, needs_grad in items]
 
 

@@ -174,7 +174,8 @@ class _Adapter:
         self.batch_size = int(batch_size)
 
     # -- input checks -------------------------------------------------------------------
-    def _check_input(self, X: Any) -> np.ndarray:
+    def check_input(self, X: Any) -> np.ndarray:
+        """Validate ``X`` as this model's input: numeric, finite, non-empty, (n, ...) with the known sample shape."""
         X = check_array(X, "X", min_samples=1)
         if X.ndim == 1:
             raise InvalidParameterError(
@@ -223,7 +224,7 @@ class _Adapter:
         -------
         ndarray of shape (n_samples, n_outputs), float64
         """
-        X = self._check_input(X)
+        X = self.check_input(X)
         chunks = []
         for sl in self._batches(X.shape[0]):
             try:
@@ -285,6 +286,14 @@ class _Adapter:
     def n_outputs(self) -> int | None:
         """Number of raw outputs, known after the first call to ``predict`` (or given)."""
         return self.n_outputs_
+
+    def default_target(self, X: Any) -> np.ndarray:
+        """The output explained when ``target=None``: the predicted class, or output 0 for a
+        model with a single output (a regression value or a binary logit)."""
+        out = self.predict(X)
+        if out.shape[1] == 1:
+            return np.zeros(out.shape[0], dtype=np.int64)
+        return np.argmax(out, axis=1).astype(np.int64)
 
     def _predict_chunk(self, X: np.ndarray) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -535,7 +544,7 @@ class TorchModel(_Adapter):
         """
         import torch
 
-        X = self._check_input(X)
+        X = self.check_input(X)
         if self.n_outputs_ is None:
             self.predict(X[:1])
         n_out = self.n_outputs_ if output == "raw" else (2 if self.n_outputs_ == 1 else self.n_outputs_)
@@ -602,7 +611,7 @@ class TorchModel(_Adapter):
         """Penultimate-layer features (see the ``features`` parameter), shape (n_samples, n_features)."""
         import torch
 
-        X = self._check_input(X)
+        X = self.check_input(X)
         chunks = []
         with self._eval(), torch.inference_mode():
             for sl in self._batches(X.shape[0]):
@@ -662,7 +671,7 @@ class TorchModel(_Adapter):
         import torch
         from torch.func import functional_call, grad, vmap
 
-        X = self._check_input(X)
+        X = self.check_input(X)
         y = np.asarray(y)
         if y.shape[0] != X.shape[0]:
             raise InvalidParameterError(

@@ -1,0 +1,13 @@
+"""Local attributions: why did the model produce this output for this input?
+
+Gradient methods (``gradient.py``) need a differentiable model; perturbation methods
+(``perturbation.py``: one local-surrogate engine with LIME, C-LIME, KernelSHAP and Occlusion
+presets) work with any model. Every method is ``Method(model, **params).explain(X, target=None)
+-> Explanation``.
+"""
+
+from __future__ import annotations
+
+from ._base import Explainer, RawAttribution
+
+__all__ = ["Explainer", "RawAttribution"]

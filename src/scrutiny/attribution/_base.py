@@ -1,0 +1,147 @@
+"""The template every local explainer follows.
+
+A method is a class deriving from :class:`Explainer` that
+
+* in ``__init__`` calls ``super().__init__(model)`` (wraps the model with
+  :func:`scrutiny.as_model` and checks the capabilities named in ``requires``), then stores
+  its keyword hyper-parameters under their own names, without validating them;
+* declares ``_constraints`` (see :func:`scrutiny._validation.validate_params`), checked at
+  every ``explain`` call;
+* implements ``_explain(X, target, rng) -> RawAttribution`` on validated float64 inputs.
+
+``explain(X, target=None)`` validates the input and the parameters, resolves the target
+(the predicted class when None), derives a fresh Generator from ``random_state`` and builds
+the :class:`~scrutiny.explanation.Explanation`, recording every parameter needed to
+reproduce it.
+
+Randomness convention: stochastic methods draw **one** perturbation design per call (noise
+matrix, coalition masks, ...) and apply it to every input, so that the same seed gives the
+same result and rows explained together equal rows explained one by one.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar, Mapping, NamedTuple
+
+import numpy as np
+
+from .._validation import check_random_state, check_target, validate_params
+from ..explanation import Explanation
+from ..models import as_model, require_capability
+
+__all__ = ["Explainer", "RawAttribution"]
+
+
+class RawAttribution(NamedTuple):
+    """What ``_explain`` returns; the base class turns it into an Explanation."""
+
+    values: np.ndarray
+    base_values: np.ndarray | None = None
+    stderr: np.ndarray | None = None
+    extras: Mapping[str, Any] | None = None
+
+
+def _record(value: Any) -> Any:
+    """A JSON-friendly record of a hyper-parameter value."""
+    if isinstance(value, np.random.Generator):
+        return f"<numpy Generator {type(value.bit_generator).__name__}: not reproducible from the record>"
+    if isinstance(value, (np.ndarray, str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            return [_record(v) for v in value]
+    if callable(value):
+        return f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
+    if isinstance(value, dict):
+        return {str(k): _record(v) for k, v in value.items()}
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return repr(value)
+
+
+class Explainer:
+    """Base class of local explainers (template method; at most ``Explainer -> Method``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module, fitted scikit-learn estimator, callable or Model
+        Wrapped with :func:`scrutiny.as_model`; available afterwards as ``self.model``.
+    """
+
+    requires: ClassVar[tuple[str, ...]] = ()
+    _constraints: ClassVar[dict[str, list]] = {}
+    _hints: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, model: Any) -> None:
+        self.model = as_model(model)
+        for capability in self.requires:
+            require_capability(self.model, capability, type(self).__name__)
+
+    # -- parameters ------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            name
+            for name, p in sig.parameters.items()
+            if name not in ("self", "model") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters by name (the model excluded), as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, np.ndarray))
+        return f"{type(self).__name__}({shown})"
+
+    # -- the template ----------------------------------------------------------------------
+    def explain(self, X: Any, target: Any = None) -> Explanation:
+        """Explain one output per sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Inputs in the model's input shape.
+        target : int, array-like of shape (n_samples,) or None
+            Output to explain per sample; None explains the predicted class (output 0 for a
+            single-output model).
+
+        Returns
+        -------
+        Explanation
+        """
+        params = self.get_params()
+        validate_params(type(self).__name__, params, self._constraints, self._hints)
+        X = self.model.check_input(X)
+        self._check(X)
+        if target is None:
+            target = self.model.default_target(X)
+        else:
+            if self.model.n_outputs is None:
+                self.model.predict(X[:1])
+            target = check_target(target, X.shape[0], self.model.n_outputs)
+        rng = check_random_state(params["random_state"]) if "random_state" in params else None
+        raw = self._explain(X, target, rng)
+        return Explanation(
+            values=raw.values,
+            target=target,
+            method=type(self).__name__,
+            base_values=raw.base_values,
+            data=X,
+            feature_names=params.get("feature_names"),
+            params={k: _record(v) for k, v in params.items() if k != "feature_names"},
+            stderr=raw.stderr,
+            extras=dict(raw.extras or {}),
+        )
+
+    def _check(self, X: np.ndarray) -> None:
+        """Extra input checks of a method (shapes of baselines, backgrounds, segments)."""
+
+    def _explain(self, X: np.ndarray, target: np.ndarray, rng: np.random.Generator | None) -> RawAttribution:
+        raise NotImplementedError  # pragma: no cover
