@@ -20,8 +20,20 @@ from scrutiny import Explanation, load_result
 
 KINDS = ("sklearn", "torch", "callable")
 
-# (name, factory(model) -> explainer, needs_gradient). Filled by the explainer issues.
-EXPLAINERS: list[tuple[str, object, bool]] = []
+def _gradient_explainers():
+    from scrutiny.attribution import GradientXInput, IntegratedGradients, Saliency, SmoothGrad
+
+    return [
+        ("Saliency", lambda m: Saliency(m), True),
+        ("GradientXInput", lambda m: GradientXInput(m, baseline=0.5), True),
+        ("IntegratedGradients", lambda m: IntegratedGradients(m, n_steps=16), True),
+        ("SmoothGrad", lambda m: SmoothGrad(m, n_samples=20, random_state=3), True),
+        ("SmoothGrad-IG", lambda m: SmoothGrad(m, IntegratedGradients(m, n_steps=8), n_samples=6, random_state=1), True),
+    ]
+
+
+# (name, factory(model) -> explainer, needs_gradient): every public explainer.
+EXPLAINERS: list[tuple[str, object, bool]] = _gradient_explainers()
 
 
 # --------------------------------------------------------------------------- adapters

@@ -29,6 +29,11 @@ _LAZY = {
     "DataAttribution": "scrutiny.explanation",
     "MetricResult": "scrutiny.explanation",
     "load_result": "scrutiny.explanation",
+    # local attributions
+    "Saliency": "scrutiny.attribution",
+    "GradientXInput": "scrutiny.attribution",
+    "IntegratedGradients": "scrutiny.attribution",
+    "SmoothGrad": "scrutiny.attribution",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",
@@ -38,7 +43,7 @@ _LAZY = {
     "ModelError": "scrutiny.exceptions",
     "DataFormatError": "scrutiny.exceptions",
 }
-_SUBMODULES = {"data", "zoo", "models", "explanation", "exceptions", "cli"}
+_SUBMODULES = {"attribution", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
 
