@@ -20,20 +20,51 @@ from scrutiny import Explanation, load_result
 
 KINDS = ("sklearn", "torch", "callable")
 
-def _gradient_explainers():
-    from scrutiny.attribution import GradientXInput, IntegratedGradients, Saliency, SmoothGrad
+def _iris_background():
+    from sklearn.datasets import load_iris
+    from sklearn.preprocessing import StandardScaler
 
-    return [
-        ("Saliency", lambda m: Saliency(m), True),
-        ("GradientXInput", lambda m: GradientXInput(m, baseline=0.5), True),
-        ("IntegratedGradients", lambda m: IntegratedGradients(m, n_steps=16), True),
-        ("SmoothGrad", lambda m: SmoothGrad(m, n_samples=20, random_state=3), True),
-        ("SmoothGrad-IG", lambda m: SmoothGrad(m, IntegratedGradients(m, n_steps=8), n_samples=6, random_state=1), True),
-    ]
+    return StandardScaler().fit_transform(load_iris(return_X_y=True)[0])
 
 
-# (name, factory(model) -> explainer, needs_gradient): every public explainer.
-EXPLAINERS: list[tuple[str, object, bool]] = _gradient_explainers()
+def _registry():
+    """(name, factory(model) -> explainer, needs_gradient) for every public explainer."""
+    from scrutiny.attribution import (
+        CLIME,
+        LIME,
+        GradientXInput,
+        IntegratedGradients,
+        KernelSHAP,
+        Occlusion,
+        Saliency,
+        SmoothGrad,
+    )
+
+    bg = _iris_background()
+    gradient = {
+        "Saliency": lambda m: Saliency(m),
+        "Saliency-abs": lambda m: Saliency(m, abs=True),
+        "GradientXInput": lambda m: GradientXInput(m, baseline=0.5),
+        "IntegratedGradients": lambda m: IntegratedGradients(m, n_steps=16),
+        "IG-riemann": lambda m: IntegratedGradients(m, n_steps=9, method="riemann_trapezoid", baseline=np.ones(4)),
+        "SmoothGrad": lambda m: SmoothGrad(m, n_samples=20, random_state=0),
+        "SmoothGrad-plain": lambda m: SmoothGrad(m, n_samples=7, antithetic=False, random_state=3),
+        "SmoothGrad-IG": lambda m: SmoothGrad(m, IntegratedGradients(m, n_steps=8), n_samples=6, random_state=1),
+        "SmoothGrad-auto": lambda m: SmoothGrad(m, n_samples="auto", noise_level=0.3, random_state=0),
+    }
+    perturbation = {
+        "LIME-quartile": lambda m: LIME(m, training_data=bg, n_samples=300, random_state=0),
+        "LIME-gaussian": lambda m: LIME(m, training_data=bg, discretizer=None, n_samples=300, random_state=0),
+        "CLIME": lambda m: CLIME(m, sigma=0.3, n_samples=200, random_state=0),
+        "CLIME-auto": lambda m: CLIME(m, sigma=0.3, n_samples="auto", tol=0.05, random_state=0),
+        "KernelSHAP-exact": lambda m: KernelSHAP(m, bg[::10], random_state=0),
+        "KernelSHAP-sampled": lambda m: KernelSHAP(m, bg[::10], n_samples=12, random_state=0),
+        "Occlusion": lambda m: Occlusion(m, baseline=bg.mean(axis=0)),
+    }
+    return [(k, f, True) for k, f in gradient.items()] + [(k, f, False) for k, f in perturbation.items()]
+
+
+EXPLAINERS: list[tuple[str, object, bool]] = _registry()
 
 
 # --------------------------------------------------------------------------- adapters
@@ -135,8 +166,18 @@ def test_explainer_contract(logistic_trio, factory, needs_grad, tmp_path, rng_gu
         # batch size does not change the result
         small = factory(wrap(logistic_trio, kind, batch_size=5)).explain(X)
         np.testing.assert_allclose(small.values, first.values, rtol=1e-6, atol=1e-9)
+        # the explainer's own batch_size (rows per model call) does not change the result
+        capped = factory(model)
+        if "batch_size" in capped.get_params():
+            capped.batch_size = 3
+            np.testing.assert_allclose(capped.explain(X).values, first.values, rtol=1e-6, atol=1e-9)
         loaded = load_result(first.save(tmp_path / f"{kind}.npz"))
+        assert loaded.method == first.method == type(explainer).__name__
         np.testing.assert_array_equal(loaded.values, first.values)
+        for key, value in first.extras.items():
+            np.testing.assert_array_equal(loaded.extras[key], value)
+        if first.stderr is not None:
+            np.testing.assert_array_equal(loaded.stderr, first.stderr)
         results[kind] = first.values
     for kind, values in results.items():
         np.testing.assert_allclose(values, results[_kinds_for(needs_grad)[0]], rtol=1e-5, atol=1e-7)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import wrap
 
-from scrutiny import CapabilityError, InvalidParameterError, as_model, load_result
+from scrutiny import CapabilityError, InvalidParameterError, as_model
 from scrutiny.attribution.gradient import (
     GradientXInput,
     IntegratedGradients,
@@ -65,19 +65,6 @@ def sine_smoothgrad(w, X, sigma):
 
 def rel_err(values, reference):
     return np.linalg.norm(values - reference, axis=1) / np.linalg.norm(reference, axis=1)
-
-
-FACTORIES = {
-    "Saliency": lambda m: Saliency(m),
-    "Saliency-abs": lambda m: Saliency(m, abs=True),
-    "GradientXInput": lambda m: GradientXInput(m, baseline=0.5),
-    "IntegratedGradients": lambda m: IntegratedGradients(m, n_steps=16),
-    "IG-riemann": lambda m: IntegratedGradients(m, n_steps=9, method="riemann_trapezoid", baseline=np.ones(4)),
-    "SmoothGrad": lambda m: SmoothGrad(m, n_samples=20, random_state=0),
-    "SmoothGrad-plain": lambda m: SmoothGrad(m, n_samples=7, antithetic=False, random_state=3),
-    "SmoothGrad-IG": lambda m: SmoothGrad(m, IntegratedGradients(m, n_steps=8), n_samples=6, random_state=1),
-    "SmoothGrad-auto": lambda m: SmoothGrad(m, n_samples="auto", noise_level=0.3, random_state=0),
-}
 
 
 # --------------------------------------------------------------------------- closed forms on linear models
@@ -365,36 +352,6 @@ def test_one_model_call_per_chunk_and_batch_size_caps_rows(logistic_trio):
     counter.calls.clear()
     IntegratedGradients(model, n_steps=50, batch_size=300).explain(X, 0)
     assert max(counter.calls) == 300 and sum(counter.calls) >= 2000
-
-
-# --------------------------------------------------------------------------- the explainer contract
-
-
-@pytest.mark.parametrize("name", list(FACTORIES))
-def test_explainer_contract(logistic_trio, name, tmp_path, rng_guard):
-    """What tests/test_common.py checks for every registered explainer, run here for ours."""
-    factory = FACTORIES[name]
-    X = logistic_trio["X"][:6]
-    model = wrap(logistic_trio, "torch")
-    explainer = factory(model)
-    first = explainer.explain(X)
-    assert first.values.shape == X.shape and first.method == type(explainer).__name__
-    np.testing.assert_array_equal(first.target, model.predict_class(X))
-    np.testing.assert_array_equal(explainer.explain(X).values, first.values)
-    one_by_one = np.concatenate([explainer.explain(X[i : i + 1]).values for i in range(len(X))])
-    np.testing.assert_allclose(one_by_one, first.values, rtol=1e-6, atol=1e-9)
-    small = factory(wrap(logistic_trio, "torch", batch_size=5)).explain(X)
-    np.testing.assert_allclose(small.values, first.values, rtol=1e-6, atol=1e-9)
-    capped = factory(model)
-    if "batch_size" in capped.get_params():
-        capped.batch_size = 3
-        np.testing.assert_allclose(capped.explain(X).values, first.values, rtol=1e-6, atol=1e-9)
-    loaded = load_result(first.save(tmp_path / "e.npz"))
-    np.testing.assert_array_equal(loaded.values, first.values)
-    for key, value in first.extras.items():
-        np.testing.assert_array_equal(loaded.extras[key], value)
-    if first.stderr is not None:
-        np.testing.assert_array_equal(loaded.stderr, first.stderr)
 
 
 # --------------------------------------------------------------------------- errors

@@ -34,6 +34,10 @@ _LAZY = {
     "GradientXInput": "scrutiny.attribution",
     "IntegratedGradients": "scrutiny.attribution",
     "SmoothGrad": "scrutiny.attribution",
+    "LIME": "scrutiny.attribution",
+    "CLIME": "scrutiny.attribution",
+    "KernelSHAP": "scrutiny.attribution",
+    "Occlusion": "scrutiny.attribution",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",

@@ -57,7 +57,8 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
 ]
 
-DEFAULT_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE = 256  # torch modules: activations of 256 images fit comfortably in memory
+DEFAULT_BATCH_SIZE_ARRAY = 4096  # scikit-learn / callables: per-call overhead dominates small batches
 OUTPUT_KINDS = ("probability", "logit", "regression", "decision")
 PROBA_EPS = 1e-6
 
@@ -157,7 +158,7 @@ class _Adapter:
     n_outputs_: int | None = None
     input_shape_: tuple[int, ...] | None = None
 
-    def _init_common(self, output: str, batch_size: int | None) -> None:
+    def _init_common(self, output: str, batch_size: int | None, default_batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         if output not in OUTPUT_KINDS:
             raise InvalidParameterError(
                 f"output must be one of {', '.join(OUTPUT_KINDS)}; got {output!r}. Say what the "
@@ -165,7 +166,7 @@ class _Adapter:
                 "probabilities, 'regression' for real-valued predictions."
             )
         if batch_size is None:
-            batch_size = DEFAULT_BATCH_SIZE
+            batch_size = default_batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise InvalidParameterError(
                 f"batch_size must be a positive int; got {batch_size!r}. 256 is a good default on CPU."
@@ -314,7 +315,7 @@ class CallableModel(_Adapter):
         Takes a float64 array of shape (m, ...) and returns one row per input.
     output : {"probability", "logit", "regression", "decision"}
         What ``fn`` returns.
-    batch_size : int, default 256
+    batch_size : int, default 4096
         Rows per call.
 
     Examples
@@ -325,7 +326,7 @@ class CallableModel(_Adapter):
     def __init__(self, fn: Callable[[np.ndarray], Any], output: str = "regression", batch_size: int | None = None):
         if not callable(fn):
             raise InvalidParameterError(f"fn must be callable; got {type(fn).__name__}.")
-        self._init_common(output, batch_size)
+        self._init_common(output, batch_size, DEFAULT_BATCH_SIZE_ARRAY)
         self.fn = fn
         self.capabilities = frozenset({"predict"})
 
@@ -348,7 +349,7 @@ class SklearnModel(_Adapter):
     method : {"auto", "predict_proba", "decision_function", "predict"}, default "auto"
         Which method gives the outputs. ``"auto"`` uses ``predict_proba`` for classifiers
         that have it, else ``decision_function``, and ``predict`` for regressors.
-    batch_size : int, default 256
+    batch_size : int, default 4096
 
     Attributes
     ----------
@@ -392,7 +393,7 @@ class SklearnModel(_Adapter):
                 "which cannot be explained; use 'predict_proba' or 'decision_function'."
             )
         output = {"predict_proba": "probability", "decision_function": "decision", "predict": "regression"}[method]
-        self._init_common(output, batch_size)
+        self._init_common(output, batch_size, DEFAULT_BATCH_SIZE_ARRAY)
         self.estimator = estimator
         self.method = method
         self.classes_ = getattr(estimator, "classes_", None)
@@ -724,7 +725,8 @@ def as_model(obj: Any, *, output: str | None = None, batch_size: int | None = No
         What the raw outputs are. Defaults: ``"logit"`` for torch modules, decided by the
         method for scikit-learn, ``"regression"`` for callables.
     batch_size : int, optional
-        Rows per call to the underlying model (default 256).
+        Rows per call to the underlying model (default 256 for torch modules, 4096 for
+        scikit-learn estimators and callables, whose per-call overhead dominates).
     **kwargs
         Passed to the adapter: ``features``, ``device``, ``dtype`` (torch); ``method``
         (scikit-learn).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._base import Explainer, RawAttribution
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad, quadrature
+from .perturbation import CLIME, LIME, KernelSHAP, Occlusion
 
 __all__ = [
     "Explainer",
@@ -19,4 +20,8 @@ __all__ = [
     "IntegratedGradients",
     "SmoothGrad",
     "quadrature",
+    "LIME",
+    "CLIME",
+    "KernelSHAP",
+    "Occlusion",
 ]

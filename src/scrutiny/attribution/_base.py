@@ -42,8 +42,21 @@ class RawAttribution(NamedTuple):
     extras: Mapping[str, Any] | None = None
 
 
+MAX_RECORDED_ARRAY = 10_000  # elements; larger arrays are recorded by shape and digest
+
+
 def _record(value: Any) -> Any:
-    """A JSON-friendly record of a hyper-parameter value."""
+    """A JSON-friendly record of a hyper-parameter value.
+
+    Arrays up to ``MAX_RECORDED_ARRAY`` elements are kept; larger ones (training data,
+    backgrounds) are recorded by shape, dtype and SHA-256 so that results stay small and a
+    rerun can still check it used the same data.
+    """
+    if isinstance(value, np.ndarray) and value.size > MAX_RECORDED_ARRAY:
+        import hashlib
+
+        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return {"shape": list(value.shape), "dtype": str(value.dtype), "sha256": digest}
     if isinstance(value, np.random.Generator):
         return f"<numpy Generator {type(value.bit_generator).__name__}: not reproducible from the record>"
     if isinstance(value, (np.ndarray, str, int, float, bool, type(None))):

@@ -1,0 +1,47 @@
+"""Shared pieces of the public perturbation explainers: parameter constraints and checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..._validation import Options
+from ...exceptions import InvalidParameterError
+from ._compose import resolve_output
+
+#: ``extras["all_outputs"]`` is stored only when it holds at most this many numbers per sample
+ALL_OUTPUTS_LIMIT = 200_000
+
+OUTPUTS = Options("auto", "raw", "probability", "log_odds")
+COMMON_HINTS = {
+    "output": "'auto' explains probabilities of classifiers and raw outputs of regression models.",
+    "batch_size": "It bounds the perturbed rows built at once; None sizes chunks from a 64 MB budget.",
+    "tol": "Used by n_samples='auto'; 0.01 (1% of the attribution range) is Covert & Lee's default.",
+}
+
+
+def check_output(owner: str, model: Any, output: str) -> str:
+    """The explained output space (``"auto"`` resolved); probabilities need a classifier."""
+    resolved = resolve_output(model, output)
+    if resolved != "raw" and model.output == "regression":
+        raise InvalidParameterError(
+            f"{owner}: output={output!r} needs a classifier, but the model's output is 'regression'. "
+            "Use output='raw' (or 'auto'), or wrap the model with as_model(..., output='logit')."
+        )
+    return resolved
+
+
+def check_budget(owner: str, n_samples: Any, minimum: int, what: str) -> None:
+    """Refuse a fixed ``n_samples`` below what the regression needs."""
+    if n_samples != "auto" and n_samples is not None and int(n_samples) < minimum:
+        raise InvalidParameterError(
+            f"{owner}: n_samples must be at least {minimum} {what}; got {n_samples}. "
+            f"Use n_samples='auto' or a larger budget."
+        )
+
+
+def add_all_outputs(extras: dict, name: str, arr: np.ndarray) -> None:
+    """Store the attributions of every output unless they are too large (see ALL_OUTPUTS_LIMIT)."""
+    if arr[0].size <= ALL_OUTPUTS_LIMIT:
+        extras[name] = arr

@@ -1,0 +1,113 @@
+"""From designs to model inputs, and chunked model evaluation in the explained output space.
+
+* :func:`model_outputs` converts raw model outputs to the explained space (``"raw"``,
+  ``"probability"``, ``"log_odds"``), keeping one column per raw output so that targets keep
+  their meaning (a single-logit binary model is explained through ``sigmoid(z)``);
+* :func:`evaluate` builds perturbed rows chunk by chunk (bounded memory) and sends each chunk
+  to ``model.predict``, which splits it further by ``model.batch_size``: never one call per
+  sample;
+* :func:`compose_images` is the vectorised image composition: gather ``Z[:, segments]`` into
+  pixel masks, then ``where(mask, image, fill)``;
+* :func:`segment_fill` is lime's ``hide_color=None``: every superpixel replaced by its mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from scipy.special import expit, softmax
+
+from ...models import _log_odds_from_logits, log_odds_from_proba
+
+#: bytes of perturbed float64 rows materialised at once when ``batch_size`` is None
+CHUNK_BYTES = 64 * 2**20
+
+
+def resolve_output(model: Any, output: str) -> str:
+    """``"auto"`` -> ``"probability"`` for classifiers, ``"raw"`` for regression models."""
+    if output == "auto":
+        return "raw" if model.output == "regression" else "probability"
+    return output
+
+
+def model_outputs(model: Any, X: np.ndarray, output: str) -> np.ndarray:
+    """Model outputs of ``X`` in the explained space, shape (n, n_outputs), float64."""
+    raw = model.predict(X)
+    if output == "raw" or model.output == "regression":
+        return raw
+    if output == "probability":
+        if model.output == "probability":
+            return raw
+        return expit(raw) if raw.shape[1] == 1 else softmax(raw, axis=1)
+    # log-odds
+    if model.output == "probability":
+        return log_odds_from_proba(raw)
+    if raw.shape[1] == 1:
+        return raw
+    return _log_odds_from_logits(raw)
+
+
+def chunk_rows(model: Any, row_size: int, batch_size: int | None) -> int:
+    """Rows per chunk: ``batch_size`` if given; else as many rows as fit in ``CHUNK_BYTES``,
+    rounded down to a multiple of ``model.batch_size`` so that every model call but the last
+    is full (fewer rows than one model batch only for very large inputs)."""
+    if batch_size is not None:
+        return int(batch_size)
+    rows = max(1, CHUNK_BYTES // max(8 * int(row_size), 1))
+    per_call = int(model.batch_size)
+    return rows - rows % per_call if rows >= per_call else rows
+
+
+def evaluate(
+    model: Any,
+    output: str,
+    n_rows: int,
+    build: Callable[[int, int], np.ndarray],
+    rows_per_chunk: int,
+) -> np.ndarray:
+    """Outputs of the ``n_rows`` perturbed rows ``build(start, stop)``, shape (n_rows, K)."""
+    outs = [
+        model_outputs(model, build(s, min(s + rows_per_chunk, n_rows)), output)
+        for s in range(0, n_rows, rows_per_chunk)
+    ]
+    return np.concatenate(outs, axis=0)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def segment_fill(image: np.ndarray, labels: np.ndarray, n_seg: int) -> np.ndarray:
+    """Each superpixel replaced by its mean value per channel.
+
+    Parameters
+    ----------
+    image : array of shape (C, H, W) or (H, W)
+    labels : int array of shape (H, W), values 0..n_seg-1
+    """
+    flat = labels.ravel()
+    counts = np.bincount(flat, minlength=n_seg).astype(np.float64)
+    if image.ndim == 2:
+        means = np.bincount(flat, weights=image.ravel(), minlength=n_seg) / counts
+        return means[labels]
+    means = np.stack([np.bincount(flat, weights=ch.ravel(), minlength=n_seg) / counts for ch in image])
+    return means[:, labels]
+
+
+def compose_images(image: np.ndarray, fill: np.ndarray, labels: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Images with the superpixels where ``Z == 0`` replaced by ``fill``.
+
+    Parameters
+    ----------
+    image, fill : arrays of shape (C, H, W) or (H, W)
+    labels : int array of shape (H, W)
+    Z : array of shape (r, S), 0/1
+
+    Returns
+    -------
+    array of shape (r, *image.shape)
+    """
+    keep = Z.astype(bool)[:, labels]  # (r, H, W): one gather
+    if image.ndim == 3:
+        keep = keep[:, None]
+    return np.where(keep, image[None], fill[None])
