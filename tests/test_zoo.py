@@ -34,18 +34,7 @@ from scrutiny.zoo import (
 SHAPES = [(1, 8, 8), (1, 28, 28)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Train single-threaded in this module, then restore torch's setting.
 
-    The zoo models are tiny: a second intra-op thread gains nothing, and when other processes
-    share the 2 cores, OpenMP barriers make 2-thread training of the digits CNN ~15x slower
-    (measured 5 s vs 88 s). Results are the same either way (test accuracy 0.98).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 NAMES = ["logistic", "mlp", "cnn"]
 
 
