@@ -6,7 +6,8 @@ Commands
 --------
 scrutiny demo [--output-dir DIR] [--n-images N] [--cache-dir DIR] [--retrain] [--seed S] [--quiet]
     Train (or load the cached) reference CNN on scikit-learn's 8x8 digits, explain a few
-    test images with the methods available, and write results, plots and a summary to DIR.
+    test images with Saliency, Integrated Gradients, SmoothGrad, Occlusion and image LIME,
+    and write the explanations (.npz), a plot and summary.json to DIR.
 """
 
 from __future__ import annotations
@@ -58,10 +59,22 @@ def _pick_one_per_class(y, n):
     return (firsts + rest)[:n]
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _json_default(obj):
+    """json.dumps fallback: small arrays as lists, large ones by shape."""
     import numpy as np
 
-    from .explanation import Explanation
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 64 else f"<array of shape {list(obj.shape)}>"
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    return repr(obj)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from .attribution import LIME, IntegratedGradients, Occlusion, Saliency, SmoothGrad
     from .models import as_model
     from .viz import plot_image_attributions
     from .zoo import reference_model
@@ -83,37 +96,46 @@ def _demo(args: argparse.Namespace) -> int:
     idx = _pick_one_per_class(test.y, min(args.n_images, len(test.y)))
     X = test.X[idx]
     model = as_model(net, output="logit")
-    predicted = model.predict_class(X)
-
-    grads = model.gradient(X, predicted)
-    explanations = {
-        "gradient": Explanation(
-            values=grads,
-            target=predicted,
-            method="InputGradient",
-            data=X,
-            base_values=model.predict(X)[np.arange(len(X)), predicted],
-            params={"output": "logit", "model": "SmallCNN", "dataset": "digits", "seed": args.seed},
-            extras={"true_label": test.y[idx].astype(float)},
-        ),
+    seed = args.seed
+    methods = {
+        "saliency": lambda: Saliency(model),
+        "integrated_gradients": lambda: IntegratedGradients(model, n_steps=50),
+        "smoothgrad": lambda: SmoothGrad(model, n_samples=50, noise_level=0.15, random_state=seed),
+        "occlusion": lambda: Occlusion(model, window=(1, 2, 2), stride=(1, 1, 1), baseline=0.0),
+        "lime": lambda: LIME(model, mode="image", segments="grid", segment_params={"cell": (2, 2)},
+                             n_samples=1000, random_state=seed),
     }
+    explanations, timings = {}, {}
+    steps = tqdm(methods.items(), desc="explain", unit="method", disable=args.quiet, leave=False)
+    for name, make in steps:
+        steps.set_postfix_str(name)
+        start = time.perf_counter()
+        explanations[name] = make().explain(X)
+        timings[name] = round(time.perf_counter() - start, 3)
+    predicted = explanations["saliency"].target
+
     files = {}
     for name, exp in explanations.items():
         files[f"{name}.npz"] = str(exp.save(out / f"{name}.npz"))
     fig_path = out / "attributions.png"
-    plot_image_attributions(list(explanations.values()), fig_path, max_samples=len(idx))
+    plot_image_attributions(list(explanations.values()), fig_path, max_samples=len(idx), titles=list(explanations))
     files["attributions.png"] = str(fig_path)
 
     summary = {
         "scrutiny_version": __version__,
         "model": {k: info[k] for k in ("name", "dataset", "test_accuracy", "n_train", "n_test", "from_cache", "train_seconds")},
         "explained": {"test_indices": idx, "true": test.y[idx].tolist(), "predicted": predicted.tolist()},
-        "methods": sorted(explanations),
+        "methods": {name: {"seconds": timings[name], "params": explanations[name].params} for name in explanations},
+        "integrated_gradients_max_relative_gap": float(
+            np.max(np.abs(explanations["integrated_gradients"].extras["relative_gap"]))
+        ),
         "files": files,
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    say(f"Explained {len(idx)} test images with {', '.join(sorted(explanations))}.")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    for name in explanations:
+        say(f"  {name:<22} {timings[name]:7.3f} s")
+    say(f"Explained {len(idx)} test images with {len(explanations)} methods.")
     say(f"Wrote {len(files) + 1} files to {out.resolve()}:")
     for name in sorted(files) + ["summary.json"]:
         say(f"  {name}")
