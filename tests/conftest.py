@@ -8,17 +8,19 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
-    """Run the suite with one torch intra-op thread, then restore the setting.
+    """Run the suite with one torch intra-op thread and one BLAS thread, then restore them.
 
     The test models are tiny: a second thread gains nothing, and when other processes share
     the 2 cores, OpenMP barriers make 2-thread training of the digits CNN ~15x slower
     (measured 5 s vs 88 s) with identical results. Library code never sets the thread count.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):  # BLAS too: the test problems are small
+        yield
     torch.set_num_threads(before)
 
 

@@ -38,6 +38,9 @@ _LAZY = {
     "CLIME": "scrutiny.attribution",
     "KernelSHAP": "scrutiny.attribution",
     "Occlusion": "scrutiny.attribution",
+    # training-data attribution
+    "InfluenceFunctions": "scrutiny.data_attribution",
+    "RepresenterPoints": "scrutiny.data_attribution",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",
@@ -47,7 +50,7 @@ _LAZY = {
     "ModelError": "scrutiny.exceptions",
     "DataFormatError": "scrutiny.exceptions",
 }
-_SUBMODULES = {"attribution", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
+_SUBMODULES = {"attribution", "data_attribution", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
 

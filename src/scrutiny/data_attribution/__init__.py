@@ -1,0 +1,92 @@
+"""Training-data attribution: influence functions, representer points and their Hessian machinery.
+
+* :class:`InfluenceFunctions` (Koh & Liang 2017): ``attribute(X_test, y_test)`` gives
+  ``(1/n) g_t^T (H + damping I)^{-1} g_i``, the predicted change of the test loss when a
+  training point is removed (positive = helpful); self-influence, ``I_up,params``,
+  ``I_up,loss``, ``I_pert,loss``; exact (Cholesky, closed-form GLM Hessians), block-CG and
+  LiSSA solvers; diagnostics of the optimum and of the Hessian's spectrum.
+* :class:`RepresenterPoints` (Yeh et al. 2018): fine-tunes the last layer to a verified
+  stationary point and decomposes its pre-activations over the training set.
+* :class:`TrainingObjective`: per-sample gradients, Hessian-vector products and explicit
+  Hessians of ``(1/n) sum L_i + (l2/2)||theta||^2`` over chosen parameters (float64,
+  ``torch.func``); :func:`fit_to_optimum` brings a model to its minimum.
+* :mod:`~scrutiny.data_attribution.hessian`: numpy linear algebra (:func:`factorize`,
+  :func:`block_cg`, :func:`lissa`, :func:`lanczos_extremes`); :mod:`~.solvers`: the solver
+  strategies (:class:`ExactSolver`, :class:`CGSolver`, :class:`LiSSASolver`).
+* :func:`detect_mislabeled` / :func:`mislabel_detection_curve`: the label-noise use case.
+
+Importing this package imports torch only when a torch-backed name is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "InfluenceFunctions": "influence",
+    "CONVENTION": "influence",
+    "RepresenterPoints": "representer",
+    "SensitivityDecomposition": "representer",
+    "Decomposition": "representer",
+    "TrainingObjective": "objective",
+    "fit_to_optimum": "objective",
+    "resolve_loss": "objective",
+    "IndefiniteHessianError": "hessian",
+    "NotAtOptimumError": "hessian",
+    "LiSSADivergenceError": "hessian",
+    "Factorization": "hessian",
+    "factorize": "hessian",
+    "block_cg": "hessian",
+    "lissa": "hessian",
+    "power_iteration": "hessian",
+    "lanczos_extremes": "hessian",
+    "lissa_damping_from_reference": "hessian",
+    "ExactSolver": "solvers",
+    "CGSolver": "solvers",
+    "LiSSASolver": "solvers",
+    "make_solver": "solvers",
+    "MislabelDetectionResult": "debugging",
+    "mislabel_detection_curve": "debugging",
+    "detect_mislabeled": "debugging",
+}
+
+__all__ = [
+    "CONVENTION",
+    "CGSolver",
+    "Decomposition",
+    "ExactSolver",
+    "Factorization",
+    "IndefiniteHessianError",
+    "InfluenceFunctions",
+    "LiSSADivergenceError",
+    "LiSSASolver",
+    "MislabelDetectionResult",
+    "NotAtOptimumError",
+    "RepresenterPoints",
+    "SensitivityDecomposition",
+    "TrainingObjective",
+    "block_cg",
+    "detect_mislabeled",
+    "factorize",
+    "fit_to_optimum",
+    "lanczos_extremes",
+    "lissa",
+    "lissa_damping_from_reference",
+    "make_solver",
+    "mislabel_detection_curve",
+    "power_iteration",
+    "resolve_loss",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,595 @@
+"""The training objective of a torch model as a float64 function of (a subset of) its parameters.
+
+:class:`TrainingObjective` is what every Hessian-based attribution method differentiates::
+
+    R(theta) = (1/n) sum_i w_i L(f(x_i; theta), y_i) + (l2 / 2) ||theta_S||^2
+
+where ``theta_S`` are the selected parameters (all, ``"last"`` layer, or a list of names),
+the other parameters and buffers are held fixed, ``w_i`` are optional sample weights
+(default 1; ``w_i = 0`` removes point ``i`` while keeping the ``1/n`` of the others, which
+is exactly the removal that influence functions predict) and ``l2`` is the L2 strength the
+model was trained with. All computations run in float64 whatever the module's dtype (the
+parameters and buffers are cast, the module itself is not modified), in eval mode, through
+``torch.func``:
+
+* per-sample gradients: ``vmap(grad(loss))``;
+* Hessian-vector products for many vectors at once: ``vmap`` over forward-over-reverse
+  ``jvp(grad(loss))``, over the full training set (``hvp``) or a mini-batch (``batch_hvp``);
+* explicit Hessians: in closed form when the selection is the last linear layer (a GLM in the
+  penultimate features: ``H = (1/n) sum_i A_i (x) f~_i f~_i^T + l2 I`` with ``A_i`` the Hessian
+  of the loss in the logits, ``diag(p) - p p^T`` for softmax cross-entropy, and
+  ``f~ = [f, 1]``), otherwise column by column from HVPs;
+* the input gradient of ``s^T grad_theta L(x, y)`` (for the perturbation influence).
+
+:func:`fit_to_optimum` minimises the objective over the selected parameters (L-BFGS, then
+Newton) and writes the result back into the module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from .._validation import Interval, check_array, validate_params
+from ..exceptions import CapabilityError, InvalidParameterError, ModelError
+from ..models import TorchModel, as_model, require_capability
+
+__all__ = ["TrainingObjective", "fit_to_optimum", "resolve_loss"]
+
+LOSSES = ("cross_entropy", "mse")
+
+
+def resolve_loss(loss: Any) -> Callable[[Any, Any], Any]:
+    """A per-sample loss ``loss(outputs, targets) -> (m,)`` from a name or a callable.
+
+    ``"cross_entropy"``: softmax cross-entropy for ``(m, c >= 2)`` logits and integer
+    targets; binary cross-entropy with logits for a single logit ``(m,)`` or ``(m, 1)`` and
+    0/1 targets. ``"mse"``: squared error summed over outputs.
+    """
+    import torch.nn.functional as F
+
+    if callable(loss):
+        return loss
+    if loss == "cross_entropy":
+        def cross_entropy(out: Any, t: Any) -> Any:
+            if out.ndim == 1 or out.shape[-1] == 1:
+                return F.binary_cross_entropy_with_logits(out.reshape(-1), t.reshape(-1).to(out.dtype),
+                                                          reduction="none")
+            return F.cross_entropy(out, t.long() if t.is_floating_point() and t.ndim == 1 else t,
+                                   reduction="none")
+        return cross_entropy
+    if loss == "mse":
+        def mse(out: Any, t: Any) -> Any:
+            out2 = out.reshape(out.shape[0], -1)
+            return ((out2 - t.reshape(out2.shape).to(out.dtype)) ** 2).sum(dim=1)
+        return mse
+    raise InvalidParameterError(
+        f"loss must be 'cross_entropy', 'mse' or a callable loss(outputs, targets) returning one loss per "
+        f"sample; got {loss!r}. For example lambda out, t: torch.nn.functional.cross_entropy(out, t, "
+        "reduction='none')."
+    )
+
+
+class TrainingObjective:
+    """``R(theta) = (1/n) sum_i w_i L(f(x_i; theta), y_i) + (l2/2) ||theta_S||^2`` in float64.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or TorchModel
+    loss : {"cross_entropy", "mse"} or callable
+        ``loss(outputs, targets) -> tensor of shape (m,)``: per-sample losses (no reduction).
+    X : array-like of shape (n, ...)
+        Training inputs.
+    y : array-like of shape (n, ...)
+        Training targets (integer class labels become int64 tensors).
+    params : None, "last" or list of str, default None
+        Parameters differentiated (all trainable ones, the last linear layer, or names).
+    l2 : float, default 0
+        L2 strength of the training objective (the ``(l2/2)||theta_S||^2`` term).
+    sample_weight : array-like of shape (n,), optional
+        Weights ``w_i >= 0`` (default 1). The normaliser stays ``1/n``.
+    batch_size : int, optional
+        Rows per vectorised call (default: the model's batch size).
+    data_names : (str, str), default ("X", "y")
+        Names of ``X`` and ``y`` in error messages.
+
+    Attributes
+    ----------
+    n, p : int
+        Number of training points and of selected parameters.
+    names : list of str
+        Selected parameter names, in the order of the flat vector.
+    theta : ndarray of shape (p,)
+        The selected parameters at construction (float64).
+    """
+
+    def __init__(self, model: Any, loss: Any, X: Any, y: Any, *, params: Any = None, l2: float = 0.0,
+                 sample_weight: Any = None, batch_size: int | None = None,
+                 data_names: tuple[str, str] = ("X", "y")):
+        import torch
+
+        if not isinstance(model, TorchModel):
+            model = as_model(model)
+        require_capability(model, "per_sample_grads", "TrainingObjective")
+        validate_params("TrainingObjective", {"l2": l2, "batch_size": batch_size},
+                        {"l2": [Interval(float, 0, None)], "batch_size": [Interval(int, 1, None), None]},
+                        {"l2": "Pass the L2 strength the model was trained with (0 for none)."})
+        self.model = model
+        self.module = model.module
+        self.loss_fn = resolve_loss(loss)
+        self.l2 = float(l2)
+        self.batch_size = int(batch_size or model.batch_size)
+        self.names = model.parameter_names(params)
+        if not self.names:
+            raise InvalidParameterError(f"params={params!r} selects no parameters; select at least one.")
+        named = dict(self.module.named_parameters())
+        self.shapes = [tuple(named[n].shape) for n in self.names]
+        self.numels = [int(math.prod(s)) for s in self.shapes]
+        self.p = int(sum(self.numels))
+        self.theta = np.concatenate([named[n].detach().to("cpu", torch.float64).reshape(-1).numpy()
+                                     for n in self.names])
+        fixed = {n: t.detach() for n, t in named.items() if n not in self.names}
+        fixed.update(dict(self.module.named_buffers()))
+        self._fixed = {n: (t.to(torch.float64) if t.is_floating_point() else t) for n, t in fixed.items()}
+        self._X, self._y = self.prepare_data(X, y, *data_names)
+        self.n = int(self._X.shape[0])
+        if sample_weight is None:
+            w = np.ones(self.n)
+        else:
+            w = check_array(sample_weight, "sample_weight", ndim=1)
+            if w.shape[0] != self.n or (w < 0).any():
+                raise InvalidParameterError(
+                    f"sample_weight must hold {self.n} non-negative weights (one per training point); got shape "
+                    f"{w.shape}{' with negative entries' if (w < 0).any() else ''}."
+                )
+        self.sample_weight = w
+        self._w = torch.as_tensor(w, dtype=torch.float64)
+        self._check_loss()
+
+    # ------------------------------------------------------------------ plumbing
+    def prepare_data(self, X: Any, y: Any, xname: str, yname: str) -> tuple[Any, Any]:
+        """Validate ``(X, y)`` against the model and convert to float64 / int64 tensors."""
+        import torch
+
+        try:
+            Xa = self.model.check_input(X)
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"{xname}: {exc}") from exc
+        if self.model.input_shape_ is None:
+            self.model.input_shape_ = tuple(Xa.shape[1:])
+        ya = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)
+        if ya.ndim == 0 or ya.shape[0] != Xa.shape[0]:
+            raise InvalidParameterError(
+                f"{yname} must have one entry per row of {xname} ({Xa.shape[0]}); got shape {ya.shape}. "
+                f"Pass the targets of exactly the samples in {xname}."
+            )
+        if ya.dtype == object or not (np.issubdtype(ya.dtype, np.number) or np.issubdtype(ya.dtype, np.bool_)):
+            raise InvalidParameterError(f"{yname} must be numeric (class indices or real targets); got dtype {ya.dtype}.")
+        if np.issubdtype(ya.dtype, np.floating) and not np.isfinite(ya).all():
+            raise InvalidParameterError(f"{yname} contains NaN or inf.")
+        Xt = torch.as_tensor(Xa, dtype=torch.float64)
+        if np.issubdtype(ya.dtype, np.integer) or np.issubdtype(ya.dtype, np.bool_):
+            yt = torch.as_tensor(ya.astype(np.int64))
+        else:
+            yt = torch.as_tensor(ya, dtype=torch.float64)
+        return Xt, yt
+
+    @contextmanager
+    def _eval(self) -> Iterator[None]:
+        was = self.module.training
+        self.module.eval()
+        try:
+            yield
+        finally:
+            self.module.train(was)
+
+    def _theta_t(self, theta: Any = None) -> Any:
+        import torch
+
+        return torch.as_tensor(self.theta if theta is None else np.asarray(theta, dtype=np.float64),
+                               dtype=torch.float64)
+
+    def _unflatten(self, theta_t: Any) -> dict[str, Any]:
+        parts = theta_t.split(self.numels)
+        return {n: part.reshape(s) for n, part, s in zip(self.names, parts, self.shapes)}
+
+    def forward(self, theta_t: Any, x: Any) -> Any:
+        """Module outputs with the selected parameters set to ``theta_t`` (float64)."""
+        from torch.func import functional_call
+
+        return functional_call(self.module, (self._unflatten(theta_t), self._fixed), (x,))
+
+    def _losses(self, theta_t: Any, x: Any, t: Any) -> Any:
+        return self.loss_fn(self.forward(theta_t, x), t)
+
+    def _single(self, theta_t: Any, x: Any, t: Any) -> Any:
+        return self._losses(theta_t, x[None], t[None]).sum()
+
+    def _check_loss(self) -> None:
+        import torch
+
+        m = min(2, self.n)
+        try:
+            with self._eval(), torch.no_grad():
+                out = self._losses(self._theta_t(), self._X[:m], self._y[:m])
+        except Exception as exc:
+            raise ModelError(
+                f"Evaluating the loss on the first training rows failed ({type(exc).__name__}: {exc}). The loss "
+                "is called as loss(model(X_batch), y_batch) with float64 outputs; check that the targets fit it "
+                "(integer class indices for cross-entropy)."
+            ) from exc
+        if not hasattr(out, "shape") or tuple(out.shape) != (m,):
+            raise InvalidParameterError(
+                f"loss must return one loss per sample, a tensor of shape ({m},) for a batch of {m}; got "
+                f"{tuple(getattr(out, 'shape', ()))}. Use reduction='none' (e.g. "
+                "torch.nn.functional.cross_entropy(out, t, reduction='none'))."
+            )
+
+    def _batches(self, n: int, size: int | None = None) -> Iterator[slice]:
+        size = size or self.batch_size
+        for start in range(0, n, size):
+            yield slice(start, min(start + size, n))
+
+    # ------------------------------------------------------------------ values and gradients
+    def loss_values(self, X: Any = None, y: Any = None, theta: Any = None, *,
+                    names: tuple[str, str] = ("X", "y")) -> np.ndarray:
+        """Per-sample losses ``L(f(x_i; theta), y_i)`` (training set by default), shape (m,)."""
+        import torch
+
+        Xt, yt = (self._X, self._y) if X is None else self.prepare_data(X, y, *names)
+        th = self._theta_t(theta)
+        out = []
+        with self._eval(), torch.no_grad():
+            for sl in self._batches(Xt.shape[0]):
+                out.append(self._losses(th, Xt[sl], yt[sl]).numpy())
+        return np.concatenate(out)
+
+    def value_and_gradient(self, theta: Any = None) -> tuple[float, np.ndarray]:
+        """``R(theta)`` and ``grad R(theta)`` (shape (p,)), L2 term included."""
+        import torch
+
+        th = self._theta_t(theta).clone().requires_grad_(True)
+        total, g = 0.0, torch.zeros(self.p, dtype=torch.float64)
+        with self._eval(), torch.enable_grad():
+            for sl in self._batches(self.n):
+                val = (self._w[sl] * self._losses(th, self._X[sl], self._y[sl])).sum()
+                (gb,) = torch.autograd.grad(val, th)
+                total += float(val.detach())
+                g += gb
+        th_np = th.detach().numpy()
+        value = total / self.n + 0.5 * self.l2 * float(th_np @ th_np)
+        return value, g.numpy() / self.n + self.l2 * th_np
+
+    def gradient(self, theta: Any = None) -> np.ndarray:
+        """``grad R(theta)``, shape (p,)."""
+        return self.value_and_gradient(theta)[1]
+
+    def per_sample_grads(self, X: Any = None, y: Any = None, theta: Any = None, *,
+                         names: tuple[str, str] = ("X", "y")) -> np.ndarray:
+        """Gradients ``grad_theta L(f(x_i; theta), y_i)`` (no weight, no L2 term), shape (m, p).
+
+        ``X, y`` default to the training set; ``names`` are used in error messages."""
+        from torch.func import grad, vmap
+
+        Xt, yt = (self._X, self._y) if X is None else self.prepare_data(X, y, *names)
+        th = self._theta_t(theta)
+        fn = vmap(grad(self._single), in_dims=(None, 0, 0))
+        out = np.empty((Xt.shape[0], self.p))
+        with self._eval():
+            for sl in self._batches(Xt.shape[0]):
+                out[sl] = fn(th, Xt[sl], yt[sl]).detach().numpy()
+        if not np.isfinite(out).all():
+            raise ModelError("Per-sample gradients contain NaN or inf; check the model and the loss for overflow.")
+        return out
+
+    # ------------------------------------------------------------------ Hessian products
+    def _hvp_rows(self, V: Any, th: Any, x: Any, t: Any, w: Any, col_chunk: int) -> Any:
+        """``sum_i w_i Hess(L_i) @ V`` over the given rows, for V of shape (p, k)."""
+        import torch
+        from torch.func import grad, jvp, vmap
+
+        def weighted(theta_t: Any) -> Any:
+            return (w * self._losses(theta_t, x, t)).sum()
+
+        g = grad(weighted)
+
+        def one(v: Any) -> Any:
+            return jvp(g, (th,), (v,))[1]
+
+        cols = []
+        for start in range(0, V.shape[1], col_chunk):
+            cols.append(vmap(one)(V[:, start:start + col_chunk].T.contiguous()).T)
+        return torch.cat(cols, dim=1)
+
+    def _col_chunk(self, rows: int) -> int:
+        """Columns per vmapped HVP call (bounds the memory of the batched forward-over-reverse pass)."""
+        return max(1, min(64, 1_000_000 // max(1, rows * 16)))
+
+    def hvp(self, V: Any, theta: Any = None) -> np.ndarray:
+        """``H @ V`` with ``H`` the Hessian of ``R`` (L2 term included) over the full training set.
+
+        Parameters
+        ----------
+        V : ndarray of shape (p,) or (p, k)
+
+        Returns
+        -------
+        ndarray like V
+        """
+        return self._hvp_impl(V, theta, None)
+
+    def batch_hvp(self, V: Any, indices: Any, theta: Any = None) -> np.ndarray:
+        """``H_B @ V`` with ``H_B`` the Hessian of ``(1/|B|) sum_{i in B} w_i L_i + (l2/2)||theta||^2``."""
+        return self._hvp_impl(V, theta, np.asarray(indices))
+
+    def _hvp_impl(self, V: Any, theta: Any, indices: np.ndarray | None) -> np.ndarray:
+        import torch
+
+        V = np.asarray(V, dtype=np.float64)
+        vector = V.ndim == 1
+        Vt = torch.as_tensor(V[:, None] if vector else V, dtype=torch.float64)
+        if Vt.shape[0] != self.p:
+            raise InvalidParameterError(f"V must have {self.p} rows (one per selected parameter); got {tuple(V.shape)}.")
+        th = self._theta_t(theta)
+        acc = torch.zeros_like(Vt)
+        rows = np.arange(self.n) if indices is None else indices
+        denom = self.n if indices is None else len(indices)
+        chunk = self._col_chunk(min(self.batch_size, len(rows)))
+        with self._eval():
+            for sl in self._batches(len(rows)):
+                idx = rows[sl]
+                if indices is None:
+                    x, t, w = self._X[sl], self._y[sl], self._w[sl]
+                else:
+                    it = torch.as_tensor(idx)
+                    x, t, w = self._X[it], self._y[it], self._w[it]
+                acc += self._hvp_rows(Vt, th, x, t, w, chunk).detach()
+        out = acc.numpy() / denom + self.l2 * Vt.numpy()
+        return out[:, 0] if vector else out
+
+    # ------------------------------------------------------------------ explicit Hessian
+    def last_layer_layout(self) -> tuple[Any, list[tuple[str, str]]] | None:
+        """If the selection is the weight (and bias) of the last linear layer, return that layer and
+        ``[(name, "weight"|"bias"), ...]`` in selection order; otherwise None."""
+        try:
+            lname, layer = self.model.last_linear()
+        except CapabilityError:  # no Linear layer at all
+            return None
+        prefix = f"{lname}." if lname else ""
+        roles = {prefix + "weight": "weight", prefix + "bias": "bias"}
+        if not all(n in roles for n in self.names) or (prefix + "weight") not in self.names:
+            return None
+        return layer, [(n, roles[n]) for n in self.names]
+
+    def last_layer_inputs(self, X: Any = None, theta: Any = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(F, Z)``: inputs ``f_i`` and outputs ``z_i`` of the last linear layer, if the module's
+        output *is* that layer's output (checked); otherwise None."""
+        import torch
+
+        lay = self.last_layer_layout()
+        if lay is None:
+            return None
+        layer, _ = lay
+        Xt = self._X if X is None else X
+        th = self._theta_t(theta)
+        feats, lin_out, outs = [], [], []
+        cap: dict[str, Any] = {}
+        h = layer.register_forward_hook(lambda m, inp, out: cap.update(f=inp[0], z=out))
+        try:
+            with self._eval(), torch.no_grad():
+                for sl in self._batches(Xt.shape[0]):
+                    out = self.forward(th, Xt[sl])
+                    feats.append(cap["f"].reshape(cap["f"].shape[0], -1).numpy())
+                    lin_out.append(cap["z"].reshape(out.shape).numpy())
+                    outs.append(out.numpy())
+        finally:
+            h.remove()
+        Fm, Zl, Z = np.concatenate(feats), np.concatenate(lin_out), np.concatenate(outs)
+        if Z.shape != Zl.shape or not np.allclose(Z, Zl, rtol=1e-10, atol=1e-12):
+            return None
+        return Fm, Z
+
+    def output_hessians(self, Z: np.ndarray, y: Any = None) -> np.ndarray:
+        """Hessians of the per-sample loss in the model outputs, shape (m, c, c)."""
+        import torch
+        from torch.func import hessian, vmap
+
+        yt = self._y if y is None else y
+        Zt = torch.as_tensor(Z, dtype=torch.float64)
+
+        def single(z: Any, t: Any) -> Any:
+            return self.loss_fn(z[None], t[None]).sum()
+
+        out = []
+        for sl in self._batches(Zt.shape[0], 4096):
+            out.append(vmap(hessian(single))(Zt[sl], yt[sl]).reshape(-1, Zt.shape[1], Zt.shape[1]).numpy())
+        return np.concatenate(out)
+
+    def closed_form_hessian(self, theta: Any = None) -> np.ndarray | None:
+        """The exact Hessian of ``R`` for a last-layer selection: ``(1/n) sum_i w_i A_i (x) f~_i f~_i^T +
+        l2 I`` (GLM form), or None if the selection is not the last linear layer."""
+        lay = self.last_layer_layout()
+        got = self.last_layer_inputs(theta=theta) if lay is not None else None
+        if got is None:
+            return None
+        _, roles = lay
+        Fm, Z = got
+        if Z.ndim != 2:
+            return None
+        A = self.output_hessians(Z)  # (n, c, c)
+        n, m = Fm.shape
+        c = A.shape[1]
+        Ft = np.concatenate([Fm, np.ones((n, 1))], axis=1)
+        m1 = m + 1
+        T = np.zeros((c * c, m1 * m1))
+        rows = max(1, int(4_000_000 // (m1 * m1)))
+        for s in range(0, n, rows):
+            Fb = Ft[s:s + rows]
+            FF = (Fb[:, :, None] * Fb[:, None, :]).reshape(Fb.shape[0], -1)
+            Ab = (A[s:s + rows] * self.sample_weight[s:s + rows, None, None]).reshape(Fb.shape[0], -1)
+            T += Ab.T @ FF
+        T = T.reshape(c, c, m1, m1).transpose(0, 2, 1, 3).reshape(c * m1, c * m1) / self.n
+        perm = []
+        for _, role in roles:
+            if role == "weight":
+                perm.append((np.arange(c)[:, None] * m1 + np.arange(m)[None, :]).ravel())
+            else:
+                perm.append(np.arange(c) * m1 + m)
+        perm = np.concatenate(perm)
+        H = T[np.ix_(perm, perm)]
+        H[np.diag_indices_from(H)] += self.l2
+        return 0.5 * (H + H.T)
+
+    def hessian(self, method: str = "auto", theta: Any = None) -> tuple[np.ndarray, str]:
+        """The explicit ``p x p`` Hessian of ``R``.
+
+        Parameters
+        ----------
+        method : {"auto", "closed_form", "autograd"}
+            ``"closed_form"`` needs a last-linear-layer selection (GLM form, fast);
+            ``"autograd"`` applies :meth:`hvp` to the identity, column block by block;
+            ``"auto"`` uses the closed form when it applies.
+
+        Returns
+        -------
+        H : ndarray of shape (p, p)
+        method : str
+            The method used.
+        """
+        if method in ("auto", "closed_form"):
+            H = self.closed_form_hessian(theta)
+            if H is not None:
+                return H, "closed_form"
+            if method == "closed_form":
+                raise InvalidParameterError(
+                    "hessian='closed_form' needs params='last' (the weight and bias of the last linear layer, "
+                    "whose output must be the model's output); use hessian='autograd' otherwise."
+                )
+        elif method != "autograd":
+            raise InvalidParameterError(f"method must be 'auto', 'closed_form' or 'autograd'; got {method!r}.")
+        H = np.empty((self.p, self.p))
+        block = 256
+        for s in range(0, self.p, block):
+            E = np.zeros((self.p, min(block, self.p - s)))
+            E[np.arange(s, s + E.shape[1]), np.arange(E.shape[1])] = 1.0
+            H[:, s:s + E.shape[1]] = self.hvp(E, theta)
+        return 0.5 * (H + H.T), "autograd"
+
+    # ------------------------------------------------------------------ perturbation
+    def input_gradients(self, S: np.ndarray, X: Any, y: Any, theta: Any = None, *,
+                        names: tuple[str, str] = ("X", "y")) -> np.ndarray:
+        """``grad_x [ s^T grad_theta L(f(x; theta), y) ]`` for every column ``s`` of ``S`` and every
+        sample ``(x, y)``.
+
+        Parameters
+        ----------
+        S : ndarray of shape (p, k)
+        X, y : inputs (m, ...) and targets (m, ...)
+
+        Returns
+        -------
+        ndarray of shape (k, m, *input_shape)
+        """
+        import torch
+        from torch.func import grad, vmap
+
+        Xt, yt = self.prepare_data(X, y, *names)
+        th = self._theta_t(theta)
+        St = torch.as_tensor(np.asarray(S, dtype=np.float64).reshape(self.p, -1))
+
+        def dot(x: Any, t: Any, s: Any) -> Any:
+            return (grad(self._single)(th, x, t) * s).sum()
+
+        fn = vmap(grad(dot), in_dims=(0, 0, None))
+        out = np.empty((St.shape[1], Xt.shape[0], *Xt.shape[1:]))
+        with self._eval():
+            for j in range(St.shape[1]):
+                for sl in self._batches(Xt.shape[0]):
+                    out[j, sl] = fn(Xt[sl], yt[sl], St[:, j]).detach().numpy()
+        return out
+
+    # ------------------------------------------------------------------ writing back
+    def set_parameters(self, theta: np.ndarray) -> None:
+        """Copy ``theta`` into the module's selected parameters (in the module's dtype) and make it the
+        objective's current point."""
+        import torch
+
+        theta = np.asarray(theta, dtype=np.float64).reshape(self.p)
+        named = dict(self.module.named_parameters())
+        with torch.no_grad():
+            for n, part in self._unflatten(torch.as_tensor(theta)).items():
+                named[n].copy_(part.to(named[n].dtype))
+        self.theta = theta.copy()
+
+
+def fit_to_optimum(model: Any, loss: Any, X: Any, y: Any, *, params: Any = None, l2: float = 0.0,
+                   sample_weight: Any = None, gtol: float = 1e-10, max_iter: int = 2000,
+                   newton: bool | None = None, batch_size: int | None = None) -> dict[str, Any]:
+    """Minimise the training objective over the selected parameters and write the optimum into ``model``.
+
+    Runs scipy's L-BFGS in float64 from the current parameters, then (for up to 3000
+    parameters, or when ``newton=True``) Newton steps with the explicit Hessian and a
+    backtracking line search until ``||grad R|| <= gtol``. Newton stops if the Hessian is not
+    positive definite (a saddle or a non-convex region): the L-BFGS point is kept. Use it to bring a model to the stationary point that influence
+    functions assume (e.g. the last layer of a network, ``params="last"``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module or TorchModel
+        Modified in place.
+    loss, X, y, params, l2, sample_weight, batch_size
+        As in :class:`TrainingObjective`.
+    gtol : float, default 1e-10
+        Target gradient norm.
+    max_iter : int, default 2000
+        L-BFGS iterations.
+    newton : bool, optional
+        Polish with Newton steps (default: when ``p <= 3000``).
+
+    Returns
+    -------
+    dict
+        ``value``, ``grad_norm``, ``lbfgs_iterations``, ``newton_steps``,
+        ``newton_positive_definite`` (False if Newton stopped at an indefinite Hessian), ``p``.
+    """
+    from scipy.optimize import minimize
+
+    obj = TrainingObjective(model, loss, X, y, params=params, l2=l2, sample_weight=sample_weight,
+                            batch_size=batch_size)
+    use_newton = bool(newton) or (newton is None and obj.p <= 3000)
+    # L-BFGS gets close (to 1e-6 per component when Newton finishes the job), Newton polishes
+    res = minimize(obj.value_and_gradient, obj.theta.copy(), jac=True, method="L-BFGS-B",
+                   options={"maxiter": int(max_iter), "gtol": max(gtol, 1e-6) if use_newton else gtol,
+                            "ftol": 0.0, "maxcor": 30})
+    theta = res.x
+    val, g = obj.value_and_gradient(theta)
+    steps, newton_ok = 0, use_newton
+    while use_newton and np.linalg.norm(g) > gtol and steps < 50:
+        H, _ = obj.hessian("auto", theta)
+        try:  # Newton only where H is positive definite (a minimum, not a saddle)
+            cho = scipy.linalg.cho_factor(H, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            newton_ok = False
+            break
+        step = -scipy.linalg.cho_solve(cho, g, check_finite=False)
+        slope = float(g @ step)  # < 0: a descent direction
+        t, accepted = 1.0, False
+        while t > 1e-8:
+            v_new, g_new = obj.value_and_gradient(theta + t * step)
+            flat = abs(v_new - val) <= 1e-14 * max(1.0, abs(val))  # below float64 resolution
+            if v_new <= val + 1e-4 * t * slope or (flat and np.linalg.norm(g_new) < np.linalg.norm(g)):
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        theta, val, g = theta + t * step, v_new, g_new
+        steps += 1
+    obj.set_parameters(theta)
+    return {"value": float(val), "grad_norm": float(np.linalg.norm(g)), "lbfgs_iterations": int(res.nit),
+            "newton_steps": steps, "newton_positive_definite": bool(newton_ok), "p": obj.p}

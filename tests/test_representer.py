@@ -1,0 +1,130 @@
+"""Representer points: stationarity, exact decomposition, scaling, sensitivity maps, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+from scrutiny.data_attribution import RepresenterPoints
+from scrutiny.exceptions import CapabilityError, InvalidParameterError, NotFittedError
+
+
+@pytest.fixture(scope="module")
+def digits_mlp():
+    from scrutiny.data import load_digits
+    from scrutiny.zoo import make_model, train_model
+
+    d = load_digits()
+    X, y = d.X[:700], d.y[:700]
+    model = make_model("mlp", (1, 8, 8), 10, hidden=(24,), activation="tanh", random_state=0)
+    train_model(model, X, y, epochs=3, lr=3e-3, random_state=0)
+    return model, X, y, d.X[1500:1560], d.y[1500:1560]
+
+
+@pytest.mark.parametrize("bias", ["regularized", "free", "none"])
+def test_decomposition_reproduces_pre_activations(digits_mlp, bias):
+    model, X, y, Xte, _ = digits_mlp
+    rps = RepresenterPoints(model, X, y, l2=0.01, bias=bias).fit()
+    assert rps.stationarity_residual_ <= rps.tol
+    for data in (X, Xte):
+        dec = rps.decomposition(data)
+        assert dec.max_abs_error < 1e-6
+        assert np.corrcoef(dec.pre_activations.ravel(), dec.reconstructed.ravel())[0, 1] >= 0.99
+    # the scores of each test point sum to its target pre-activation (minus the free intercept)
+    att = rps.attribute(Xte)
+    pre = rps.pre_activations(Xte)[np.arange(len(Xte)), att.target]
+    np.testing.assert_allclose(att.scores.sum(axis=1) + att.extras["intercept"], pre, atol=1e-6)
+    assert att.extras["decomposition_error"].max() < 1e-6
+    if bias == "free":
+        assert np.abs(rps.alpha_.sum(axis=0)).max() < 1e-6  # stationarity in the free bias
+    if bias == "none":
+        assert np.all(rps.intercept_ == 0)
+
+
+def test_alpha_follows_the_paper_scaling(digits_mlp):
+    model, X, y, _, _ = digits_mlp
+    l2 = 0.02  # the paper's lambda = l2 / 2
+    rps = RepresenterPoints(model, X, y, l2=l2, fit_to="labels").fit()
+    F = rps.train_features_
+    Phi = F @ rps.coef_.T + rps.intercept_
+    dL_dPhi = softmax(Phi, axis=1) - np.eye(10)[y]  # softmax cross-entropy
+    lam, n = l2 / 2, len(y)
+    np.testing.assert_allclose(rps.alpha_, -dL_dPhi / (2 * lam * n), rtol=1e-12, atol=1e-15)
+    # W = sum_i alpha_i f~_i^T (Theorem 3.1), with the bias folded in as a constant feature
+    Ft = np.hstack([F, np.ones((n, 1))])
+    W = np.hstack([rps.coef_, rps.intercept_[:, None]])
+    assert np.linalg.norm(W - rps.alpha_.T @ Ft) / np.linalg.norm(W) < 1e-8
+    np.testing.assert_allclose(rps.importance_, (1 - softmax(Phi, 1)[np.arange(n), y]) / (l2 * n), rtol=1e-10)
+
+
+def test_fit_to_predictions_imitates_the_model(digits_mlp, rng_guard):
+    model, X, y, Xte, _ = digits_mlp
+    rps = RepresenterPoints(model, X, y, l2=0.006).fit()
+    assert rps.diagnostics_["fidelity_agreement"] > 0.9 and rps.diagnostics_["fidelity_corr"] > 0.9
+    att = rps.attribute(Xte[:4])
+    assert att.scores.shape == (4, 700) and att.method == "RepresenterPoints"
+    assert att.proponents(3).shape == (4, 3)
+    assert (att.scores[np.arange(4)[:, None], att.proponents(3)] > 0).all()
+    assert (att.scores[np.arange(4)[:, None], att.opponents(3)] < 0).all()
+    vals = rps.representer_values(Xte[:4])
+    np.testing.assert_allclose(vals[np.arange(4), :, att.target], att.scores, rtol=1e-12)
+
+
+def test_sensitivity_maps_sum_to_the_input_gradient(digits_mlp):
+    import copy
+
+    import torch
+
+    model, X, y, Xte, _ = digits_mlp
+    model64 = copy.deepcopy(model).double()
+    rps = RepresenterPoints(model64, X, y, l2=0.01, bias="free").fit()
+    everything = rps.sensitivity_maps(Xte[0], train_indices=np.arange(len(X)))
+    assert everything.maps.shape == (700, 1, 8, 8)
+    assert np.abs(everything.remainder).max() < 1e-10
+    # total = d/dx of the fine-tuned head's pre-activation sum_i alpha_ij f_i^T f(x) (+ b)
+    xt = torch.as_tensor(Xte[:1], dtype=torch.float64).requires_grad_(True)
+    w = torch.as_tensor(rps.coef_[everything.target])
+    (g,) = torch.autograd.grad((model64.features(xt)[0] * w).sum(), xt)
+    np.testing.assert_allclose(everything.total, g[0].numpy(), atol=1e-7)
+    top = rps.sensitivity_maps(Xte[0], k=5)
+    assert top.maps.shape == (5, 1, 8, 8) and top.train_ids.shape == (5,)
+    np.testing.assert_allclose(top.maps.sum(0) + top.remainder, top.total, atol=1e-12)
+    assert np.all(np.diff(np.abs(top.values)) <= 0)
+
+
+def test_single_logit_model():
+    import torch
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = (X[:, 0] + 0.5 * rng.standard_normal(200) > 0).astype(np.int64)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    rps = RepresenterPoints(net, X, y, l2=0.05, fit_to="labels").fit()
+    dec = rps.decomposition(X[:20])
+    assert rps.alpha_.shape == (200, 1) and dec.max_abs_error < 1e-6
+    assert rps.attribute(X[:3]).scores.shape == (3, 200)
+
+
+def test_bad_inputs_are_reported(digits_mlp):
+    import torch
+
+    model, X, y, Xte, _ = digits_mlp
+    with pytest.raises(InvalidParameterError, match="l2 must be a float in"):
+        RepresenterPoints(model, X, y, l2=0.0).fit()
+    with pytest.raises(InvalidParameterError, match="bias must be one of"):
+        RepresenterPoints(model, X, y, bias="yes").fit()
+    with pytest.raises(InvalidParameterError, match=r"y_train must lie in \[0, 9\]"):
+        RepresenterPoints(model, X, np.where(y == 3, 12, y)).fit()
+    with pytest.raises(InvalidParameterError, match=r"y_train must be an int or have one entry per sample \(700\)"):
+        RepresenterPoints(model, X, y[:5]).fit()
+    with pytest.raises(NotFittedError):
+        RepresenterPoints(model, X, y).attribute(Xte[:2])
+    net = torch.nn.Sequential(torch.nn.Linear(64, 10), torch.nn.Tanh())  # output is not the last Linear's
+    with pytest.raises(CapabilityError, match="not the last linear layer"):
+        RepresenterPoints(net, X.reshape(700, -1), y).fit()
+    rps = RepresenterPoints(model, X, y).fit()
+    with pytest.raises(InvalidParameterError, match="X_test"):
+        rps.attribute(Xte[:, :, :4])
+    with pytest.raises(InvalidParameterError, match="single sample"):
+        rps.sensitivity_maps(Xte[:2])
