@@ -38,6 +38,8 @@ _LAZY = {
     "CLIME": "scrutiny.attribution",
     "KernelSHAP": "scrutiny.attribution",
     "Occlusion": "scrutiny.attribution",
+    # global surrogates
+    "DMMMEN": "scrutiny.surrogate",
     # training-data attribution
     "InfluenceFunctions": "scrutiny.data_attribution",
     "RepresenterPoints": "scrutiny.data_attribution",
@@ -50,7 +52,7 @@ _LAZY = {
     "ModelError": "scrutiny.exceptions",
     "DataFormatError": "scrutiny.exceptions",
 }
-_SUBMODULES = {"attribution", "data_attribution", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
+_SUBMODULES = {"attribution", "data_attribution", "surrogate", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
 

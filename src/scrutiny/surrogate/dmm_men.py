@@ -1,0 +1,440 @@
+"""``DMMMEN``: the Dirichlet-process mixture of regressions with multiple elastic nets.
+
+A scikit-learn style estimator around the sampler in :mod:`scrutiny.surrogate.mcmc`: ``fit``
+runs ``n_chains`` independent chains (own random streams), relabels every draw to one common
+reference (Cron & West 2011), and stores posterior summaries and convergence diagnostics.
+
+References
+----------
+Guo, W., Huang, S., Tao, Y., Xing, X. & Lin, L. (2018). Explaining deep learning models - a
+Bayesian non-parametric approach. NeurIPS 31.
+Ishwaran, H. & James, L. F. (2001). Gibbs sampling methods for stick-breaking priors. JASA 96.
+Li, Q. & Lin, N. (2010). The Bayesian elastic net. Bayesian Analysis 5(1).
+Hans, C. (2011). Elastic net regression modeling with the orthant normal prior. JASA 106.
+Cron, A. J. & West, M. (2011). Efficient classification-based relabeling in mixture models.
+The American Statistician 65(1).
+Vehtari, A. et al. (2021). Rank-normalization, folding, and localization: an improved R-hat.
+Bayesian Analysis 16(2).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+
+from .._validation import Interval, check_array, check_is_fitted, spawn_generators, validate_params
+from ..exceptions import ConvergenceWarning, InvalidParameterError
+from .conditionals import Priors, Settings
+from .diagnostics import chain_diagnostics
+from .mcmc import run_chain
+from .relabel import canonical_penalty_order, relabel_chains
+
+__all__ = ["DMMMEN"]
+
+_POSITIVE = [Interval(float, 0, None, closed="neither")]
+
+
+def _run_one(args):
+    """Process-pool worker: one chain (module level so that it pickles)."""
+    rng, X, y, priors, n_iter, n_burnin, thin, settings = args
+    return run_chain(rng, X, y, priors, n_iter, n_burnin, thin, settings=settings, blas_threads=1)
+
+
+class DMMMEN:
+    """Dirichlet-process regression mixture with multiple elastic nets (Guo et al. 2018).
+
+    Approximates responses ``y`` (typically the logit of a black box's predicted probability)
+    by a mixture of at most ``n_components`` linear regressions whose coefficients get one of
+    ``n_priors`` Bayesian elastic-net priors; fitted by the corrected partially collapsed Gibbs
+    sampler (see :mod:`scrutiny.surrogate.mcmc`).
+
+    Parameters
+    ----------
+    n_components : int, default=6
+        Truncation level ``J`` of the stick-breaking prior (upper bound on the number of regimes).
+    n_priors : int, default=3
+        Number ``K`` of elastic-net priors.
+    n_iter : int, default=2000
+        Sweeps per chain, burn-in included.
+    n_burnin : int, default=1000
+        Sweeps discarded at the start of each chain.
+    n_chains : int, default=2
+        Independent chains (each with its own random stream).
+    thin : int, default=1
+        Keep every ``thin``-th post-burn-in draw (diagnostics of label-invariant quantities
+        always use every sweep).
+    fit_intercept : bool, default=True
+        Add an unpenalised intercept per component with prior ``N(0, intercept_scale^2)``.
+    intercept_scale : float, default=10.0
+    alpha_shape, alpha_rate : float, default=5.0, 1.0
+        ``alpha ~ Gamma(e, rate f)``.
+    sigma2_shape, sigma2_scale : float, default=0.5, 0.5
+        ``sigma2_j ~ InvGamma(a, b)``.
+    lambda1_shape, lambda2_shape : float, default=1.0, 4.0
+        Shapes of the lasso and ridge penalty priors ``Gamma(shape, rate V/2)``.
+    lambda_v : float, default=1.0
+        ``V``.
+    concentration : float or None, default=None
+        ``alpha_e`` of ``w ~ Dir(alpha_e)``; ``None`` means ``1 / n_priors``.
+    rhat_threshold : float, default=1.05
+        A :class:`~scrutiny.exceptions.ConvergenceWarning` is issued when the R-hat of a
+        label-invariant quantity exceeds it.
+    n_jobs : int, default=1
+        Chains run in this many processes (1: sequentially in this process).
+    random_state : int, numpy.random.Generator or None
+        Seed; chains get independent streams spawned from it.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (J,)
+        Posterior mean mixture weights ``pi``.
+    coef_ : ndarray of shape (J, p)
+        Posterior mean coefficients of each (relabelled) component.
+    coef_ci_ : ndarray of shape (J, p, 2)
+        95 % equal-tailed credible intervals of the coefficients.
+    intercept_, sigma2_ : ndarray of shape (J,)
+        Posterior means (``intercept_`` is zero without an intercept).
+    intercept_ci_, sigma2_ci_ : ndarray of shape (J, 2)
+    allocation_proba_ : ndarray of shape (n_samples, J)
+        ``P(z_i = h | data)``: relabelled allocations averaged over draws.
+    responsibilities_ : ndarray of shape (n_samples, J)
+        Plug-in responsibilities ``prop. to weights_h N(y_i | x_i' coef_h + intercept_h, sigma2_h)``
+        (the paper's assignment rule).
+    labels_ : ndarray of shape (n_samples,)
+        ``argmax`` of ``allocation_proba_``.
+    alpha_ : float
+        Posterior mean DP concentration.
+    lambda1_, lambda2_, penalty_weights_ : ndarray of shape (K,)
+        Posterior means of the penalties and their weights, priors ordered by ``lam1 / lam2``.
+    penalty_proba_ : ndarray of shape (J, K)
+        ``P(c_h = k | data)``.
+    coef_mixture_ : ndarray of shape (p,), intercept_mixture_ : float
+        Posterior mean of ``sum_h pi_h beta_h`` (``sum_h pi_h b0_h``), used by :meth:`predict`.
+    rhat_, ess_ : dict
+        Rank-normalised split R-hat and bulk ESS of ``loglik``, ``logjoint``, ``alpha``,
+        ``n_occupied`` (label-invariant) and of relabelled ``pi`` and ``sigma2``.
+    diagnostics_ : dict
+        Everything from :func:`~scrutiny.surrogate.diagnostics.chain_diagnostics`.
+    converged_ : bool
+        Whether every label-invariant R-hat is below ``rhat_threshold``.
+    draws_ : list of dict
+        Relabelled draws of each chain (see :class:`~scrutiny.surrogate.mcmc.ChainResult`).
+    trace_ : list of dict
+        Per-sweep traces of each chain.
+    reference_ : tuple
+        ``(chain, draw)`` used as the relabelling reference.
+    n_features_in_ : int
+    fit_time_ : float
+        Seconds spent in ``fit``.
+
+    References
+    ----------
+    Guo et al. (2018), NeurIPS; Li & Lin (2010); Hans (2011); Ishwaran & James (2001);
+    Cron & West (2011); Bhattacharya et al. (2016); van Dyk & Park (2008); Neal (2003);
+    Vehtari et al. (2021).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scrutiny.surrogate import DMMMEN
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> y = np.where(rng.random(300) < 0.5, X @ [2, 0, 0, 1] - 4, X @ [0, -1, 1, 0] + 4)
+    >>> model = DMMMEN(n_iter=300, n_burnin=150, random_state=0).fit(X, y)  # doctest: +SKIP
+    >>> model.coef_.shape                                                     # doctest: +SKIP
+    (6, 4)
+    """
+
+    def __init__(
+        self,
+        n_components: int = 6,
+        n_priors: int = 3,
+        *,
+        n_iter: int = 2000,
+        n_burnin: int = 1000,
+        n_chains: int = 2,
+        thin: int = 1,
+        fit_intercept: bool = True,
+        intercept_scale: float = 10.0,
+        alpha_shape: float = 5.0,
+        alpha_rate: float = 1.0,
+        sigma2_shape: float = 0.5,
+        sigma2_scale: float = 0.5,
+        lambda1_shape: float = 1.0,
+        lambda2_shape: float = 4.0,
+        lambda_v: float = 1.0,
+        concentration: Optional[float] = None,
+        rhat_threshold: float = 1.05,
+        n_jobs: int = 1,
+        random_state: Any = None,
+    ) -> None:
+        self.n_components = n_components
+        self.n_priors = n_priors
+        self.n_iter = n_iter
+        self.n_burnin = n_burnin
+        self.n_chains = n_chains
+        self.thin = thin
+        self.fit_intercept = fit_intercept
+        self.intercept_scale = intercept_scale
+        self.alpha_shape = alpha_shape
+        self.alpha_rate = alpha_rate
+        self.sigma2_shape = sigma2_shape
+        self.sigma2_scale = sigma2_scale
+        self.lambda1_shape = lambda1_shape
+        self.lambda2_shape = lambda2_shape
+        self.lambda_v = lambda_v
+        self.concentration = concentration
+        self.rhat_threshold = rhat_threshold
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ parameters
+
+    _constraints = {
+        "n_components": [Interval(int, 1, None)],
+        "n_priors": [Interval(int, 1, None)],
+        "n_iter": [Interval(int, 1, None)],
+        "n_burnin": [Interval(int, 0, None)],
+        "n_chains": [Interval(int, 1, None)],
+        "thin": [Interval(int, 1, None)],
+        "fit_intercept": ["boolean"],
+        "intercept_scale": _POSITIVE,
+        "alpha_shape": _POSITIVE,
+        "alpha_rate": _POSITIVE,
+        "sigma2_shape": _POSITIVE,
+        "sigma2_scale": _POSITIVE,
+        "lambda1_shape": _POSITIVE,
+        "lambda2_shape": _POSITIVE,
+        "lambda_v": _POSITIVE,
+        "concentration": _POSITIVE + [None],
+        "rhat_threshold": [Interval(float, 1, None, closed="neither")],
+        "n_jobs": [Interval(int, 1, None)],
+        "random_state": ["random_state"],
+    }
+    _hints = {
+        "n_components": "It is the truncation level J (6 in the paper).",
+        "n_iter": "n_iter counts all sweeps, burn-in included (e.g. 2000).",
+        "n_chains": "Use at least 2 chains for R-hat.",
+        "rhat_threshold": "1.01 is strict, 1.05 tolerable.",
+    }
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor parameters by name (scikit-learn protocol)."""
+        return {name: getattr(self, name) for name in self._constraints}
+
+    def set_params(self, **params) -> "DMMMEN":
+        """Set constructor parameters (scikit-learn protocol)."""
+        for name, value in params.items():
+            if name not in self._constraints:
+                raise InvalidParameterError(
+                    f"DMMMEN has no parameter {name!r}; valid parameters are {sorted(self._constraints)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def _priors(self) -> Priors:
+        return Priors(
+            n_components=int(self.n_components),
+            n_priors=int(self.n_priors),
+            alpha_shape=float(self.alpha_shape),
+            alpha_rate=float(self.alpha_rate),
+            sigma2_shape=float(self.sigma2_shape),
+            sigma2_scale=float(self.sigma2_scale),
+            concentration=None if self.concentration is None else float(self.concentration),
+            lam1_shape=float(self.lambda1_shape),
+            lam2_shape=float(self.lambda2_shape),
+            lam_v=float(self.lambda_v),
+            intercept_scale=float(self.intercept_scale) if self.fit_intercept else None,
+        )
+
+    # ------------------------------------------------------------------ validation
+
+    @staticmethod
+    def _check_y(y: Any, n: int) -> np.ndarray:
+        y = check_array(y, "y", ndim=(1, 2), allow_nan=True)
+        if y.ndim == 2:
+            if y.shape[1] != 1:
+                raise InvalidParameterError(
+                    f"y must be one response per sample, shape (n_samples,); got shape {y.shape}. "
+                    "DMM-MEN explains one output at a time: pass the logit of one class, e.g. logits[:, c]."
+                )
+            y = y[:, 0]
+        if y.shape[0] != n:
+            raise InvalidParameterError(
+                f"X and y must have the same number of samples; got X with {n} rows and y with {y.shape[0]}."
+            )
+        bad = ~np.isfinite(y)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            kind = "NaN" if np.isnan(y[first]) else "inf"
+            raise InvalidParameterError(
+                f"y contains {int(bad.sum())} non-finite response(s) (first: {kind} at index {first}). "
+                "DMM-MEN needs finite responses; if y is the logit of a predicted probability, clip the "
+                "probability to [1e-6, 1 - 1e-6] before taking the logit (p = 0 or 1 gives -inf/inf)."
+            )
+        spread = float(np.ptp(y))
+        if spread <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
+            raise InvalidParameterError(
+                f"y is constant (every response equals {y[0]:.6g}); there is nothing to explain, since no "
+                "feature changes the output. Check that y holds the model's outputs for varied inputs "
+                "(e.g. the logit of the explained class, not the predicted label)."
+            )
+        return y
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X: Any, y: Any) -> "DMMMEN":
+        """Run the chains on ``(X, y)`` and store posterior summaries.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs (``n_features > n_samples`` is fine: small components use the
+            Bhattacharya et al. sampler).
+        y : array-like of shape (n_samples,)
+            Responses, e.g. ``logit g_c(X)``; must be finite and not constant.
+
+        Returns
+        -------
+        self
+        """
+        validate_params("DMMMEN", self.get_params(), self._constraints, self._hints)
+        if self.n_burnin >= self.n_iter:
+            raise InvalidParameterError(
+                f"DMMMEN: n_burnin must be smaller than n_iter; got n_burnin={self.n_burnin}, "
+                f"n_iter={self.n_iter}. n_iter counts all sweeps, burn-in included."
+            )
+        if (self.n_iter - self.n_burnin) // self.thin < 4:
+            raise InvalidParameterError(
+                f"DMMMEN: (n_iter - n_burnin) / thin must leave at least 4 stored draws per chain; got "
+                f"n_iter={self.n_iter}, n_burnin={self.n_burnin}, thin={self.thin}."
+            )
+        X = check_array(X, "X", ndim=2, min_samples=2)
+        if X.shape[1] == 0:
+            raise InvalidParameterError("X must have at least one feature; got shape {}.".format(X.shape))
+        y = self._check_y(y, X.shape[0])
+        start = time.perf_counter()
+        priors = self._priors()
+        settings = Settings()
+        rngs = spawn_generators(self.random_state, self.n_chains)
+        args = [(g, X, y, priors, int(self.n_iter), int(self.n_burnin), int(self.thin), settings) for g in rngs]
+        if self.n_jobs > 1 and self.n_chains > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=min(self.n_jobs, self.n_chains)) as pool:
+                results = list(pool.map(_run_one, args))
+        else:
+            results = [_run_one(a) for a in args]
+        self._summarise(results, X, y, priors)
+        self.n_features_in_ = X.shape[1]
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _summarise(self, results, X, y, priors) -> None:
+        J = priors.n_components
+        rel = relabel_chains([r.draws for r in results], X, y)
+        draws = [canonical_penalty_order(d) for d in rel.draws]
+        pooled = {k: np.concatenate([d[k] for d in draws], axis=0) for k in draws[0]}
+        self.draws_ = draws
+        self.trace_ = [r.trace for r in results]
+        self.reference_ = rel.reference
+        self.weights_ = pooled["pi"].mean(axis=0)
+        self.coef_ = pooled["beta"].mean(axis=0)
+        self.coef_ci_ = np.moveaxis(np.percentile(pooled["beta"], [2.5, 97.5], axis=0), 0, -1)
+        self.intercept_ = pooled["intercept"].mean(axis=0)
+        self.intercept_ci_ = np.percentile(pooled["intercept"], [2.5, 97.5], axis=0).T
+        self.sigma2_ = pooled["sigma2"].mean(axis=0)
+        self.sigma2_ci_ = np.percentile(pooled["sigma2"], [2.5, 97.5], axis=0).T
+        self.alpha_ = float(pooled["alpha"].mean())
+        z = pooled["z"].astype(np.int64)
+        self.allocation_proba_ = np.stack([(z == h).mean(axis=0) for h in range(J)], axis=1)
+        self.labels_ = np.argmax(self.allocation_proba_, axis=1)
+        self.lambda1_ = pooled["lam1"].mean(axis=0)
+        self.lambda2_ = pooled["lam2"].mean(axis=0)
+        self.penalty_weights_ = pooled["w"].mean(axis=0)
+        c = pooled["c"].astype(np.int64)
+        self.penalty_proba_ = np.stack([(c == k).mean(axis=0) for k in range(priors.n_priors)], axis=1)
+        self.coef_mixture_ = np.einsum("tj,tjp->p", pooled["pi"], pooled["beta"]) / pooled["pi"].shape[0]
+        self.intercept_mixture_ = float(np.einsum("tj,tj->", pooled["pi"], pooled["intercept"]) / pooled["pi"].shape[0])
+        self.responsibilities_ = self._component_proba(X, y)
+        diag = chain_diagnostics(self.trace_, draws, int(self.n_burnin))
+        self.diagnostics_ = diag
+        self.rhat_ = diag["rhat"]
+        self.ess_ = diag["ess_bulk"]
+        invariant = [diag["rhat"][k] for k in ("loglik", "logjoint", "alpha", "n_occupied") if k in diag["rhat"]]
+        worst = float(np.nanmax(invariant)) if invariant else np.nan
+        self.converged_ = bool(np.isfinite(worst) and worst < self.rhat_threshold)
+        if not self.converged_:
+            warnings.warn(
+                f"DMMMEN: the chains have not converged (max R-hat of the label-invariant quantities "
+                f"{worst:.3f} >= {self.rhat_threshold}); see rhat_ and trace_. Increase n_iter and n_burnin, "
+                "or run more chains.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    # ------------------------------------------------------------------ prediction
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        X = check_array(X, "X", ndim=2)
+        if X.shape[1] != self.n_features_in_:
+            raise InvalidParameterError(
+                f"X has {X.shape[1]} features, but this DMMMEN was fitted with {self.n_features_in_}."
+            )
+        return X
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Posterior-mean mixture prediction ``E[y | x] = E[sum_h pi_h (b0_h + x' beta_h)]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        X = self._check_X(X)
+        return X @ self.coef_mixture_ + self.intercept_mixture_
+
+    def component_proba(self, X: Any, y: Any) -> np.ndarray:
+        """Plug-in ``P(component h | x, y)`` prop. to ``weights_h N(y | x' coef_h + intercept_h, sigma2_h)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            The black box's responses at ``X``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, J)
+        """
+        X = self._check_X(X)
+        y = check_array(y, "y", ndim=1, shape=(X.shape[0],))
+        return self._component_proba(X, y)
+
+    def _component_proba(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        mean = X @ self.coef_.T + self.intercept_[None, :]
+        with np.errstate(divide="ignore"):
+            logd = np.log(self.weights_) - 0.5 * np.log(self.sigma2_) - 0.5 * (y[:, None] - mean) ** 2 / self.sigma2_
+        logd -= np.logaddexp.reduce(logd, axis=1, keepdims=True)
+        return np.exp(logd)
+
+    def predict_component(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Most probable component of new ``(x, y)`` pairs and its probability.
+
+        ``h* = argmax_h weights_h N(y | x' coef_h + intercept_h, sigma2_h)`` (Guo et al. 2018).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int
+        proba : ndarray of shape (n_samples,)
+        """
+        P = self.component_proba(X, y)
+        labels = np.argmax(P, axis=1)
+        return labels, P[np.arange(P.shape[0]), labels]

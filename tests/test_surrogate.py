@@ -1,0 +1,361 @@
+"""DMMMEN estimator: recovery of known regimes, relabelling, diagnostics and bad input.
+
+The sampler's conditionals and the Geweke joint-distribution test are in
+``test_surrogate_sampler.py``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from scrutiny.exceptions import ConvergenceWarning, InvalidParameterError, MissingDependencyError, NotFittedError
+from scrutiny.surrogate import (
+    DMMMEN,
+    Priors,
+    apply_permutations,
+    canonical_penalty_order,
+    ess_bulk,
+    ess_tail,
+    relabel_chains,
+    relabel_permutations,
+    rhat,
+    run_chain,
+    topk_stability,
+)
+from scrutiny.surrogate.diagnostics import to_inferencedata
+
+
+def simulate_regimes(n, p, seed, n_active=6):
+    """Three linear regimes (the model's own generative assumption: z independent of x).
+
+    Intercepts -6, 0, 6 and slopes of moderate size keep the regimes separable from y, so the
+    Bayes classifier with the true parameters reaches ARI of about 0.99.
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    B = np.zeros((3, p))
+    B[:, :n_active] = rng.choice([-1.0, 1.0], size=(3, n_active)) * rng.uniform(0.3, 0.8, size=(3, n_active))
+    b0 = np.array([-6.0, 0.0, 6.0])
+    sd = np.array([0.3, 0.5, 0.4])
+    z = rng.choice(3, size=n, p=[0.5, 0.3, 0.2])
+    y = np.einsum("ij,ij->i", X, B[z]) + b0[z] + sd[z] * rng.normal(size=n)
+    return X, y, z, B, b0, sd
+
+
+def _check_recovery(model, X, y, z, B, b0, sd, coef_tol, sd_rtol):
+    assert adjusted_rand_score(z, model.labels_) >= 0.9
+    for r in range(3):
+        h = np.bincount(model.labels_[z == r]).argmax()  # component that took regime r
+        assert np.max(np.abs(model.coef_[h] - B[r])) < coef_tol, (r, model.coef_[h] - B[r])
+        assert abs(model.intercept_[h] - b0[r]) < coef_tol
+        assert abs(np.sqrt(model.sigma2_[h]) / sd[r] - 1) < sd_rtol
+        lo, hi = model.coef_ci_[h, :, 0], model.coef_ci_[h, :, 1]
+        assert np.mean((lo <= B[r]) & (B[r] <= hi)) >= 0.8  # 95 % intervals cover the truth
+    for key in ("loglik", "alpha"):
+        assert model.rhat_[key] < 1.05, model.rhat_
+    occupied = model.weights_ > 0.05
+    assert occupied.sum() == 3
+    assert np.all(model.rhat_["pi"][occupied] < 1.05), model.rhat_["pi"]
+
+
+def test_recovers_three_regimes_fast():
+    X, y, z, B, b0, sd = simulate_regimes(600, 8, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # checked explicitly below
+        model = DMMMEN(n_iter=500, n_burnin=250, random_state=1).fit(X, y)
+    _check_recovery(model, X, y, z, B, b0, sd, coef_tol=0.2, sd_rtol=0.2)
+
+
+@pytest.mark.slow
+def test_recovers_three_regimes_full():
+    X, y, z, B, b0, sd = simulate_regimes(1500, 20, seed=1)
+    model = DMMMEN(n_iter=2000, n_burnin=1000, random_state=2).fit(X, y)
+    _check_recovery(model, X, y, z, B, b0, sd, coef_tol=0.15, sd_rtol=0.12)
+    assert model.converged_
+    assert np.all(model.diagnostics_["topk_jaccard"][model.weights_ > 0.05] == 1.0)
+    assert np.all(model.diagnostics_["topk_jaccard_halves"][model.weights_ > 0.05] == 1.0)
+
+
+# --------------------------------------------------------------------------- estimator API
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    X, y, z, *_ = simulate_regimes(200, 4, seed=3, n_active=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = DMMMEN(n_components=4, n_iter=120, n_burnin=60, random_state=0).fit(X, y)
+    return model, X, y
+
+
+def test_fitted_attributes_shapes_and_predictions(small_fit):
+    model, X, y = small_fit
+    n, p = X.shape
+    assert model.coef_.shape == (4, p) and model.coef_ci_.shape == (4, p, 2)
+    assert model.weights_.shape == (4,) and model.weights_.sum() == pytest.approx(1.0)
+    assert model.allocation_proba_.shape == (n, 4)
+    np.testing.assert_allclose(model.allocation_proba_.sum(axis=1), 1.0)
+    np.testing.assert_allclose(model.responsibilities_.sum(axis=1), 1.0)
+    assert np.all(model.coef_ci_[..., 0] <= model.coef_ci_[..., 1])
+    assert model.penalty_proba_.shape == (4, 3) and model.lambda1_.shape == (3,)
+    for d in model.draws_:  # the K priors are ordered by lam1 / lam2 in every draw
+        assert np.all(np.diff(d["lam1"] / d["lam2"], axis=1) >= 0)
+    assert len(model.draws_) == 2 and model.draws_[0]["beta"].shape == (60, 4, p)
+    assert model.trace_[0]["loglik"].shape == (120,)
+    assert model.diagnostics_["topk_jaccard"].shape == (4,) and model.diagnostics_["topk_jaccard_halves"].shape == (4,)
+    assert set(model.rhat_) >= {"loglik", "logjoint", "alpha", "n_occupied", "pi", "sigma2"}
+    pred = model.predict(X)
+    assert pred.shape == (n,) and np.all(np.isfinite(pred))
+    expected = np.mean([
+        (d["pi"][:, None, :] * (X @ d["beta"].transpose(0, 2, 1) + d["intercept"][:, None, :])).sum(-1)
+        for d in model.draws_
+    ], axis=(0, 1))
+    np.testing.assert_allclose(pred, expected, rtol=1e-10, atol=1e-10)
+    labels, proba = model.predict_component(X, y)
+    np.testing.assert_array_equal(labels, np.argmax(model.responsibilities_, axis=1))
+    assert np.all((proba > 0) & (proba <= 1))
+    assert np.mean(labels == model.labels_) > 0.95
+
+
+def test_same_seed_same_fit_and_global_rng_untouched(small_fit, rng_guard):
+    model, X, y = small_fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        again = DMMMEN(n_components=4, n_iter=120, n_burnin=60, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(again.coef_, model.coef_)
+    np.testing.assert_array_equal(again.allocation_proba_, model.allocation_proba_)
+
+
+def test_sklearn_clone_and_params():
+    from sklearn.base import clone
+
+    m = DMMMEN(n_components=3, n_iter=50, random_state=4)
+    c = clone(m)
+    assert c.get_params() == m.get_params() and c is not m
+    assert m.set_params(n_chains=3).n_chains == 3
+    with pytest.raises(InvalidParameterError, match="DMMMEN has no parameter 'n_comp'"):
+        m.set_params(n_comp=2)
+
+
+@pytest.mark.slow
+def test_parallel_chains_match_sequential_ones(small_fit):
+    model, X, y = small_fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        par = DMMMEN(n_components=4, n_iter=120, n_burnin=60, n_jobs=2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(par.coef_, model.coef_)
+
+
+def test_convergence_warning_on_too_short_chains():
+    X, y, *_ = simulate_regimes(150, 3, seed=5, n_active=3)
+    with pytest.warns(ConvergenceWarning, match="have not converged"):
+        m = DMMMEN(n_iter=10, n_burnin=2, random_state=0).fit(X, y)
+    assert m.converged_ is False
+
+
+# --------------------------------------------------------------------------- bad input and edge cases
+
+
+def test_refuses_non_finite_responses():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = X[:, 0].copy()
+    y[4] = np.nan
+    with pytest.raises(InvalidParameterError, match=r"y contains 1 non-finite response\(s\) \(first: NaN at index 4\).*clip"):
+        DMMMEN(n_iter=10, n_burnin=2).fit(X, y)
+    y[4] = np.inf
+    with pytest.raises(InvalidParameterError, match=r"first: inf at index 4"):
+        DMMMEN(n_iter=10, n_burnin=2).fit(X, y)
+    X[1, 1] = np.nan
+    with pytest.raises(InvalidParameterError, match="X contains 1 non-finite"):
+        DMMMEN(n_iter=10, n_burnin=2).fit(X, np.arange(20.0))
+
+
+def test_refuses_constant_responses():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(InvalidParameterError, match=r"y is constant \(every response equals 2.5\); there is nothing to explain"):
+        DMMMEN(n_iter=10, n_burnin=2).fit(X, np.full(20, 2.5))
+
+
+def test_refuses_bad_shapes_and_parameters():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = X[:, 0]
+    with pytest.raises(InvalidParameterError, match="X and y must have the same number of samples; got X with 20 rows and y with 19"):
+        DMMMEN(n_iter=10, n_burnin=2).fit(X, y[:-1])
+    with pytest.raises(InvalidParameterError, match=r"one response per sample.*logits\[:, c\]"):
+        DMMMEN(n_iter=10, n_burnin=2).fit(X, np.column_stack([y, y]))
+    with pytest.raises(InvalidParameterError, match=r"DMMMEN: n_components must be an int in \[1, inf\]; got 0"):
+        DMMMEN(n_components=0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="sigma2_shape must be a float in"):
+        DMMMEN(sigma2_shape=-1.0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="n_burnin must be smaller than n_iter; got n_burnin=10, n_iter=10"):
+        DMMMEN(n_iter=10, n_burnin=10).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="at least 4 stored draws"):
+        DMMMEN(n_iter=10, n_burnin=8).fit(X, y)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        DMMMEN().predict(X)
+
+
+def test_predict_checks_feature_count(small_fit):
+    model, X, y = small_fit
+    with pytest.raises(InvalidParameterError, match="X has 3 features, but this DMMMEN was fitted with 4"):
+        model.predict(X[:, :3])
+    with pytest.raises(InvalidParameterError, match=r"y must have shape \(200\)"):
+        model.predict_component(X, y[:5])
+
+
+def test_more_features_than_samples():
+    rng = np.random.default_rng(6)
+    n, p = 25, 60
+    X = rng.normal(size=(n, p))
+    beta = np.zeros(p)
+    beta[:3] = [2.0, -1.5, 1.0]
+    y = X @ beta + 0.1 * rng.normal(size=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = DMMMEN(n_components=2, n_iter=400, n_burnin=200, random_state=0).fit(X, y)
+    # every component has n_j < d = 61 here, so every beta update used the Bhattacharya et al. sampler
+    assert m.coef_.shape == (2, p) and np.all(np.isfinite(m.coef_))
+    h = int(np.argmax(m.weights_))
+    top = np.argsort(-np.abs(m.coef_[h]))[:3]
+    assert set(top.tolist()) == {0, 1, 2}
+    assert np.corrcoef(m.predict(X), y)[0, 1] > 0.8
+
+
+def test_single_component_is_a_bayesian_elastic_net_regression():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 5))
+    beta = np.array([1.0, -2.0, 0.0, 0.5, 0.0])
+    y = X @ beta + 3.0 + 0.5 * rng.normal(size=300)
+    m = DMMMEN(n_components=1, n_iter=400, n_burnin=200, random_state=0).fit(X, y)
+    assert m.weights_.tolist() == [1.0]
+    np.testing.assert_array_equal(m.labels_, 0)
+    ols = np.linalg.lstsq(np.column_stack([np.ones(300), X]), y, rcond=None)[0]
+    np.testing.assert_allclose(m.coef_[0], ols[1:], atol=0.05)  # weak shrinkage at n = 300
+    assert m.intercept_[0] == pytest.approx(ols[0], abs=0.05)
+    assert np.sqrt(m.sigma2_[0]) == pytest.approx(0.5, rel=0.1)
+    np.testing.assert_allclose(m.predict(X), X @ m.coef_[0] + m.intercept_[0], rtol=1e-6, atol=1e-6)
+    assert m.rhat_["loglik"] < 1.05
+
+
+def test_without_intercept():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(150, 3))
+    y = X @ [1.0, 2.0, -1.0] + 0.2 * rng.normal(size=150)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = DMMMEN(n_components=2, n_iter=100, n_burnin=50, fit_intercept=False, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(m.intercept_, 0.0)
+    h = int(np.argmax(m.weights_))
+    np.testing.assert_allclose(m.coef_[h], [1.0, 2.0, -1.0], atol=0.1)
+
+
+# --------------------------------------------------------------------------- relabelling
+
+
+def _short_chains(n_chains=2, J=4, seed=9):
+    X, y, *_ = simulate_regimes(120, 3, seed=seed, n_active=3)
+    rngs = np.random.default_rng(seed).spawn(n_chains)
+    return [run_chain(g, X, y, Priors(n_components=J), n_iter=40, n_burnin=20).draws for g in rngs], X, y
+
+
+def test_relabelling_undoes_a_known_permutation_of_a_chain():
+    (a, _), X, y = _short_chains()
+    T, J = a["pi"].shape
+    rng = np.random.default_rng(0)
+    perms = np.stack([rng.permutation(J) for _ in range(T)])  # includes non-involutions (cycles)
+    assert any(not np.array_equal(pm[pm], np.arange(J)) for pm in perms)
+    b = apply_permutations(a, perms)
+    # b's new label h holds a's component perms[t, h]: check the direction on pi and z
+    np.testing.assert_array_equal(b["pi"][0], a["pi"][0][perms[0]])
+    np.testing.assert_array_equal(perms[0][b["z"][0]], a["z"][0])
+    out = relabel_chains([a, b], X, y, reference=(0, T - 1), n_refine=0)
+    for key in ("pi", "beta", "intercept", "sigma2", "c", "counts", "z"):
+        np.testing.assert_array_equal(out.draws[1][key], out.draws[0][key], err_msg=key)
+    # composing: relabelling b recovers the inverse of the known permutation (up to a's own relabelling)
+    for t in range(T):
+        np.testing.assert_array_equal(perms[t][out.perms[1][t]], out.perms[0][t])
+    # the same with each draw classified by its own parameters instead of its sampled z
+    out_map = relabel_chains([a, b], X, y, reference=(0, T - 1), classification="map", n_refine=0)
+    np.testing.assert_array_equal(out_map.draws[1]["beta"], out_map.draws[0]["beta"])
+    with pytest.raises(InvalidParameterError, match="classification must be 'sampled' or 'map'"):
+        relabel_chains([a, b], X, y, classification="argmax")
+
+
+def test_relabel_permutations_direction_and_empty_components():
+    ref = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    rho = np.array([2, 0, 1, 3, 4, 5])  # new label h takes old component rho[h]; J = 6, three empty
+    inv = np.argsort(rho)
+    z_old = rho[ref]  # the draw labels reference cluster h as rho[h]
+    perms = relabel_permutations(z_old[None, :], ref, 6)
+    np.testing.assert_array_equal(perms[0][:3], rho[:3])
+    np.testing.assert_array_equal(perms[0][3:], [3, 4, 5])  # ties keep the draw's own labels
+    relabelled = apply_permutations({"z": z_old[None, :].astype(np.int8)}, perms)
+    np.testing.assert_array_equal(relabelled["z"][0], ref)
+    np.testing.assert_array_equal(inv[z_old], ref)  # z <- rho^-1(z); applying rho would be wrong:
+    assert not np.array_equal(rho[z_old], ref)
+
+
+def test_canonical_penalty_order_keeps_c_consistent():
+    rng = np.random.default_rng(1)
+    T, J, K = 5, 4, 3
+    d = {"lam1": rng.gamma(2, size=(T, K)), "lam2": rng.gamma(2, size=(T, K)), "w": rng.dirichlet(np.ones(K), T),
+         "c": rng.integers(K, size=(T, J))}
+    out = canonical_penalty_order(d)
+    assert np.all(np.diff(out["lam1"] / out["lam2"], axis=1) >= 0)
+    t = np.arange(T)[:, None]
+    np.testing.assert_array_equal(out["lam1"][t, out["c"]], d["lam1"][t, d["c"]])
+    np.testing.assert_array_equal(out["w"][t, out["c"]], d["w"][t, d["c"]])
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def test_rhat_and_ess_against_known_cases():
+    rng = np.random.default_rng(2)
+    iid = rng.normal(size=(4, 1000))
+    assert rhat(iid) < 1.01
+    assert ess_bulk(iid) == pytest.approx(4000, rel=0.15)
+    assert ess_tail(iid) == pytest.approx(4000, rel=0.25)
+    shifted = iid + np.array([0, 0, 0, 1.0])[:, None]
+    assert rhat(shifted) > 1.1
+    scaled = iid * np.array([1, 1, 1, 3.0])[:, None]  # same location: only the folded R-hat sees it
+    assert rhat(scaled) > 1.05
+    rho = 0.9
+    ar = np.empty((4, 4000))
+    ar[:, 0] = rng.normal(size=4) / np.sqrt(1 - rho**2)
+    for t in range(1, 4000):
+        ar[:, t] = rho * ar[:, t - 1] + rng.normal(size=4)
+    assert ess_bulk(ar) == pytest.approx(16000 * (1 - rho) / (1 + rho), rel=0.25)
+    assert rhat(np.full((2, 10), 3.0)) == 1.0
+    assert rhat(np.stack([np.zeros(10), np.ones(10)])) == np.inf
+    assert rhat(iid[:, :, None].repeat(2, axis=2)).shape == (2,)
+    with pytest.raises(InvalidParameterError, match=r"shape \(n_chains, n_draws, \.\.\.\)"):
+        rhat(np.ones(10))
+
+
+def test_diagnostics_agree_with_arviz_when_installed():
+    az = pytest.importorskip("arviz")
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.normal(size=(3, 500)), axis=1) * 0.05 + rng.normal(size=(3, 500))
+    assert rhat(x) == pytest.approx(float(az.rhat(x, method="rank")), rel=1e-8)
+    assert ess_bulk(x) == pytest.approx(float(az.ess(x, method="bulk")), rel=1e-8)
+    assert ess_tail(x) == pytest.approx(float(az.ess(x, method="tail")), rel=1e-8)
+
+
+def test_topk_stability_and_inferencedata():
+    a = np.array([[5.0, -4.0, 3.0, 0.1, 0.0]])
+    assert topk_stability(np.stack([a, a]), 2).tolist() == [1.0]
+    b = np.array([[0.0, 0.1, 3.0, -4.0, 5.0]])
+    assert topk_stability(np.stack([a, b]), 2).tolist() == [0.0]
+    assert topk_stability(np.stack([a, b]), 3).tolist() == [pytest.approx(0.2)]  # {0,1,2} vs {4,3,2}
+    with pytest.raises(InvalidParameterError, match=r"k must be an int in \[1, 5\]"):
+        topk_stability(np.stack([a, b]), 6)
+    try:
+        import arviz  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingDependencyError, match="pip install arviz"):
+            to_inferencedata([{"alpha": np.zeros(5)}])
