@@ -43,6 +43,7 @@ _LAZY = {
     # training-data attribution
     "InfluenceFunctions": "scrutiny.data_attribution",
     "RepresenterPoints": "scrutiny.data_attribution",
+    "NNK": "scrutiny.data_attribution",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",
@@ -52,7 +53,7 @@ _LAZY = {
     "ModelError": "scrutiny.exceptions",
     "DataFormatError": "scrutiny.exceptions",
 }
-_SUBMODULES = {"attribution", "data_attribution", "surrogate", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
+_SUBMODULES = {"attribution", "data_attribution", "diagnostics", "surrogate", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
 

@@ -46,12 +46,22 @@ _LAZY = {
     "CGSolver": "solvers",
     "LiSSASolver": "solvers",
     "make_solver": "solvers",
+    "NNK": "nnk",
+    "NNKSolution": "nnk",
+    "NNKLeaveOneOut": "nnk",
+    "NNK_CONVENTION": "nnk",
+    "nnk_graph": "nnk",
     "MislabelDetectionResult": "debugging",
     "mislabel_detection_curve": "debugging",
     "detect_mislabeled": "debugging",
 }
 
 __all__ = [
+    "NNK",
+    "NNKSolution",
+    "NNKLeaveOneOut",
+    "NNK_CONVENTION",
+    "nnk_graph",
     "CONVENTION",
     "CGSolver",
     "Decomposition",

@@ -1,0 +1,617 @@
+"""Local attribution benchmark: scrutiny against lime, shap and captum.
+
+One run, same model, same inputs, same budget for every library; times are medians of
+``--repeats`` interleaved rounds after a warm-up (the order of the cases rotates each
+round, so a change in machine load hits every library alike).
+
+Tasks
+-----
+1. **Image LIME** (digits CNN, MNIST CNN; ``--n-images`` test images, 1,000 samples each).
+   Both libraries get the *same* superpixels (SLIC from :func:`scrutiny.data.segment`:
+   ``n_segments=16`` on 8x8 digits, 50 on MNIST), hidden superpixels set to 0, the same
+   kernel (cosine distance, width 0.25) and ridge (alpha 1), and explain the predicted
+   class's probability. lime runs at its leanest: ``LimeImageExplainer(feature_selection=
+   "none")``, ``labels=(target,)``, ``top_labels=None``, ``segmentation_fn`` returning our
+   labels, no progress bar; ``batch_size=10`` (its default) and 256 (our model batch).
+   Error: median over images of the relative L2 distance of the superpixel coefficients to
+   a high-budget reference (ours at 2**15 samples; lime estimates the same quantity).
+2. **Tabular KernelSHAP** (breast cancer, a zoo MLP (30-128-64-2, ReLU) trained on
+   standardised features; ``--n-tabular`` test rows; the same 20 training rows as background
+   for both; 2*30 + 2048 = 2,108 coalitions = shap's "auto"; shap ``l1_reg=False``; P(benign)
+   explained). 2**30 coalitions cannot be enumerated, so the error is measured against two
+   high-budget references: ours at 2**17 coalitions and shap at 2**15 coalitions (different
+   seeds from the timed runs).
+3. **Integrated Gradients** (50 Gauss-Legendre steps, zero baseline) and **SmoothGrad**
+   (50 noisy copies, sigma = 0.15 absolute, signed gradients) on the MNIST CNN (digits CNN
+   when the MNIST files are missing), 64 test images, logit of the predicted class.
+   captum: ``IntegratedGradients`` with ``internal_batch_size=256`` (our model batch) and
+   None (everything at once); ``NoiseTunnel(Saliency)`` with ``nt_samples=50``, ``stdevs``
+   the same sigma, ``abs=False``, ``nt_samples_batch_size`` 4 (4 x 64 = 256 rows) and None.
+   Errors against ours at 1,024 IG steps / 4,096 plain Monte Carlo SmoothGrad samples; IG
+   agreement ours vs captum at 50 steps is reported separately.
+4. **Overhead ratio** for every one of ours: total time / time of the model alone on the same
+   rows in the same chunks. The chunks are recorded by running ours once through a module
+   that logs the batch sizes (and whether a gradient was taken); the replay sends float32
+   tensors of those sizes through the bare model (``inference_mode`` forward, or
+   forward + ``autograd.grad`` of the selected outputs).
+
+Usage::
+
+    python benchmarks/local_attribution.py                       # full run (several minutes)
+    python benchmarks/local_attribution.py --quick               # smoke run
+    python benchmarks/local_attribution.py --tasks lime --datasets mnist --repeats 5 --json out.json
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # lime's per-sample progress bar (set before tqdm is imported)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from _common import DEFAULT_DATA_DIR, Case, Gate, environment, format_table, set_threads, summary, time_cases  # noqa: E402
+
+from scrutiny.attribution import LIME, IntegratedGradients, KernelSHAP, SmoothGrad  # noqa: E402
+from scrutiny.data import load_breast_cancer, segment, train_test_split  # noqa: E402
+from scrutiny.models import as_model  # noqa: E402
+from scrutiny.zoo import make_model, reference_model, train_model  # noqa: E402
+
+TASKS = ("lime", "kernelshap", "gradients")
+LIME_DATASETS = ("digits", "mnist")
+SLIC_SEGMENTS = {"digits": 16, "mnist": 50}
+LIME_PEER_BATCHES = (10, 256)
+SIGMA = 0.15
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder holding mnist/ IDX files (default: %(default)s)")
+    p.add_argument("--n-images", type=int, default=None, help="images per image-LIME run (default 20; quick 3)")
+    p.add_argument("--n-grad-images", type=int, default=None, help="images for IG/SmoothGrad (default 64; quick 8)")
+    p.add_argument("--n-tabular", type=int, default=None, help="rows explained by KernelSHAP (default 32; quick 4)")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds after the warm-up (default 5; quick 1)")
+    p.add_argument("--error-seeds", type=int, default=None,
+                   help="seeds over which errors are averaged (default 5; quick 1)")
+    p.add_argument("--quick", action="store_true", help="small budgets and references for a smoke run")
+    p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    p.add_argument("--datasets", nargs="+", choices=LIME_DATASETS, default=list(LIME_DATASETS),
+                   help="image-LIME datasets")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: os.cpu_count())")
+    p.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
+    p.add_argument("--busy-threshold", type=float, default=0.5,
+                   help="cores other processes may use during a sample before it is retaken (default 0.5)")
+    p.add_argument("--max-wait", type=float, default=20.0,
+                   help="seconds to wait for a quiet machine before each sample (default 20)")
+    p.add_argument("--no-gate", action="store_true", help="time regardless of other processes' CPU use")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.n_images = args.n_images or (3 if q else 20)
+    args.n_grad_images = args.n_grad_images or (8 if q else 64)
+    args.n_tabular = args.n_tabular or (4 if q else 32)
+    args.repeats = args.repeats or (1 if q else 5)
+    args.error_seeds = args.error_seeds or (1 if q else 5)
+    args.gate = Gate(threshold=args.busy_threshold, max_wait=args.max_wait, enabled=not args.no_gate)
+    args.lime_samples = 200 if q else 1000
+    args.lime_ref_samples = 2**11 if q else 2**15
+    args.shap_budget = 2 * 30 + 2048
+    args.shap_ref_ours = 2**12 if q else 2**17
+    args.shap_ref_shap = 2**11 if q else 2**15
+    args.ig_steps, args.ig_ref_steps = 50, (128 if q else 1024)
+    args.sg_samples, args.sg_ref_samples = 50, (256 if q else 4096)
+    return args
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Recorder(nn.Module):
+    """Passes through to ``inner`` and logs (batch size, gradient taken) of every call."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls: list[tuple[int, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((int(x.shape[0]), bool(torch.is_grad_enabled() and x.requires_grad)))
+        return self.inner(x)
+
+
+def record_calls(module: nn.Module, run: Callable[[nn.Module], Any]) -> list[tuple[int, bool]]:
+    rec = Recorder(module).eval()
+    run(rec)
+    return rec.calls
+
+
+def replay(module: nn.Module, calls: list[tuple[int, bool]], pool: torch.Tensor, targets: torch.Tensor) -> Callable[[], None]:
+    """The model alone on the recorded chunks: float32 slices of ``pool`` (contiguous views)."""
+    need = max(n for n, _ in calls)
+    if need > pool.shape[0]:
+        reps = -(-need // pool.shape[0])
+        pool = pool.repeat((reps,) + (1,) * (pool.ndim - 1)).contiguous()
+        targets = targets.repeat(reps)
+
+    def run() -> None:
+        for n, grad in calls:
+            if grad:
+                x = pool[:n].clone().requires_grad_(True)
+                out = module(x)
+                sel = out.gather(1, targets[:n, None]).sum()
+                torch.autograd.grad(sel, x)
+            else:
+                with torch.inference_mode():
+                    module(pool[:n])
+
+    return run
+
+
+def rel_err(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per-row relative L2 distance."""
+    v = values.reshape(len(values), -1)
+    r = ref.reshape(len(ref), -1)
+    return np.linalg.norm(v - r, axis=1) / np.maximum(np.linalg.norm(r, axis=1), 1e-300)
+
+
+def seeded_error(values: Callable[[int], np.ndarray], err: Callable[[np.ndarray], np.ndarray], seeds: int) -> dict:
+    """Median over inputs of the per-input error, for ``seeds`` seeds; mean and per-seed values.
+
+    Several seeds matter because ours shares one perturbation design across all inputs of a
+    call (common random numbers): the median over inputs of one call is one design's luck."""
+    per_seed = [float(np.median(err(values(s)))) for s in range(seeds)]
+    return {"mean": float(np.mean(per_seed)), "per_seed": per_seed}
+
+
+def fmt_time(s: dict[str, float]) -> str:
+    def one(t: float) -> str:
+        return f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.2f} s"
+
+    flag = "" if s.get("contended_kept", 0) == 0 else f" ({s['n']}/{s['n'] + s['contended_kept']})"
+    return f"{one(s['median'])} [{one(s['min'])}]{flag}"
+
+
+def fmt_err(e: Any) -> str:
+    if e is None:
+        return "-"
+    if isinstance(e, dict):
+        return f"{e['mean']:.4f}"
+    if isinstance(e, (tuple, list)):
+        return " | ".join(fmt_err(x) for x in e)
+    return f"{e:.4f}" if isinstance(e, float) else str(e)
+
+
+class Results:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.overhead: list[dict[str, Any]] = []
+        self.notes: dict[str, Any] = {}
+        self.footnotes: list[str] = []
+
+    def add(self, **row: Any) -> dict[str, Any]:
+        self.rows.append(row)
+        return row
+
+    def timing(self, key: str, cases: list[Case], gate: Gate) -> dict[str, dict[str, Any]]:
+        """Summaries per case over the uncontended samples (all samples if none is), also stored
+        (with every sample and the cores other processes used during it) in the notes."""
+        out = {}
+        for c in cases:
+            clean = [t for t, o in zip(c.times, c.others) if not (gate.enabled and o > gate.threshold)]
+            out[c.key] = summary(clean or c.times) | {
+                "samples": c.times, "others_cores": c.others, "retaken": c.rejected,
+                "contended_kept": len(c.times) - len(clean), "used_contended": not clean,
+            }
+        self.notes.setdefault(key, {})["timing"] = out
+        return out
+
+    def add_overhead(self, task: str, method: str, calls: list[tuple[int, bool]], ours: dict, model: dict) -> None:
+        self.overhead.append(dict(task=task, method=method, rows=sum(c for c, _ in calls), n_calls=len(calls),
+                                  chunk=max(c for c, _ in calls), ours=ours, model=model,
+                                  ratio=ours["median"] / model["median"]))
+
+
+# --------------------------------------------------------------------------- models and data
+
+
+def load_cnn(dataset: str, data_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    t0 = time.perf_counter()
+    model, info = reference_model("cnn", dataset, data_dir=data_dir)
+    log(f"cnn/{dataset}: test accuracy {info['test_accuracy']:.4f} "
+        f"({'cached' if info['from_cache'] else 'trained'}, {time.perf_counter() - t0:.1f} s)")
+    return model.eval(), info
+
+
+def breast_cancer_mlp() -> tuple[nn.Module, dict[str, Any]]:
+    ds = load_breast_cancer()
+    train, test = train_test_split(ds, test_size=0.25, random_state=0, stratify=True)
+    mu, sd = train.X.mean(axis=0), train.X.std(axis=0)
+    Xtr, Xte = (train.X - mu) / sd, (test.X - mu) / sd
+    mlp = make_model("mlp", (30,), 2, random_state=0)
+    train_model(mlp, Xtr, train.y, epochs=60, lr=1e-3, batch_size=32, random_state=0)
+    mlp.eval()
+    with torch.inference_mode():
+        acc = float((mlp(torch.as_tensor(Xte, dtype=torch.float32)).argmax(1).numpy() == test.y).mean())
+    log(f"mlp/breast_cancer: test accuracy {acc:.4f}")
+    return mlp, {"Xtr": Xtr, "Xte": Xte, "yte": test.y, "test_accuracy": acc}
+
+
+def predicted(model: nn.Module, X: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
+
+
+# --------------------------------------------------------------------------- task 1: image LIME
+
+
+def bench_lime(dataset: str, args: argparse.Namespace, res: Results) -> None:
+    from lime.lime_image import LimeImageExplainer
+
+    try:
+        cnn, info = load_cnn(dataset, args.data_dir)
+    except FileNotFoundError as exc:
+        log(f"image LIME on {dataset}: skipped ({exc})")
+        res.notes[f"lime_{dataset}"] = {"skipped": str(exc)}
+        return
+    X = info["test"].X[: args.n_images]
+    n = len(X)
+    target = predicted(cnn, X)
+    segs = segment(X, method="slic", n_segments=SLIC_SEGMENTS[dataset])
+    n_seg = segs.reshape(n, -1).max(axis=1) + 1
+    m = args.lime_samples
+    task = f"image LIME / {dataset} CNN"
+    log(f"{task}: {n} images {X.shape[1:]}, superpixels {int(n_seg.min())}-{int(n_seg.max())}, {m} samples")
+
+    def ours(model: nn.Module = cnn, samples: int = m, seed: int = 0):
+        return LIME(model, mode="image", segments=segs, baseline=0.0, n_samples=samples,
+                    random_state=seed).explain(X, target=target)
+
+    def lime_predict(batch: np.ndarray) -> np.ndarray:  # (b, H, W, 3) float64 from gray2rgb
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch[..., 0], dtype=np.float32))[:, None]
+            return torch.softmax(cnn(x), dim=1).numpy()
+
+    def lime_run(batch_size: int, idx: range | None = None, seed: int = 0) -> np.ndarray:
+        explainer = LimeImageExplainer(feature_selection="none", random_state=seed)
+        out = np.zeros((n, int(n_seg.max())))
+        for i in idx if idx is not None else range(n):
+            exp = explainer.explain_instance(
+                X[i, 0], lime_predict, labels=(int(target[i]),), top_labels=None, hide_color=0,
+                num_samples=m, batch_size=batch_size, segmentation_fn=lambda img, s=segs[i]: s, random_seed=0,
+            )
+            for f, w in exp.local_exp[int(target[i])]:
+                out[i, f] = w
+        return out
+
+    # errors against a high-budget reference (untimed; lime's result does not depend on batch_size)
+    ref = ours(samples=args.lime_ref_samples, seed=12345).extras["segment_values"]
+
+    def err(v: np.ndarray) -> np.ndarray:
+        return np.array([np.linalg.norm(v[i, : n_seg[i]] - ref[i, : n_seg[i]]) / np.linalg.norm(ref[i, : n_seg[i]])
+                         for i in range(n)])
+
+    e_ours = seeded_error(lambda s: ours(seed=s).extras["segment_values"], err, args.error_seeds)
+    e_lime = seeded_error(lambda s: lime_run(256, seed=s), err, args.error_seeds)
+    v_ours, v_lime = ours().extras["segment_values"], lime_run(256)
+    agree = float(np.median([np.corrcoef(v_ours[i, : n_seg[i]], v_lime[i, : n_seg[i]])[0, 1] for i in range(n)]))
+
+    calls = record_calls(cnn, lambda mod: ours(model=mod))
+    pool = torch.as_tensor(X, dtype=torch.float32).contiguous()
+    cases = [Case("ours", lambda: ours())]
+    for bs in LIME_PEER_BATCHES:
+        cases.append(Case(f"lime bs={bs}", lambda bs=bs: lime_run(bs),
+                          warmup=lambda bs=bs: lime_run(bs, range(min(2, n)))))
+    cases.append(Case("model only", replay(cnn, calls, pool, torch.as_tensor(target))))
+    time_cases(cases, args.repeats, log, args.gate)
+    t = res.timing(f"lime_{dataset}", cases, args.gate)
+    budget = f"{m} samples x {n} img"
+    res.add(task=task, method="LIME", library="scrutiny", config="defaults (model batch 256)", budget=budget,
+            time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
+    for bs in LIME_PEER_BATCHES:
+        k = f"lime bs={bs}"
+        sp = t[k]["median"] / t["ours"]["median"]
+        res.add(task=task, method="LIME", library="lime", config=f"batch_size={bs}", budget=budget, time=t[k],
+                speedup=f"{sp:.2f}x", error=e_lime, goal="ours >= 5x faster", met=bool(sp >= 5.0))
+    res.add_overhead(task, "LIME", calls, t["ours"], t["model only"])
+    bound = {bs: t[f"lime bs={bs}"]["median"] / t["model only"]["median"] for bs in LIME_PEER_BATCHES}
+    res.notes[f"lime_{dataset}"].update({
+        "n_images": n, "superpixels_min": int(n_seg.min()), "superpixels_max": int(n_seg.max()),
+        "reference": f"scrutiny LIME, {args.lime_ref_samples} samples, seed 12345",
+        "error_ours": e_ours, "error_lime": e_lime, "median_pearson_ours_vs_lime": agree,
+        "amdahl_bound_vs_lime": {str(k): v for k, v in bound.items()},
+    })
+    res.footnotes.append(
+        f"{task}: superpixels {int(n_seg.min())}-{int(n_seg.max())}; median Pearson ours vs lime {agree:.3f}. "
+        f"The model alone on the same {sum(c for c, _ in calls):,} rows takes {fmt_time(t['model only'])}, so no "
+        "library evaluating those rows can beat lime by more than "
+        + " / ".join(f"{bound[bs]:.1f}x (bs={bs})" for bs in LIME_PEER_BATCHES) + ".")
+
+
+# --------------------------------------------------------------------------- task 2: KernelSHAP
+
+
+def bench_kernelshap(args: argparse.Namespace, res: Results) -> None:
+    import shap
+
+    mlp, d = breast_cancer_mlp()
+    rng = np.random.default_rng(0)
+    bg = d["Xtr"][rng.choice(len(d["Xtr"]), 20, replace=False)]
+    X = d["Xte"][: args.n_tabular]
+    n, B, M = len(X), len(bg), X.shape[1]
+    budget = args.shap_budget
+    task = "KernelSHAP / breast cancer MLP"
+    log(f"{task}: {n} rows, {M} features, background {B}, {budget} coalitions")
+
+    def f(A: np.ndarray) -> np.ndarray:  # what shap sees: P(benign)
+        with torch.inference_mode():
+            return torch.softmax(mlp(torch.as_tensor(A, dtype=torch.float32)), dim=1)[:, 1].double().numpy()
+
+    def ours(model: Any = mlp, samples: int = budget, seed: int = 0) -> np.ndarray:
+        return KernelSHAP(model, background=bg, n_samples=samples, random_state=seed).explain(X, target=1).values
+
+    def shap_run(samples: int = budget, seed: int = 0, rows: np.ndarray = X) -> np.ndarray:
+        np.random.seed(seed)  # shap's KernelExplainer samples with the global numpy RNG
+        explainer = shap.KernelExplainer(f, bg, link="identity")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(explainer.shap_values(rows, nsamples=samples, l1_reg=False, silent=True))
+
+    # references (untimed): ours with a large model batch (speed only), shap at 2**15
+    t0 = time.perf_counter()
+    ref_ours = ours(model=as_model(mlp, batch_size=65536), samples=args.shap_ref_ours, seed=777)
+    t1 = time.perf_counter()
+    ref_shap = shap_run(samples=args.shap_ref_shap, seed=778)
+    t2 = time.perf_counter()
+    ref_dist = float(np.median(rel_err(ref_shap, ref_ours)))
+    log(f"  references: ours@{args.shap_ref_ours} {t1 - t0:.1f} s, shap@{args.shap_ref_shap} {t2 - t1:.1f} s; "
+        f"median rel. distance between them {ref_dist:.4f}")
+    big = as_model(mlp, batch_size=8192)
+    e_ours = [seeded_error(lambda s: ours(model=big, seed=s), lambda v: rel_err(v, r), args.error_seeds)
+              for r in (ref_ours, ref_shap)]
+    e_shap = [seeded_error(lambda s: shap_run(seed=s), lambda v: rel_err(v, r), args.error_seeds)
+              for r in (ref_ours, ref_shap)]
+    v_ours, v_shap = ours(), shap_run()
+    gap = f(X) - f(bg).mean()  # efficiency: sum phi = f(x) - E f(background)
+    eff_ours, eff_shap = np.abs(v_ours.sum(1) - gap).max(), np.abs(v_shap.sum(1) - gap).max()
+
+    calls = record_calls(mlp, lambda mod: ours(model=mod))
+    pool = torch.as_tensor(np.concatenate([X, bg]), dtype=torch.float32)
+    cases = [
+        Case("ours", lambda: ours()),
+        Case("ours bs8192", lambda: ours(model=big)),
+        Case("shap", lambda: shap_run(), warmup=lambda: shap_run(rows=X[:2])),
+        Case("model only", replay(mlp, calls, pool, torch.ones(len(pool), dtype=torch.long))),
+    ]
+    time_cases(cases, args.repeats, log, args.gate)
+    t = res.timing("kernelshap", cases, args.gate)
+    label = f"{budget} coalitions x {n} rows, bg {B}"
+    sp = t["shap"]["median"] / t["ours"]["median"]
+    sp_big = t["shap"]["median"] / t["ours bs8192"]["median"]
+    res.add(task=task, method="KernelSHAP", library="scrutiny", config="defaults (model batch 256)", budget=label,
+            time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
+    res.add(task=task, method="KernelSHAP", library="scrutiny", config="as_model(mlp, batch_size=8192)",
+            budget=label, time=t["ours bs8192"], speedup=f"{sp_big:.2f}x vs shap", error=e_ours, goal="", met=None)
+    no_worse = all(e_ours[j]["mean"] <= e_shap[j]["mean"] for j in range(2))
+    res.add(task=task, method="KernelSHAP", library="shap", config="KernelExplainer, l1_reg=False", budget=label,
+            time=t["shap"], speedup=f"{sp:.2f}x", error=e_shap, goal="ours >= 3x faster, error <= shap's",
+            met=bool(sp >= 3.0 and no_worse))
+    res.add_overhead(task, "KernelSHAP", calls, t["ours"], t["model only"])
+    res.notes["kernelshap"].update({
+        "n_rows": n, "background": B, "features": M, "budget": budget, "mlp_test_accuracy": d["test_accuracy"],
+        "errors": "mean over seeds of the median relative L2 vs [ours@%d, shap@%d]" % (args.shap_ref_ours,
+                                                                                      args.shap_ref_shap),
+        "error_ours": e_ours, "error_shap": e_shap, "reference_distance": ref_dist,
+        "efficiency_max_abs_ours": float(eff_ours), "efficiency_max_abs_shap": float(eff_shap),
+        "speedup_vs_shap_default": sp, "speedup_vs_shap_bs8192": sp_big, "error_no_worse": no_worse,
+    })
+    res.footnotes.append(
+        f"{task}: errors are 'vs ours@{args.shap_ref_ours} | vs shap@{args.shap_ref_shap}'; the two references "
+        f"differ by {ref_dist:.4f}; efficiency max |sum phi - (f(x) - E f)|: ours {eff_ours:.1e}, shap {eff_shap:.1e}.")
+
+
+# --------------------------------------------------------------------------- task 3: IG and SmoothGrad
+
+
+def bench_gradients(args: argparse.Namespace, res: Results) -> None:
+    from captum.attr import IntegratedGradients as CaptumIG
+    from captum.attr import NoiseTunnel, Saliency as CaptumSaliency
+
+    try:
+        cnn, info = load_cnn("mnist", args.data_dir)
+        dataset = "mnist"
+    except FileNotFoundError as exc:
+        log(f"MNIST missing ({exc}); IG/SmoothGrad fall back to the digits CNN")
+        cnn, info = load_cnn("digits", args.data_dir)
+        dataset = "digits"
+    X = info["test"].X[: args.n_grad_images]
+    n = len(X)
+    target = predicted(cnn, X)
+    xt = torch.as_tensor(X, dtype=torch.float32)
+    tt = torch.as_tensor(target)
+    S, K = args.ig_steps, args.sg_samples
+
+    # ---- Integrated Gradients
+    def ours_ig(model: nn.Module = cnn, steps: int = S):
+        return IntegratedGradients(model, n_steps=steps).explain(X, target=target)
+
+    def captum_ig(ibs: int | None) -> torch.Tensor:
+        return CaptumIG(cnn).attribute(xt, baselines=torch.zeros_like(xt), target=tt, n_steps=S,
+                                       method="gausslegendre", internal_batch_size=ibs)
+
+    task = f"IG / {dataset} CNN"
+    log(f"{task}: {n} images, {S} steps (reference {args.ig_ref_steps})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = ours_ig(steps=args.ig_ref_steps).values
+        e_ours = ours_ig()
+    v_captum = captum_ig(256).detach().numpy().astype(np.float64)
+    v_ours = e_ours.values
+    diff = rel_err(v_ours, v_captum)
+    with torch.inference_mode():
+        logits = cnn(xt)
+        delta = (logits[torch.arange(n), tt] - cnn(torch.zeros_like(xt))[0, tt]).double().numpy()
+    gap_captum = np.abs(v_captum.reshape(n, -1).sum(1) - delta) / np.abs(delta)
+    calls = record_calls(cnn, lambda mod: ours_ig(model=mod))
+    cases = [Case("ours", lambda: ours_ig())]
+    for ibs in (256, None):
+        cases.append(Case(f"captum ibs={ibs}", lambda ibs=ibs: captum_ig(ibs)))
+    cases.append(Case("model only", replay(cnn, calls, xt, tt)))
+    time_cases(cases, args.repeats, log, args.gate)
+    t = res.timing("ig", cases, args.gate)
+    budget = f"{S} steps x {n} img"
+    res.add(task=task, method="IG", library="scrutiny", config="defaults (gausslegendre, model batch 256)",
+            budget=budget, time=t["ours"], speedup="-", error=float(np.median(rel_err(v_ours, ref))), goal="",
+            met=None)
+    for ibs in (256, None):
+        k = f"captum ibs={ibs}"
+        sp = t[k]["median"] / t["ours"]["median"]
+        res.add(task=task, method="IG", library="captum", config=f"internal_batch_size={ibs}", budget=budget,
+                time=t[k], speedup=f"{sp:.2f}x", error=float(np.median(rel_err(v_captum, ref))),
+                goal="ours no slower", met=bool(sp >= 1.0))
+    res.add_overhead(task, "IG", calls, t["ours"], t["model only"])
+    ig = {
+        "dataset": dataset, "n_images": n, "steps": S, "reference": f"scrutiny IG, {args.ig_ref_steps} GL steps",
+        "ours_vs_captum_rel_l2_median": float(np.median(diff)), "ours_vs_captum_rel_l2_max": float(diff.max()),
+        "ours_vs_captum_max_abs_over_max_abs": float(np.abs(v_ours - v_captum).max() / np.abs(v_captum).max()),
+        "completeness_gap_median_ours": float(np.median(e_ours.extras["relative_gap"])),
+        "completeness_gap_median_captum": float(np.median(gap_captum)),
+    }
+    res.notes["ig"].update(ig)
+    res.footnotes.append(
+        f"{task}: ours vs captum at {S} GL steps: relative L2 median {ig['ours_vs_captum_rel_l2_median']:.1e}, "
+        f"max {ig['ours_vs_captum_rel_l2_max']:.1e}; max |diff| / max |phi| "
+        f"{ig['ours_vs_captum_max_abs_over_max_abs']:.1e}; median relative completeness gap ours "
+        f"{ig['completeness_gap_median_ours']:.4f}, captum {ig['completeness_gap_median_captum']:.4f}.")
+
+    # ---- SmoothGrad
+    def ours_sg(model: nn.Module = cnn, samples: int = K, seed: int = 0, antithetic: bool = True):
+        return SmoothGrad(model, n_samples=samples, noise_level=SIGMA, noise_scale="absolute",
+                          antithetic=antithetic, random_state=seed).explain(X, target=target).values
+
+    def captum_sg(nsbs: int | None, seed: int = 0) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return NoiseTunnel(CaptumSaliency(cnn)).attribute(xt, nt_type="smoothgrad", nt_samples=K,
+                                                          nt_samples_batch_size=nsbs, stdevs=SIGMA, target=tt,
+                                                          abs=False)
+
+    task = f"SmoothGrad / {dataset} CNN"
+    log(f"{task}: {n} images, {K} samples, sigma {SIGMA} (reference {args.sg_ref_samples} MC samples)")
+    ref = ours_sg(samples=args.sg_ref_samples, seed=999, antithetic=False)
+    e_ours = seeded_error(lambda s: ours_sg(seed=s), lambda v: rel_err(v, ref), args.error_seeds)
+    e_ours_plain = seeded_error(lambda s: ours_sg(seed=s, antithetic=False), lambda v: rel_err(v, ref),
+                                args.error_seeds)
+    e_captum = seeded_error(lambda s: captum_sg(None, s).detach().numpy().astype(np.float64),
+                            lambda v: rel_err(v, ref), args.error_seeds)
+    calls = record_calls(cnn, lambda mod: ours_sg(model=mod))
+    nsbs_fair = max(1, 256 // n)
+    cases = [Case("ours", lambda: ours_sg())]
+    for nsbs in (nsbs_fair, None):
+        cases.append(Case(f"captum nsbs={nsbs}", lambda nsbs=nsbs: captum_sg(nsbs)))
+    cases.append(Case("model only", replay(cnn, calls, xt, tt)))
+    time_cases(cases, args.repeats, log, args.gate)
+    t = res.timing("smoothgrad", cases, args.gate)
+    budget = f"{K} samples x {n} img"
+    res.add(task=task, method="SmoothGrad", library="scrutiny", config="defaults (antithetic, model batch 256)",
+            budget=budget, time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
+    for nsbs in (nsbs_fair, None):
+        k = f"captum nsbs={nsbs}"
+        sp = t[k]["median"] / t["ours"]["median"]
+        res.add(task=task, method="SmoothGrad", library="captum", config=f"nt_samples_batch_size={nsbs}",
+                budget=budget, time=t[k], speedup=f"{sp:.2f}x", error=e_captum, goal="ours no slower",
+                met=bool(sp >= 1.0))
+    res.add_overhead(task, "SmoothGrad", calls, t["ours"], t["model only"])
+    res.notes["smoothgrad"].update({
+        "dataset": dataset, "n_images": n, "samples": K, "sigma": SIGMA,
+        "reference": f"scrutiny SmoothGrad, {args.sg_ref_samples} plain MC samples, seed 999",
+        "error_ours_antithetic": e_ours, "error_ours_plain": e_ours_plain, "error_captum": e_captum,
+    })
+    res.footnotes.append(f"{task}: ours without antithetic pairs has error {e_ours_plain['mean']:.4f} "
+                         f"(antithetic {e_ours['mean']:.4f}, captum {e_captum['mean']:.4f}).")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(res: Results) -> str:
+    header = ["task", "method", "library (config)", "budget", "time median [min]", "ours x faster",
+              "error vs ref", "goal", "met?"]
+    rows = []
+    for r in res.rows:
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
+        rows.append([r["task"], r["method"], f"{r['library']} ({r['config']})", r["budget"], fmt_time(r["time"]),
+                     r["speedup"], fmt_err(r["error"]), r["goal"] or "-", met])
+    out = [format_table(header, rows, right=(4, 5, 6))]
+    if res.overhead:
+        header = ["task", "rows through model", "model calls (max rows)", "ours median [min]",
+                  "model alone median [min]", "overhead ratio", "goal", "met?"]
+        rows = [[o["task"], f"{o['rows']:,}", f"{o['n_calls']} ({o['chunk']})", fmt_time(o["ours"]),
+                 fmt_time(o["model"]), f"{o['ratio']:.2f}", "<= 1.2", "yes" if o["ratio"] <= 1.2 else "NO"]
+                for o in res.overhead]
+        out += ["", "Overhead: total time / model evaluations alone (same rows, same chunks)",
+                format_table(header, rows, right=(1, 3, 4, 5))]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    threads = set_threads(args.threads)
+    log(f"torch {torch.__version__}, {threads} thread(s); data dir {args.data_dir}; repeats {args.repeats}"
+        f"{' (quick)' if args.quick else ''}")
+    res = Results()
+    start = time.perf_counter()
+    if "lime" in args.tasks:
+        for ds in args.datasets:
+            bench_lime(ds, args, res)
+    if "kernelshap" in args.tasks:
+        bench_kernelshap(args, res)
+    if "gradients" in args.tasks:
+        bench_gradients(args, res)
+    total = time.perf_counter() - start
+    print(report(res))
+    print()
+    print("ours x faster = peer median / ours median (>1: ours faster). Errors: relative L2 distance to a "
+          "high-budget reference, median over inputs (mean over %d seed(s) for sampled methods). References: "
+          "LIME ours@%d samples; KernelSHAP ours@%d | shap@%d coalitions; IG ours@%d GL steps; SmoothGrad "
+          "ours@%d plain MC samples." % (args.error_seeds, args.lime_ref_samples, args.shap_ref_ours,
+                                         args.shap_ref_shap, args.ig_ref_steps, args.sg_ref_samples))
+    for note in res.footnotes:
+        print("- " + note)
+    g = args.gate
+    if g.enabled:
+        retaken = sum(v.get("retaken", 0) for note in res.notes.values() if isinstance(note, dict)
+                      for v in note.get("timing", {}).values())
+        print(f"Contention gate: waited {g.waited:.0f} s for a quiet machine; {retaken} sample(s) retaken because "
+              f"other processes used > {g.threshold} cores; {g.kept_contended} kept despite contention and left "
+              "out of the medians (a time shown as 'x [y] (k/n)' uses the k clean samples of n).")
+    env = environment()
+    print(f"\n{env['cpu_count']} CPU(s), torch {env['torch']} ({env['torch_threads']} threads), lime {env['lime']}, "
+          f"shap {env['shap']}, captum {env['captum']}; load average {env.get('loadavg_1_5_15')}; "
+          f"total {total:.0f} s.")
+    if args.json is not None:
+        payload = {"benchmark": "local_attribution", "args": {k: str(v) if isinstance(v, Path) else v
+                                                              for k, v in vars(args).items()},
+                   "results": res.rows, "overhead": res.overhead, "notes": res.notes, "environment": env,
+                   "total_seconds": round(total, 1)}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

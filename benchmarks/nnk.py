@@ -1,0 +1,492 @@
+"""DeepNNK at small scale, the NNK classifier, NNK solver and kNN speed, out-of-support scores.
+
+Sections (each prints a table; ``--json`` writes everything):
+
+1. **DeepNNK generalisation** (Shekkizhar & Ortega 2020). A zoo ``SmallCNN`` (conv 16-32, FC 128)
+   is trained twice on a small training subset (2,000 Fashion-MNIST images; all 1,347 digits),
+   Adam lr 1e-3, batch 16, 30 epochs: *overfit* -- no weight decay, no augmentation, through
+   ``scrutiny.zoo.train_model(callback=...)`` (it memorises: training error -> ~1-2%);
+   *regularised* -- weight decay 5e-4 (coupled L2 in Adam) and a random shift of every training
+   image in every epoch (+-2 pixels; +-1 on 8x8 digits), in a small loop here because
+   ``train_model`` has no augmentation hook. After every epoch two ``GeneralizationMonitor``s
+   record the leave-one-out NNK and kNN error on the training features (k = 50, cosine kernel,
+   exact solver) of the penultimate layer (``model.features``, the FC layer) and of the conv
+   block (the FC layer's input, the kind of layer DeepNNK used), the network's train and test
+   error (full test set) and the NNK / kNN classifiers on the test features. Reported: per-epoch
+   tables, Pearson and Spearman correlation across epochs between each LOO error and the test
+   error, the epoch each would select, and the late rise of each curve.
+2. **NNK classifier on test features** vs kNN (k = 25, 50, 75) vs the network, at the last epoch.
+3. **Speed and exactness** of the NNK solves for 10,000 test queries, k = 50, against the
+   training features of the regularised model (all 60,000 Fashion-MNIST training images, or
+   the 20,000 MNIST ones): exact kNN search time (torch.topk and numpy.argpartition
+   pre-selection), the batched exact active-set solver, FISTA (float32) + active-set polish,
+   raw FISTA (100 / 500 iterations, step 1/lambda_max, float64), and re-implementations of the
+   public solvers: the prune-only Cholesky heuristic (``non_negative_qpsolver``) and the batched
+   projected gradient with the fixed step 0.05 (``approximate_nnk``), plus scipy's ``nnls`` on
+   the Cholesky-transformed problem (a per-query loop). Objective gap to the exact solution and
+   KKT violations for each.
+4. **Out-of-support scores** (the paper's view of adversarial and generated inputs): NNK residual
+   and polytope class disagreement of clean test images, FGSM adversarial images, pixel-space
+   mixtures of two test images of different classes (a crude stand-in for generated images) and
+   uniform noise, with AUROC against the clean images.
+
+Usage::
+
+    python benchmarks/nnk.py                      # digits + Fashion-MNIST (~10 minutes on 2 cores)
+    python benchmarks/nnk.py --quick              # digits only, fewer epochs, 2,000 speed queries
+    python benchmarks/nnk.py --datasets mnist --json nnk.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_DATA_DIR, environment, format_table
+
+from scrutiny import data as sdata
+from scrutiny.data_attribution import _nnls
+from scrutiny.data_attribution._kernels import gram as _gram
+from scrutiny.data_attribution._kernels import kernel_values as _kernel_of_scores
+from scrutiny.data_attribution._kernels import normalise as _normalise
+from scrutiny.data_attribution._knn import knn_search
+from scrutiny.data_attribution.nnk import NNK
+from scrutiny.diagnostics import GeneralizationMonitor, out_of_support
+from scrutiny.models import as_model
+from scrutiny.zoo import make_model, train_model
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load(name: str, data_dir: Path, n_train: int, seed: int) -> dict[str, Any]:
+    if name == "digits":
+        train, test = sdata.train_test_split(sdata.load_digits(), test_size=0.25, random_state=0)
+        full = train
+    else:
+        loader = sdata.load_mnist if name == "mnist" else sdata.load_fashion_mnist
+        full, test = loader(data_dir, split="train"), loader(data_dir, split="test")
+        train = None
+    rng = np.random.default_rng(seed)
+    n = min(n_train, len(full.y))
+    idx = np.sort(rng.choice(len(full.y), size=n, replace=False)) if n < len(full.y) else np.arange(n)
+    return {"name": name, "X": full.X[idx].astype(np.float32), "y": full.y[idx], "X_full": full.X.astype(np.float32),
+            "y_full": full.y, "X_test": test.X.astype(np.float32), "y_test": test.y,
+            "shape": full.image_shape, "train_idx": idx, "train_obj": train}
+
+
+def shift(X: np.ndarray, rng: np.random.Generator, pad: int = 2) -> np.ndarray:
+    """Random shifts by up to ``pad`` pixels (zero fill), one offset per image."""
+    h, w = X.shape[2:]
+    P = np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out = np.empty_like(X)
+    off = rng.integers(0, 2 * pad + 1, size=(len(X), 2))
+    for dx in range(2 * pad + 1):
+        for dy in range(2 * pad + 1):
+            s = (off[:, 0] == dx) & (off[:, 1] == dy)
+            out[s] = P[s, :, dx:dx + h, dy:dy + w]
+    return out
+
+
+# --------------------------------------------------------------------------- 1. DeepNNK
+
+
+LAYERS = {"penultimate": None, "conv": "conv"}  # features: model.features(x) (the FC hidden layer), conv block
+
+
+def train_run(d: dict, regularised: bool, epochs: int, k: int, seed: int, lr: float, batch: int) -> tuple[Any, dict]:
+    model = make_model("cnn", d["shape"], 10, random_state=seed)
+    monitors = {layer: GeneralizationMonitor(d["X"], d["y"], d["X_test"], d["y_test"], k=k, features=spec,
+                                             test_nnk=layer == "penultimate")
+                for layer, spec in LAYERS.items()}
+    tag = "regularised" if regularised else "overfit"
+
+    def callback(epoch, m):
+        rows = {layer: mon(epoch, m) for layer, mon in monitors.items()}
+        p, c = rows["penultimate"], rows["conv"]
+        log(f"  [{tag}] epoch {epoch:2d}: train err {p['train_error']:.3f} test err {p['test_error']:.3f} | LOO NNK "
+            f"penult. {p['loo_nnk_error']:.3f} conv {c['loo_nnk_error']:.3f} | LOO kNN penult. "
+            f"{p['loo_knn_error']:.3f} conv {c['loo_knn_error']:.3f} ({p['seconds'] + c['seconds']:.1f} s)")
+
+    t0 = time.perf_counter()
+    if not regularised:
+        train_model(model, d["X"], d["y"], epochs=epochs, lr=lr, batch_size=batch, random_state=seed, callback=callback)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
+        rng = np.random.default_rng(seed + 1)
+        y = torch.from_numpy(d["y"])
+        pad = 1 if d["shape"][1] <= 8 else 2
+        n = len(d["y"])
+        for epoch in range(1, epochs + 1):
+            model.train()
+            Xa = torch.from_numpy(shift(d["X"], rng, pad))
+            perm = torch.from_numpy(rng.permutation(n))
+            for b in range(0, n, batch):
+                i = perm[b:b + batch]
+                loss = F.cross_entropy(model(Xa[i]), y[i])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            model.eval()
+            callback(epoch, model)
+    log(f"  run done in {time.perf_counter() - t0:.0f} s")
+    return model, {layer: mon.result() for layer, mon in monitors.items()}
+
+
+def late_rise(series: np.ndarray) -> float:
+    """Mean of the last 3 epochs minus the minimum over the first 2/3 of training."""
+    cut = max(1, (2 * len(series)) // 3)
+    return float(np.mean(series[-3:]) - np.min(series[:cut]))
+
+
+def deepnnk_section(d: dict, epochs: int, k: int, seed: int, lr: float, batch: int) -> tuple[dict, dict]:
+    out: dict[str, Any] = {"dataset": d["name"], "n_train": len(d["y"]), "n_test": len(d["y_test"]),
+                           "epochs": epochs, "k": k, "batch_size": batch, "lr": lr, "runs": {}}
+    models = {}
+    for regularised in (False, True):
+        tag = "regularised" if regularised else "overfit"
+        log(f"DeepNNK on {d['name']} ({len(d['y'])} training images), {tag} run")
+        model, res = train_run(d, regularised, epochs, k, seed, lr, batch)
+        models[tag] = model
+        out["runs"][tag] = {layer: r.to_dict() for layer, r in res.items()}
+        p, c = res["penultimate"], res["conv"]
+        rows = [[str(e), f"{p.train_error[i]:.3f}", f"{p.test_error[i]:.3f}", f"{p.loo_nnk_error[i]:.3f}",
+                 f"{p.loo_knn_error[i]:.3f}", f"{c.loo_nnk_error[i]:.3f}", f"{c.loo_knn_error[i]:.3f}",
+                 f"{p.nnk_test_error[i]:.3f}", f"{p.knn_test_error[i]:.3f}", f"{p.mean_neighbors[i]:.1f}",
+                 f"{c.mean_neighbors[i]:.1f}", f"{p.seconds[i] + c.seconds[i]:.1f}"]
+                for i, e in enumerate(p.epochs)]
+        print(f"\n[1] DeepNNK, {d['name']}, {tag} run ({len(d['y'])} train / {len(d['y_test'])} test, k={k}); "
+              "LOO = leave-one-out error on the training features of the penultimate (FC) layer or the conv block")
+        print(format_table(["epoch", "train err", "test err", "LOO NNK pen", "LOO kNN pen", "LOO NNK conv",
+                            "LOO kNN conv", "NNK test pen", "kNN test pen", "nbrs pen", "nbrs conv", "diag s"],
+                           rows, right=range(12)))
+    summary = []
+    for tag, layers in out["runs"].items():
+        te = np.array(layers["penultimate"]["test_error"])
+        for layer, r in layers.items():
+            for est in ("nnk", "knn"):
+                loo = np.array(r[f"loo_{est}_error"])
+                arg = int(np.argmin(loo))
+                summary.append({
+                    "run": tag, "layer": layer, "estimate": est.upper(), "pearson": float(np.corrcoef(loo, te)[0, 1]),
+                    "spearman": _spearman(loo, te), "argmin_test": int(np.argmin(te) + 1), "argmin_loo": arg + 1,
+                    "test_at_argmin_loo": float(te[arg]), "best_test": float(te.min()),
+                    "test_rise": late_rise(te), "loo_rise": late_rise(loo), "loo_minus_test_last": float(loo[-1] - te[-1]),
+                })
+    out["summary"] = summary
+    print(f"\n[1] DeepNNK summary, {d['name']}: correlation across epochs of the train-LOO error with the network's "
+          "test error; rise = mean of the last 3 epochs minus the minimum over the first 2/3 of training")
+    print(format_table(
+        ["run", "layer", "LOO", "Pearson r", "Spearman", "argmin test", "argmin LOO", "test@argmin LOO", "best test",
+         "test rise", "LOO rise", "LOO-test (last)"],
+        [[s["run"], s["layer"], s["estimate"], f"{s['pearson']:.3f}", f"{s['spearman']:.3f}", str(s["argmin_test"]),
+          str(s["argmin_loo"]), f"{s['test_at_argmin_loo']:.3f}", f"{s['best_test']:.3f}", f"{s['test_rise']:+.3f}",
+          f"{s['loo_rise']:+.3f}", f"{s['loo_minus_test_last']:+.3f}"] for s in summary], right=range(3, 12)))
+    return out, models
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+# --------------------------------------------------------------------------- 2. classifier
+
+
+def classifier_section(d: dict, models: dict, ks=(25, 50, 75)) -> list[dict]:
+    rows, out = [], []
+    for tag, model in models.items():
+        m = as_model(model)
+        Ftr, Fte = m.features(d["X"]), m.features(d["X_test"])
+        net = float(np.mean(m.predict(d["X_test"]).argmax(1) != d["y_test"]))
+        rec = {"run": tag, "network_test_error": net}
+        for k in ks:
+            nnk = NNK(k=k).fit(Ftr, d["y"])
+            p, knn, _ = nnk.interpolate(nnk.solve(Fte))
+            rec[f"nnk_k{k}"] = float(np.mean(p.argmax(1) != d["y_test"]))
+            rec[f"knn_k{k}"] = float(np.mean(knn.argmax(1) != d["y_test"]))
+        out.append(rec)
+        rows.append([tag, f"{net:.4f}"] + [f"{rec[f'nnk_k{k}']:.4f}" for k in ks] + [f"{rec[f'knn_k{k}']:.4f}" for k in ks])
+    print(f"\n[2] Test error at the last epoch, {d['name']}: the network vs NNK / kernel-weighted kNN classifiers on "
+          "its penultimate features (training features as support)")
+    print(format_table(["run", "network"] + [f"NNK k={k}" for k in ks] + [f"kNN k={k}" for k in ks], rows,
+                       right=range(1, 2 + 2 * len(ks))))
+    return out
+
+
+# --------------------------------------------------------------------------- 3. speed
+
+
+def prune_only(K: np.ndarray, b: np.ndarray, x_tol: float = 1e-10) -> np.ndarray:
+    """Re-implementation of the public ``non_negative_qpsolver`` (PyNNK / DeepNNK), one query."""
+    from scipy.linalg import get_lapack_funcs
+
+    n = len(b)
+    x = b.copy()
+    if (x > 1 - x_tol).any():  # "nodes collapse": return the (near) duplicate alone
+        return x * (x > 1 - x_tol)
+    keep = x > x_tol
+    check, it = 1.0, 0
+    potrf, potrs = get_lapack_funcs(("potrf", "potrs"), (K,))
+    while check > x_tol and it < 50 * n:
+        sol = np.zeros(n)
+        A = K[np.ix_(keep, keep)]
+        c, info = potrf(A, lower=False, clean=True)
+        if info > 0:
+            c = c + x_tol * np.eye(A.shape[0])
+        sol[keep] = potrs(c, b[keep], lower=False)[0]
+        x = sol
+        it += 1
+        neg = x < x_tol
+        check = float(np.max(np.abs(x[neg]))) if neg.any() else 0.0
+        keep = (x > x_tol) & keep
+    x[x < x_tol] = 0.0
+    return x
+
+
+def public_pgd(K: np.ndarray, b: np.ndarray, eta: float = 0.05, iters: int = 100, x_tol: float = 1e-6) -> np.ndarray:
+    """Re-implementation of the public batched ``approximate_nnk`` (fixed step, clamp to [0, 1])."""
+    x = b.copy()
+    for _ in range(iters):
+        x = np.clip(x + eta * (b - np.einsum("nij,nj->ni", K, x)), 0.0, 1.0)
+    x[x < x_tol] = 0.0
+    return x
+
+
+def scipy_reference(K: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from scipy.optimize import nnls
+
+    try:
+        L = np.linalg.cholesky(K)
+        A, y = L.T, np.linalg.solve(L, b)
+    except np.linalg.LinAlgError:
+        w, V = np.linalg.eigh(K)
+        keep = w > 1e-12 * w.max()
+        A, y = np.sqrt(w[keep])[:, None] * V[:, keep].T, (V[:, keep].T @ b) / np.sqrt(w[keep])
+    return nnls(A, y, maxiter=50 * len(b))[0]
+
+
+def speed_section(d: dict, model: Any, n_queries: int, k: int, support: str) -> dict[str, Any]:
+    m = as_model(model)
+    Xs = d["X_full"] if support == "full" else d["X"]
+    Ftr = m.features(Xs)
+    Fq = m.features(d["X_test"][:n_queries])
+    nnk = NNK(k=k).fit(Ftr)
+    Qn = _normalise(Fq)
+    n_sup = len(Ftr)
+    out: dict[str, Any] = {"n_queries": len(Fq), "n_support": int(n_sup), "k": k, "dim": int(Ftr.shape[1])}
+    log(f"speed: {len(Fq)} queries, {n_sup} support features, k={k}")
+    knn_rows = []
+    results, sims = {}, {}
+    for backend in ("torch", "numpy"):
+        t0 = time.perf_counter()
+        sims[backend], results[backend] = knn_search(Qn, nnk._F, k, metric="ip", backend=backend)
+        t = time.perf_counter() - t0
+        knn_rows.append([backend, f"{t:.2f}", f"{1000 * t / len(Fq):.2f}"])
+        out[f"knn_seconds_{backend}"] = t
+    out["knn_backends_agree"] = bool(np.array_equal(results["torch"], results["numpy"]))
+    # brute-force float64 check on 200 queries
+    S = Qn[:200] @ nnk._F.T
+    ref = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    out["knn_exact_on_200"] = bool(np.array_equal(ref, results["torch"][:200]))
+    print(f"\n[3a] Exact kNN search: {len(Fq)} queries x {n_sup} support features (d={Ftr.shape[1]}), k={k}, cosine; "
+          f"float32 GEMM pre-selection + float64 re-scoring (lists identical across backends: "
+          f"{out['knn_backends_agree']}; equal to float64 brute force on 200 queries: {out['knn_exact_on_200']})")
+    print(format_table(["top-m selection", "seconds", "ms / 1k queries"], knn_rows, right=(1, 2)))
+
+    idx = results["torch"]
+    b = _kernel_of_scores(sims["torch"], "cosine", None)
+    K = np.concatenate([_gram(nnk._F[idx[i:i + 2048]], "cosine", None) for i in range(0, len(idx), 2048)])
+    rep = _nnls.duplicate_groups(K)
+    allowed = rep == np.arange(k)
+
+    def chunked(fn):
+        parts = [fn(K[i:i + 2048], b[i:i + 2048], allowed[i:i + 2048], rep[i:i + 2048]) for i in range(0, len(b), 2048)]
+        return np.concatenate(parts)
+
+    solvers = {
+        "exact active set (scrutiny)": lambda K_, b_, a_, r_: _nnls.split_duplicates(
+            _nnls.active_set(K_, b_, allowed=a_).theta, r_),
+        "FISTA f32 + polish (scrutiny)": lambda K_, b_, a_, r_: _nnls.split_duplicates(
+            _nnls.fista_polish(K_, b_, allowed=a_).theta, r_),
+        "FISTA 100 it, 1/lambda_max": lambda K_, b_, a_, r_: _nnls.split_duplicates(
+            _nnls.fista(K_, b_, allowed=a_, tol=0.0, max_iter=100).theta, r_),
+        "FISTA 500 it, 1/lambda_max": lambda K_, b_, a_, r_: _nnls.split_duplicates(
+            _nnls.fista(K_, b_, allowed=a_, tol=0.0, max_iter=500).theta, r_),
+        "public PGD eta=0.05, 100 it": lambda K_, b_, a_, r_: public_pgd(K_, b_),
+        "public prune-only Cholesky": lambda K_, b_, a_, r_: np.stack([prune_only(K_[i], b_[i]) for i in range(len(b_))]),
+        "scipy nnls (Cholesky transf.)": lambda K_, b_, a_, r_: np.stack(
+            [scipy_reference(K_[i], b_[i]) for i in range(len(b_))]),
+    }
+    thetas, times = {}, {}
+    for name, fn in solvers.items():
+        t0 = time.perf_counter()
+        thetas[name] = chunked(fn)
+        times[name] = time.perf_counter() - t0
+        log(f"  {name}: {times[name]:.2f} s")
+    exact = thetas["exact active set (scrutiny)"]
+    f_exact = _nnls.objective(K, b, exact)
+    lam = _nnls.lipschitz_bound(K)
+    top_exact = np.argsort(-exact, axis=1)[:, :5]
+    rows, recs = [], []
+    for name, th in thetas.items():
+        f = _nnls.objective(K, b, th)
+        gap = f - f_exact
+        kkt = _nnls.kkt_residual(K, b, th)
+        top = np.argsort(-th, axis=1)[:, :5]
+        overlap = np.mean([len(set(top[i]) & set(top_exact[i])) / 5 for i in range(len(b))])
+        rec = {"solver": name, "seconds": times[name], "mean_active": float((th > 0).sum(1).mean()),
+               "gap_mean": float(gap.mean()), "gap_max": float(gap.max()),
+               "rel_gap_mean": float(np.mean(gap / np.abs(f_exact))), "kkt_viol_frac_1e-6": float(np.mean(kkt > 1e-6)),
+               "kkt_max": float(kkt.max()), "top5_overlap": float(overlap)}
+        recs.append(rec)
+        rows.append([name, f"{rec['seconds']:.2f}", f"{rec['mean_active']:.1f}", f"{rec['gap_mean']:.1e}",
+                     f"{rec['gap_max']:.1e}", f"{100 * rec['rel_gap_mean']:.3f}%", f"{100 * rec['kkt_viol_frac_1e-6']:.1f}%",
+                     f"{rec['kkt_max']:.1e}", f"{rec['top5_overlap']:.3f}"])
+    out["solvers"] = recs
+    out["lambda_max_mean"] = float(lam.mean())
+    out["lambda_max_min"] = float(lam.min())
+    out["duplicate_candidates"] = int((~allowed).sum())
+    print(f"\n[3b] NNK solves, {len(b)} queries, k={k}, cosine kernel (lambda_max of K_SS: mean {lam.mean():.1f}, min "
+          f"{lam.min():.1f}; a fixed step 0.05 needs lambda_max < 40). Gap = objective - exact objective; "
+          "KKT viol. = share of queries with max_j |min(theta_j, grad_j)| > 1e-6")
+    print(format_table(["solver", "seconds", "active", "gap mean", "gap max", "rel. gap", "KKT viol.", "KKT max",
+                        "top-5 overlap"], rows, right=range(1, 9)))
+    return out
+
+
+# --------------------------------------------------------------------------- 4. out of support
+
+
+def fgsm(model: Any, X: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+    out = np.empty_like(X)
+    for s in range(0, len(X), 500):
+        x = torch.from_numpy(X[s:s + 500]).clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x), torch.from_numpy(y[s:s + 500]))
+        (g,) = torch.autograd.grad(loss, x)
+        out[s:s + 500] = (x + eps * g.sign()).clamp(0, 1).detach().numpy()
+    return out
+
+
+def support_section(d: dict, model: Any, k: int, n: int, eps: float, seed: int) -> list[dict]:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed + 7)
+    m = as_model(model)
+    nnk = NNK(k=k).fit(m.features(d["X"]), d["y"])
+    Xc, yc = d["X_test"][:n], d["y_test"][:n]
+    j = rng.permutation(len(d["y_test"]))
+    j = j[d["y_test"][j] != np.roll(d["y_test"][j], 1)][:n]
+    sets = {
+        "clean test": Xc,
+        f"FGSM eps={eps}": fgsm(model, Xc, yc, eps),
+        "mix of 2 test images (0.5/0.5)": 0.5 * (d["X_test"][j] + d["X_test"][np.roll(j, 1)]),
+        "uniform noise": rng.uniform(size=Xc.shape).astype(np.float32),
+    }
+    base = None
+    rows, out = [], []
+    for name, X in sets.items():
+        pred = m.predict(X).argmax(1)
+        o = out_of_support(nnk, m.features(X), pred)
+        rec = {"set": name, "network_error_vs_clean_label": float(np.mean(pred != yc)) if name != "uniform noise"
+               and not name.startswith("mix") else None,
+               "residual_mean": float(o.residual.mean()), "pvalue_below_0.05": float(np.mean(o.residual_pvalue < 0.05)),
+               "disagreement_mean": float(o.disagreement.mean()),
+               "label_disagreement_mean": float(o.label_disagreement.mean())}
+        if base is None:
+            base = o
+        else:
+            lab = np.r_[np.zeros(len(base.residual)), np.ones(len(o.residual))]
+            rec["auroc_residual"] = float(roc_auc_score(lab, np.r_[base.residual, o.residual]))
+            rec["auroc_disagreement"] = float(roc_auc_score(lab, np.r_[base.disagreement, o.disagreement]))
+            rec["auroc_label_disagreement"] = float(roc_auc_score(lab, np.r_[base.label_disagreement,
+                                                                             o.label_disagreement]))
+        out.append(rec)
+        err = rec["network_error_vs_clean_label"]
+        rows.append([name, "-" if err is None else f"{err:.3f}", f"{rec['residual_mean']:.4f}",
+                     f"{100 * rec['pvalue_below_0.05']:.1f}%", f"{rec['disagreement_mean']:.3f}",
+                     f"{rec['label_disagreement_mean']:.3f}",
+                     *(f"{rec[key]:.3f}" if key in rec else "-" for key in
+                       ("auroc_residual", "auroc_disagreement", "auroc_label_disagreement"))])
+    print(f"\n[4] Out-of-support scores, {d['name']} regularised model, {n} queries per set, k={k}. p<0.05: residual "
+          "above 95% of the training points' LOO residuals; disagreement = 1 - max class weight of the polytope; "
+          "label disagr. = polytope weight off the network's predicted class; AUROC vs clean test")
+    print(format_table(["query set", "net err", "residual", "p<0.05", "disagr.", "label disagr.", "AUROC resid.",
+                        "AUROC disagr.", "AUROC label"], rows, right=range(1, 9)))
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder holding mnist/ and fashion-mnist/ (default: %(default)s)")
+    p.add_argument("--datasets", nargs="+", choices=("digits", "mnist", "fashion-mnist"), default=None,
+                   help="DeepNNK datasets (default: digits fashion-mnist; --quick: digits)")
+    p.add_argument("--quick", action="store_true", help="digits only, 15 epochs, 2,000 speed queries")
+    p.add_argument("--n-train", type=int, default=2000, help="training subset for MNIST / Fashion-MNIST")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30; --quick 15)")
+    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="mini-batch size of both runs (16: the unregularised run memorises its training set)")
+    p.add_argument("--speed-queries", type=int, default=None, help="default 10,000 (--quick: 2,000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared 2-core machine 2 threads trained 10x slower)")
+    p.add_argument("--json", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)  # a script may set global state; the library never does
+    datasets = args.datasets or (["digits"] if args.quick else ["digits", "fashion-mnist"])
+    epochs = args.epochs or (15 if args.quick else 30)
+    n_speed = args.speed_queries or (2000 if args.quick else 10000)
+    record: dict[str, Any] = {"environment": environment(), "args": {k: str(v) for k, v in vars(args).items()},
+                              "deepnnk": [], "classifier": [], "speed": None, "support": None}
+    t_start = time.perf_counter()
+    last = None
+    for name in datasets:
+        try:
+            d = load(name, args.data_dir, args.n_train, args.seed)
+        except FileNotFoundError as exc:
+            log(f"skipping {name}: {exc}")
+            continue
+        res, models = deepnnk_section(d, epochs, args.k, args.seed, args.lr, args.batch_size)
+        record["deepnnk"].append(res)
+        record["classifier"].append({"dataset": name, "rows": classifier_section(d, models)})
+        last = (d, models)
+    if last is not None:
+        d, models = last
+        support = "full" if d["name"] != "digits" else "subset"
+        record["speed"] = speed_section(d, models["regularised"], n_speed, args.k, support)
+        record["support"] = support_section(d, models["regularised"], args.k, 1000 if not args.quick else 300,
+                                            0.1, args.seed)
+    record["total_seconds"] = time.perf_counter() - t_start
+    log(f"total {record['total_seconds']:.0f} s")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Diagnostics of models and explanations.
+
+* :class:`GeneralizationMonitor` / :func:`nnk_generalization` (DeepNNK): leave-one-out NNK and
+  kNN error on the training features per epoch, beside the network's test error;
+  :class:`GeneralizationResult` holds the per-epoch arrays and their correlations;
+* :func:`out_of_support` / :class:`OutOfSupport`: NNK residual and polytope class disagreement
+  of queries (adversarial, generated or shifted inputs).
+
+Names are loaded lazily, so importing this package imports neither torch nor scipy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "GeneralizationMonitor": "generalization",
+    "GeneralizationResult": "generalization",
+    "nnk_generalization": "generalization",
+    "OutOfSupport": "generalization",
+    "out_of_support": "generalization",
+}
+
+__all__ = ["GeneralizationMonitor", "GeneralizationResult", "OutOfSupport", "nnk_generalization", "out_of_support"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,439 @@
+"""Generalisation diagnostics from training features alone (DeepNNK).
+
+DeepNNK (Shekkizhar & Ortega 2020) estimates the test error of a network from its *training*
+data: the penultimate features of the training set are NNK-interpolated leave-one-out (every
+training point from its k nearest *other* training points), and the LOO error tracks the
+network's test error across epochs. When a network starts to overfit, the LOO error rises
+although the training error keeps falling, which gives a validation-free early-stopping and
+model-selection signal.
+
+* :class:`GeneralizationMonitor` -- a ``callback(epoch, model)`` for
+  :func:`scrutiny.zoo.train_model` (or any loop) that records, per epoch, the LOO NNK and kNN
+  error on the training features, the network's train and test error, and optionally the NNK
+  and kNN classifiers' error on the test features;
+* :func:`nnk_generalization` -- the same over saved checkpoints (modules or weight files);
+* :class:`GeneralizationResult` -- per-epoch arrays, correlations across epochs, ``to_dict``;
+* :func:`out_of_support` -- per-query scores of how far a query lies outside the training
+  data's NNK polytopes: the kernel-space residual (distance to the polytope of its neighbours)
+  and the class disagreement of the polytope. In the paper's interpolation view, adversarial
+  and generated inputs are queries whose features leave the support of the training features
+  or fall into polytopes whose vertices disagree.
+
+References
+----------
+.. [1] S. Shekkizhar & A. Ortega (2020). DeepNNK: Explaining deep models and their generalization
+   using polytope interpolation. arXiv:2007.10505.
+.. [2] D. Bonet, A. Ortega, J. Ruiz-Hidalgo & S. Shekkizhar (2021). Channel-wise early stopping
+   without a validation set via NNK polytope interpolation. APSIPA ASC.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .._validation import (
+    Interval,
+    Options,
+    check_array,
+    check_random_state,
+    validate_params,
+)
+from ..data_attribution.nnk import NNK
+from ..exceptions import InvalidParameterError
+from ..explanation import _json_ready
+
+__all__ = ["GeneralizationMonitor", "GeneralizationResult", "OutOfSupport", "nnk_generalization", "out_of_support"]
+
+_SERIES = ("loo_nnk_error", "loo_knn_error", "loo_nnk_soft_error", "train_error", "test_error",
+           "nnk_test_error", "knn_test_error", "mean_residual", "mean_neighbors", "max_kkt_residual", "seconds")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GeneralizationResult:
+    """Per-epoch generalisation diagnostics (one entry per recorded epoch/checkpoint).
+
+    Attributes
+    ----------
+    epochs : int ndarray of shape (n_epochs,)
+    loo_nnk_error, loo_knn_error : ndarray of shape (n_epochs,)
+        Leave-one-out NNK / kernel-weighted kNN error on the training features.
+    loo_nnk_soft_error : ndarray of shape (n_epochs,)
+        Mean of ``1 - y_hat[true class]`` (NNK, leave-one-out).
+    loo_nnk_error_per_class, loo_knn_error_per_class : ndarray of shape (n_epochs, n_classes)
+    train_error, test_error : ndarray of shape (n_epochs,)
+        The network's own error on the training and test sets (NaN without a test set).
+    nnk_test_error, knn_test_error : ndarray of shape (n_epochs,)
+        NNK / kNN classifiers on the test features with the training features as support
+        (NaN unless ``test_nnk=True``).
+    mean_residual, mean_neighbors : ndarray of shape (n_epochs,)
+        Mean LOO residual and mean number of NNK neighbours (theta > 0).
+    max_kkt_residual : ndarray of shape (n_epochs,)
+        Largest KKT residual of the NNK solves (0 up to rounding for exact solutions).
+    seconds : ndarray of shape (n_epochs,)
+        Time spent by the diagnostic per epoch (features + solves).
+    classes : ndarray of shape (n_classes,)
+    params : dict
+    """
+
+    epochs: np.ndarray
+    loo_nnk_error: np.ndarray
+    loo_knn_error: np.ndarray
+    loo_nnk_soft_error: np.ndarray
+    loo_nnk_error_per_class: np.ndarray
+    loo_knn_error_per_class: np.ndarray
+    train_error: np.ndarray
+    test_error: np.ndarray
+    nnk_test_error: np.ndarray
+    knn_test_error: np.ndarray
+    mean_residual: np.ndarray
+    mean_neighbors: np.ndarray
+    max_kkt_residual: np.ndarray
+    seconds: np.ndarray
+    classes: np.ndarray
+    params: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.epochs.shape[0])
+
+    def correlation(self, x: str = "loo_nnk_error", y: str = "test_error", method: str = "pearson") -> float:
+        """Correlation across epochs between two per-epoch series (NaN if undefined).
+
+        Parameters
+        ----------
+        x, y : str
+            Names of per-epoch series (e.g. ``"loo_knn_error"``, ``"test_error"``).
+        method : {"pearson", "spearman"}
+        """
+        validate_params("GeneralizationResult.correlation", {"x": x, "y": y, "method": method},
+                        {"x": [Options(*_SERIES)], "y": [Options(*_SERIES)],
+                         "method": [Options("pearson", "spearman")]})
+        a, b = getattr(self, x), getattr(self, y)
+        ok = np.isfinite(a) & np.isfinite(b)
+        a, b = a[ok], b[ok]
+        if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+            return float("nan")
+        if method == "spearman":
+            from scipy.stats import rankdata
+
+            a, b = rankdata(a), rankdata(b)
+        return float(np.corrcoef(a, b)[0, 1])
+
+    def correlations(self, method: str = "pearson") -> dict[str, float]:
+        """Correlation of each LOO estimate (and test-feature classifier) with the network's test error."""
+        return {f"{x}~test_error": self.correlation(x, "test_error", method)
+                for x in ("loo_nnk_error", "loo_knn_error", "loo_nnk_soft_error", "nnk_test_error")}
+
+    def best_epoch(self, by: str = "loo_nnk_error") -> int:
+        """The epoch minimising a series (model selection without a validation set by default)."""
+        validate_params("GeneralizationResult.best_epoch", {"by": by}, {"by": [Options(*_SERIES)]})
+        v = getattr(self, by)
+        if not np.isfinite(v).any():
+            raise InvalidParameterError(f"best_epoch: {by} holds no finite value (was it recorded?).")
+        return int(self.epochs[int(np.nanargmin(v))])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict: every series as a list, plus the correlations."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else _json_ready(v, f.name)
+        out["correlations"] = self.correlations()
+        return out
+
+
+_MONITOR_CONSTRAINTS = {
+    "k": [Interval(int, 1, None)],
+    "kernel": [Options("cosine", "gaussian")],
+    "solver": [Options("exact", "fista")],
+    "n_loo": [Interval(int, 1, None), None],
+    "test_nnk": ["boolean"],
+    "batch_size": [Interval(int, 1, None), None],
+    "random_state": ["random_state"],
+}
+
+
+class GeneralizationMonitor:
+    """Record DeepNNK generalisation estimates after every epoch: ``callback(epoch, model)``.
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, ...)
+        Training inputs (as fed to the model).
+    y_train : array-like of shape (n_train,)
+        Integer class labels.
+    X_test, y_test : array-like, optional
+        Test inputs and labels: the network's test error is recorded beside the LOO estimates.
+    k : int, default 50
+        NNK candidate neighbours.
+    kernel : {"cosine", "gaussian"}, default "cosine"
+    solver : {"exact", "fista"}, default "exact"
+    features : str or callable, optional
+        How to read penultimate features (see :class:`scrutiny.models.TorchModel`); default the
+        model's ``features`` method or the input of its last linear layer.
+    n_loo : int, optional
+        Leave out only this many training points (a fixed random subset, each interpolated from
+        all other training points) to save time; default all.
+    test_nnk : bool, default False
+        Also classify the test features by NNK and kNN over the training features.
+    batch_size : int, optional
+        Rows per forward pass when extracting features.
+    random_state : int, numpy.random.Generator or None, default 0
+        Seed of the ``n_loo`` subset (drawn once, at the first epoch).
+
+    Examples
+    --------
+    >>> from scrutiny.zoo import make_model, train_model                          # doctest: +SKIP
+    >>> monitor = GeneralizationMonitor(X_tr, y_tr, X_te, y_te, k=25)             # doctest: +SKIP
+    >>> train_model(model, X_tr, y_tr, epochs=20, callback=monitor)               # doctest: +SKIP
+    >>> res = monitor.result(); res.correlation("loo_nnk_error", "test_error")    # doctest: +SKIP
+
+    References
+    ----------
+    .. [1] S. Shekkizhar & A. Ortega (2020). DeepNNK: Explaining deep models and their
+       generalization using polytope interpolation. arXiv:2007.10505.
+    """
+
+    def __init__(self, X_train: Any, y_train: Any, X_test: Any = None, y_test: Any = None, *, k: int = 50,
+                 kernel: str = "cosine", solver: str = "exact", features: Any = None, n_loo: int | None = None,
+                 test_nnk: bool = False, batch_size: int | None = None, random_state: Any = 0) -> None:
+        validate_params("GeneralizationMonitor", {"k": k, "kernel": kernel, "solver": solver, "n_loo": n_loo,
+                                                  "test_nnk": test_nnk, "batch_size": batch_size,
+                                                  "random_state": random_state}, _MONITOR_CONSTRAINTS)
+        self.X_train = check_array(X_train, "X_train", ndim=None, dtype=None)
+        self.y_train = _labels(y_train, self.X_train.shape[0], "y_train", "X_train")
+        if (X_test is None) != (y_test is None):
+            raise InvalidParameterError("X_test and y_test must be given together (or neither).")
+        self.X_test = None if X_test is None else check_array(X_test, "X_test", ndim=None, dtype=None)
+        self.y_test = None if y_test is None else _labels(y_test, self.X_test.shape[0], "y_test", "X_test")
+        if test_nnk and X_test is None:
+            raise InvalidParameterError("test_nnk=True needs X_test and y_test.")
+        n = self.X_train.shape[0]
+        if k > n - 1:
+            raise InvalidParameterError(
+                f"GeneralizationMonitor: k={k} must be at most n_train - 1 = {n - 1} (leave-one-out); use a smaller k."
+            )
+        self.k, self.kernel, self.solver, self.features = k, kernel, solver, features
+        self.n_loo, self.test_nnk, self.batch_size, self.random_state = n_loo, test_nnk, batch_size, random_state
+        self.classes_ = np.unique(self.y_train)
+        self._rows: list[dict[str, Any]] = []
+        self._loo_idx: np.ndarray | None = None
+
+    def _wrap(self, model: Any) -> Any:
+        from ..models import as_model
+
+        if hasattr(model, "features") and hasattr(model, "capabilities"):
+            return model
+        return as_model(model, batch_size=self.batch_size, features=self.features)
+
+    def __call__(self, epoch: int, model: Any) -> dict[str, Any]:
+        """Evaluate ``model`` (a torch module or a wrapped model) and record the row for ``epoch``."""
+        start = time.perf_counter()
+        m = self._wrap(model)
+        F = m.features(self.X_train)
+        row: dict[str, Any] = {"epoch": int(epoch)}
+        row["train_error"] = float(np.mean(m.predict(self.X_train).argmax(axis=1) != self.y_train))
+        if self.X_test is not None:
+            row["test_error"] = float(np.mean(m.predict(self.X_test).argmax(axis=1) != self.y_test))
+        nnk = NNK(k=self.k, kernel=self.kernel, solver=self.solver).fit(F, self.y_train)
+        if self.n_loo is not None and self._loo_idx is None and self.n_loo < F.shape[0]:
+            rng = check_random_state(self.random_state)
+            self._loo_idx = np.sort(rng.choice(F.shape[0], size=self.n_loo, replace=False))
+        loo = nnk.loo_error(self._loo_idx)
+        C = len(self.classes_)
+        per_nnk = np.full(C, np.nan)
+        per_knn = np.full(C, np.nan)
+        pos = np.searchsorted(self.classes_, loo.classes)
+        per_nnk[pos], per_knn[pos] = loo.nnk_error_per_class, loo.knn_error_per_class
+        row.update(loo_nnk_error=loo.nnk_error, loo_knn_error=loo.knn_error, loo_nnk_soft_error=loo.nnk_soft_error,
+                   loo_nnk_error_per_class=per_nnk, loo_knn_error_per_class=per_knn,
+                   mean_residual=float(loo.residual.mean()), mean_neighbors=float(loo.n_neighbors.mean()),
+                   max_kkt_residual=loo.max_kkt_residual)
+        if self.test_nnk:
+            Ft = m.features(self.X_test)
+            sol = nnk.solve(Ft)
+            p, knn, _ = nnk.interpolate(sol)
+            row["nnk_test_error"] = float(np.mean(nnk.classes_[p.argmax(1)] != self.y_test))
+            row["knn_test_error"] = float(np.mean(nnk.classes_[knn.argmax(1)] != self.y_test))
+            row["max_kkt_residual"] = max(row["max_kkt_residual"], float(sol.kkt_residual.max()))
+        row["seconds"] = time.perf_counter() - start
+        self._rows.append(row)
+        return row
+
+    def result(self) -> GeneralizationResult:
+        """The per-epoch record so far (sorted by epoch)."""
+        if not self._rows:
+            raise InvalidParameterError(
+                "GeneralizationMonitor has recorded no epoch yet; pass it as callback= to train_model "
+                "(or call monitor(epoch, model))."
+            )
+        rows = sorted(self._rows, key=lambda r: r["epoch"])
+        C = len(self.classes_)
+
+        def series(name: str) -> np.ndarray:
+            return np.array([r.get(name, np.nan) for r in rows], dtype=np.float64)
+
+        return GeneralizationResult(
+            epochs=np.array([r["epoch"] for r in rows], dtype=np.int64),
+            loo_nnk_error=series("loo_nnk_error"), loo_knn_error=series("loo_knn_error"),
+            loo_nnk_soft_error=series("loo_nnk_soft_error"),
+            loo_nnk_error_per_class=np.array([r["loo_nnk_error_per_class"] for r in rows]).reshape(len(rows), C),
+            loo_knn_error_per_class=np.array([r["loo_knn_error_per_class"] for r in rows]).reshape(len(rows), C),
+            train_error=series("train_error"), test_error=series("test_error"),
+            nnk_test_error=series("nnk_test_error"), knn_test_error=series("knn_test_error"),
+            mean_residual=series("mean_residual"), mean_neighbors=series("mean_neighbors"),
+            max_kkt_residual=series("max_kkt_residual"), seconds=series("seconds"), classes=self.classes_,
+            params={"k": self.k, "kernel": self.kernel, "solver": self.solver, "n_loo": self.n_loo,
+                    "n_train": int(self.X_train.shape[0]),
+                    "n_test": None if self.X_test is None else int(self.X_test.shape[0]),
+                    "test_nnk": self.test_nnk},
+        )
+
+
+def _labels(y: Any, n: int, name: str, x_name: str) -> np.ndarray:
+    arr = check_array(y, name, ndim=1, dtype=None)
+    if arr.shape[0] != n:
+        raise InvalidParameterError(f"{name} must have one label per row of {x_name} ({n}); got {arr.shape[0]}.")
+    if arr.dtype.kind == "f":
+        if not np.all(np.mod(arr, 1) == 0):
+            raise InvalidParameterError(f"{name} must hold integer class labels; got non-integer values.")
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iub":
+        raise InvalidParameterError(f"{name} must hold integer class labels; got dtype {arr.dtype}.")
+    return arr.astype(np.int64)
+
+
+def nnk_generalization(checkpoints: Iterable[Any], X_train: Any, y_train: Any, X_test: Any = None,
+                       y_test: Any = None, *, model: Any = None, **kwargs: Any) -> GeneralizationResult:
+    """DeepNNK generalisation estimates over a sequence of checkpoints.
+
+    Parameters
+    ----------
+    checkpoints : iterable
+        Torch modules, ``(epoch, module)`` pairs, or paths of weight files written by
+        :func:`scrutiny.zoo.save_weights` (then ``model`` gives the architecture). Items without
+        an epoch are numbered 1, 2, ...
+    X_train, y_train, X_test, y_test
+        As in :class:`GeneralizationMonitor`.
+    model : torch.nn.Module, optional
+        Architecture into which weight files are loaded (a copy; ``model`` is not modified).
+    **kwargs
+        Options of :class:`GeneralizationMonitor` (``k``, ``kernel``, ``solver``, ``features``,
+        ``n_loo``, ``test_nnk``, ``batch_size``, ``random_state``).
+
+    Returns
+    -------
+    GeneralizationResult
+
+    References
+    ----------
+    .. [1] S. Shekkizhar & A. Ortega (2020). DeepNNK: Explaining deep models and their
+       generalization using polytope interpolation. arXiv:2007.10505.
+    """
+    monitor = GeneralizationMonitor(X_train, y_train, X_test, y_test, **kwargs)
+    for i, item in enumerate(checkpoints, start=1):
+        epoch, obj = item if isinstance(item, tuple) and len(item) == 2 else (i, item)
+        if isinstance(obj, (str, os.PathLike)):
+            if model is None:
+                raise InvalidParameterError(
+                    f"checkpoint {str(obj)!r} is a weight file: pass model= (the architecture to load it into)."
+                )
+            from ..zoo import load_weights
+
+            obj = load_weights(copy.deepcopy(model), obj)
+        monitor(epoch, obj)
+    return monitor.result()
+
+
+# --------------------------------------------------------------------------- out of support
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class OutOfSupport:
+    """How far queries lie outside the NNK polytopes of the training features.
+
+    Attributes
+    ----------
+    residual : ndarray of shape (n,)
+        Kernel-space squared distance from the query to the polytope of its neighbours
+        (0: inside the convex cone of training features; large: off the data support).
+    disagreement : ndarray of shape (n,)
+        ``1 - max_c y_hat_c``: weight of the polytope outside its majority class.
+    label_disagreement : ndarray of shape (n,) or None
+        ``1 - y_hat[label]`` for the labels passed (e.g. the network's predictions).
+    residual_pvalue : ndarray of shape (n,) or None
+        Fraction of training points whose leave-one-out residual is at least the query's
+        (small: more out-of-support than almost every training point).
+    degree : ndarray of shape (n,)
+        ``sum_j theta_j``.
+    n_neighbors : ndarray of shape (n,)
+        Polytope size (theta > 0).
+    predicted : ndarray of shape (n,)
+        NNK class label.
+    """
+
+    residual: np.ndarray
+    disagreement: np.ndarray
+    label_disagreement: np.ndarray | None
+    residual_pvalue: np.ndarray | None
+    degree: np.ndarray
+    n_neighbors: np.ndarray
+    predicted: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).tolist())
+                for f in dataclasses.fields(self)}
+
+
+def out_of_support(nnk: NNK, X: Any, y: Any = None, *, reference: bool = True) -> OutOfSupport:
+    """Out-of-support scores of queries against a fitted :class:`~scrutiny.data_attribution.NNK`.
+
+    Parameters
+    ----------
+    nnk : NNK
+        Fitted on training features with labels.
+    X : array-like of shape (n, n_features)
+        Query features (same extractor).
+    y : array-like of shape (n,), optional
+        Labels to check against the polytope (e.g. the network's predicted labels, or the labels a
+        generator was conditioned on), giving ``label_disagreement``.
+    reference : bool, default True
+        Calibrate residuals against the training points' leave-one-out residuals
+        (``residual_pvalue``; runs :meth:`NNK.loo_solve` once, cached).
+
+    Returns
+    -------
+    OutOfSupport
+
+    References
+    ----------
+    .. [1] S. Shekkizhar & A. Ortega (2020). DeepNNK: Explaining deep models and their
+       generalization using polytope interpolation. arXiv:2007.10505.
+    """
+    if not isinstance(nnk, NNK):
+        raise InvalidParameterError(f"nnk must be a fitted NNK; got {type(nnk).__name__}.")
+    validate_params("out_of_support", {"reference": reference}, {"reference": ["boolean"]})
+    sol = nnk.solve(X)
+    p, _, _ = nnk.interpolate(sol)
+    lab = None
+    if y is not None:
+        yy = np.asarray(y)
+        if yy.shape != (p.shape[0],):
+            raise InvalidParameterError(f"y must have one label per query ({p.shape[0]}); got shape {yy.shape}.")
+        pos = np.searchsorted(nnk.classes_, yy)
+        pos_c = np.minimum(pos, len(nnk.classes_) - 1)
+        known = nnk.classes_[pos_c] == yy
+        lab = np.where(known, 1.0 - p[np.arange(p.shape[0]), pos_c], 1.0)
+    pval = None
+    if reference:
+        ref = np.sort(nnk.loo_solve().residual)
+        pval = 1.0 - np.searchsorted(ref, sol.residual, side="left") / ref.size
+    return OutOfSupport(residual=sol.residual, disagreement=1.0 - p.max(axis=1), label_disagreement=lab,
+                        residual_pvalue=pval, degree=sol.weights.sum(axis=1),
+                        n_neighbors=(sol.weights > 0).sum(axis=1), predicted=nnk.classes_[p.argmax(axis=1)])
