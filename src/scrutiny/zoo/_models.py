@@ -67,8 +67,8 @@ def init_parameters(module: nn.Module, random_state: Any = 0) -> nn.Module:
 
     Notes
     -----
-    With a generator seeded like ``torch.manual_seed(s)``, the draws are bit-identical to
-    the ones PyTorch's own ``reset_parameters`` makes when the layers are constructed in
+    With a private generator seeded with ``s``, the draws are bit-identical to
+    the ones PyTorch's own ``reset_parameters`` makes (after seeding the global generator with ``s``) when the layers are constructed in
     the same order, so zoo models have exactly PyTorch's default initialisation.
 
     References
