@@ -25,19 +25,28 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Self
 
 _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
-from zoo import DEFAULT_DATA_DIR  # noqa: E402  (benchmarks/zoo.py: ../shared/data from the repo root)
+from zoo import DEFAULT_DATA_DIR
 
 __all__ = [
-    "DEFAULT_DATA_DIR", "set_threads", "Case", "CpuMeter", "Gate", "wait_quiet", "time_cases", "summary",
-    "format_table", "environment",
+    "DEFAULT_DATA_DIR",
+    "Case",
+    "CpuMeter",
+    "Gate",
+    "environment",
+    "format_table",
+    "set_threads",
+    "summary",
+    "time_cases",
+    "wait_quiet",
 ]
 
 
@@ -83,11 +92,11 @@ class CpuMeter:
     """Wall time of a block and the CPU cores other processes used meanwhile:
     (machine busy CPU time - this process's CPU time) / wall time."""
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> Self:
         self._busy, self._own, self._wall = _busy_seconds(), time.process_time(), time.perf_counter()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._wall
         busy = _busy_seconds()
         if busy is None or self._busy is None:

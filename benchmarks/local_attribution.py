@@ -48,24 +48,33 @@ import os
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime's per-sample progress bar (set before tqdm is imported)
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import torch
+from _common import (
+    DEFAULT_DATA_DIR,
+    Case,
+    Gate,
+    environment,
+    format_table,
+    set_threads,
+    summary,
+    time_cases,
+)
+from torch import nn
 
-from _common import DEFAULT_DATA_DIR, Case, Gate, environment, format_table, set_threads, summary, time_cases  # noqa: E402
-
-from scrutiny.attribution import LIME, IntegratedGradients, KernelSHAP, SmoothGrad  # noqa: E402
-from scrutiny.data import load_breast_cancer, segment, train_test_split  # noqa: E402
-from scrutiny.models import as_model  # noqa: E402
-from scrutiny.zoo import make_model, reference_model, train_model  # noqa: E402
+from scrutiny.attribution import LIME, IntegratedGradients, KernelSHAP, SmoothGrad
+from scrutiny.data import load_breast_cancer, segment, train_test_split
+from scrutiny.models import as_model
+from scrutiny.zoo import make_model, reference_model, train_model
 
 TASKS = ("lime", "kernelshap", "gradients")
 LIME_DATASETS = ("digits", "mnist")
@@ -229,9 +238,9 @@ class Results:
         return out
 
     def add_overhead(self, task: str, method: str, calls: list[tuple[int, bool]], ours: dict, model: dict) -> None:
-        self.overhead.append(dict(task=task, method=method, rows=sum(c for c, _ in calls), n_calls=len(calls),
-                                  chunk=max(c for c, _ in calls), ours=ours, model=model,
-                                  ratio=ours["median"] / model["median"]))
+        self.overhead.append({"task": task, "method": method, "rows": sum(c for c, _ in calls),
+                              "n_calls": len(calls), "chunk": max(c for c, _ in calls), "ours": ours,
+                              "model": model, "ratio": ours["median"] / model["median"]})
 
 
 # --------------------------------------------------------------------------- models and data
@@ -389,9 +398,9 @@ def bench_kernelshap(args: argparse.Namespace, res: Results) -> None:
     log(f"  references: ours@{args.shap_ref_ours} {t1 - t0:.1f} s, shap@{args.shap_ref_shap} {t2 - t1:.1f} s; "
         f"median rel. distance between them {ref_dist:.4f}")
     big = as_model(mlp, batch_size=8192)
-    e_ours = [seeded_error(lambda s: ours(model=big, seed=s), lambda v: rel_err(v, r), args.error_seeds)
+    e_ours = [seeded_error(lambda s: ours(model=big, seed=s), lambda v, r=r: rel_err(v, r), args.error_seeds)
               for r in (ref_ours, ref_shap)]
-    e_shap = [seeded_error(lambda s: shap_run(seed=s), lambda v: rel_err(v, r), args.error_seeds)
+    e_shap = [seeded_error(lambda s: shap_run(seed=s), lambda v, r=r: rel_err(v, r), args.error_seeds)
               for r in (ref_ours, ref_shap)]
     v_ours, v_shap = ours(), shap_run()
     gap = f(X) - f(bg).mean()  # efficiency: sum phi = f(x) - E f(background)
@@ -425,8 +434,8 @@ def bench_kernelshap(args: argparse.Namespace, res: Results) -> None:
     res.add_overhead(task + " (model batch 8192)", "KernelSHAP", calls_big, t["ours bs8192"], t["model only bs8192"])
     res.notes["kernelshap"].update({
         "n_rows": n, "background": B, "features": M, "budget": budget, "mlp_test_accuracy": d["test_accuracy"],
-        "errors": "mean over seeds of the median relative L2 vs [ours@%d, shap@%d]" % (args.shap_ref_ours,
-                                                                                      args.shap_ref_shap),
+        "errors": f"mean over seeds of the median relative L2 vs [ours@{args.shap_ref_ours}, "
+                  f"shap@{args.shap_ref_shap}]",
         "error_ours": e_ours, "error_shap": e_shap, "reference_distance": ref_dist,
         "efficiency_max_abs_ours": float(eff_ours), "efficiency_max_abs_shap": float(eff_shap),
         "speedup_vs_shap_default": sp, "speedup_vs_shap_bs8192": sp_big, "error_no_worse": no_worse,
@@ -442,7 +451,8 @@ def bench_kernelshap(args: argparse.Namespace, res: Results) -> None:
 
 def bench_gradients(args: argparse.Namespace, res: Results) -> None:
     from captum.attr import IntegratedGradients as CaptumIG
-    from captum.attr import NoiseTunnel, Saliency as CaptumSaliency
+    from captum.attr import NoiseTunnel
+    from captum.attr import Saliency as CaptumSaliency
 
     try:
         cnn, info = load_cnn("mnist", args.data_dir)
@@ -598,10 +608,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report(res))
     print()
     print("ours x faster = peer median / ours median (>1: ours faster). Errors: relative L2 distance to a "
-          "high-budget reference, median over inputs (mean over %d seed(s) for sampled methods). References: "
-          "LIME ours@%d samples; KernelSHAP ours@%d | shap@%d coalitions; IG ours@%d GL steps; SmoothGrad "
-          "ours@%d plain MC samples." % (args.error_seeds, args.lime_ref_samples, args.shap_ref_ours,
-                                         args.shap_ref_shap, args.ig_ref_steps, args.sg_ref_samples))
+          f"high-budget reference, median over inputs (mean ± s.e. over {args.error_seeds} seed(s) for sampled "
+          f"methods). References: LIME ours@{args.lime_ref_samples} samples; KernelSHAP ours@{args.shap_ref_ours} "
+          f"| shap@{args.shap_ref_shap} coalitions; IG ours@{args.ig_ref_steps} GL steps; SmoothGrad "
+          f"ours@{args.sg_ref_samples} plain MC samples.")
     for note in res.footnotes:
         print("- " + note)
     g = args.gate
