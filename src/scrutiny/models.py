@@ -520,11 +520,17 @@ class TorchModel(_Adapter):
             f"output must be 'raw', 'probability' or 'log_odds'; got {output!r}."
         )
 
+    def predict(self, X: Any) -> np.ndarray:
+        """Raw module outputs, shape (n_samples, n_outputs), float64 (eval mode, no autograd)."""
+        import torch
+
+        with self._eval(), torch.inference_mode():  # once per call, not once per chunk
+            return super().predict(X)
+
     def _predict_chunk(self, X: np.ndarray) -> Any:
         import torch
 
-        with self._eval(), torch.inference_mode():
-            out = self.module(self._tensor(X))
+        out = self.module(self._tensor(X))
         return out.detach().to("cpu", torch.float64).numpy()
 
     # -- gradients -----------------------------------------------------------------------
