@@ -73,7 +73,7 @@ from torch import nn
 
 from scrutiny.attribution import LIME, IntegratedGradients, KernelSHAP, SmoothGrad
 from scrutiny.data import load_breast_cancer, segment, train_test_split
-from scrutiny.models import as_model
+from scrutiny.models import as_model, auto_batch_size
 from scrutiny.zoo import make_model, reference_model, train_model
 
 TASKS = ("lime", "kernelshap", "gradients")
@@ -337,7 +337,7 @@ def bench_lime(dataset: str, args: argparse.Namespace, res: Results) -> None:
     time_cases(cases, args.repeats, log, args.gate)
     t = res.timing(f"lime_{dataset}", cases, args.gate)
     budget = f"{m} samples x {n} img"
-    res.add(task=task, method="LIME", library="scrutiny", config="defaults (model batch 256)", budget=budget,
+    res.add(task=task, method="LIME", library="scrutiny", config=f"defaults (model batch {auto_batch_size(int(np.prod(X.shape[1:])))})", budget=budget,
             time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
     for bs in LIME_PEER_BATCHES:
         k = f"lime bs={bs}"
@@ -422,7 +422,7 @@ def bench_kernelshap(args: argparse.Namespace, res: Results) -> None:
     label = f"{budget} coalitions x {n} rows, bg {B}"
     sp = t["shap"]["median"] / t["ours"]["median"]
     sp_big = t["shap"]["median"] / t["ours bs8192"]["median"]
-    res.add(task=task, method="KernelSHAP", library="scrutiny", config="defaults (model batch 256)", budget=label,
+    res.add(task=task, method="KernelSHAP", library="scrutiny", config=f"defaults (model batch {auto_batch_size(M)})", budget=label,
             time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
     res.add(task=task, method="KernelSHAP", library="scrutiny", config="as_model(mlp, batch_size=8192)",
             budget=label, time=t["ours bs8192"], speedup=f"{sp_big:.2f}x vs shap", error=e_ours, goal="", met=None)
@@ -497,7 +497,7 @@ def bench_gradients(args: argparse.Namespace, res: Results) -> None:
     time_cases(cases, args.repeats, log, args.gate)
     t = res.timing("ig", cases, args.gate)
     budget = f"{S} steps x {n} img"
-    res.add(task=task, method="IG", library="scrutiny", config="defaults (gausslegendre, model batch 256)",
+    res.add(task=task, method="IG", library="scrutiny", config=f"defaults (gausslegendre, model batch {auto_batch_size(int(np.prod(X.shape[1:])))})",
             budget=budget, time=t["ours"], speedup="-", error=float(np.median(rel_err(v_ours, ref))), goal="",
             met=None)
     for ibs in (256, None):
@@ -549,7 +549,7 @@ def bench_gradients(args: argparse.Namespace, res: Results) -> None:
     time_cases(cases, args.repeats, log, args.gate)
     t = res.timing("smoothgrad", cases, args.gate)
     budget = f"{K} samples x {n} img"
-    res.add(task=task, method="SmoothGrad", library="scrutiny", config="defaults (antithetic, model batch 256)",
+    res.add(task=task, method="SmoothGrad", library="scrutiny", config=f"defaults (antithetic, model batch {auto_batch_size(int(np.prod(X.shape[1:])))})",
             budget=budget, time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
     for nsbs in (nsbs_fair, None):
         k = f"captum nsbs={nsbs}"

@@ -33,6 +33,12 @@ from ..models import as_model, require_capability
 __all__ = ["Explainer", "RawAttribution"]
 
 
+def native_dtype(model: Any) -> Any:
+    """The numpy dtype ``model`` consumes without converting (float32 for float32 torch
+    modules): explainers build perturbed and noisy rows directly in it."""
+    return getattr(model, "input_dtype", np.float64)
+
+
 class RawAttribution(NamedTuple):
     """What ``_explain`` returns; the base class turns it into an Explanation."""
 

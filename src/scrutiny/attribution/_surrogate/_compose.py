@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from scipy.special import expit, softmax
+from scipy.special import expit
 
 from ...models import _log_odds_from_logits, log_odds_from_proba
+from .._base import native_dtype  # noqa: F401  (re-exported for the problems)
 
 #: bytes of perturbed float64 rows materialised at once when ``batch_size`` is None
 CHUNK_BYTES = 64 * 2**20
@@ -31,6 +32,14 @@ def resolve_output(model: Any, output: str) -> str:
     return output
 
 
+def _softmax_inplace(Z: np.ndarray) -> np.ndarray:
+    """Row softmax of a float64 array this module owns (no copies: it runs over every perturbed row)."""
+    Z -= Z.max(axis=1, keepdims=True)
+    np.exp(Z, out=Z)
+    Z /= Z.sum(axis=1, keepdims=True)
+    return Z
+
+
 def model_outputs(model: Any, X: np.ndarray, output: str) -> np.ndarray:
     """Model outputs of ``X`` in the explained space, shape (n, n_outputs), float64."""
     raw = model.predict(X)
@@ -39,7 +48,7 @@ def model_outputs(model: Any, X: np.ndarray, output: str) -> np.ndarray:
     if output == "probability":
         if model.output == "probability":
             return raw
-        return expit(raw) if raw.shape[1] == 1 else softmax(raw, axis=1)
+        return expit(raw) if raw.shape[1] == 1 else _softmax_inplace(raw)
     # log-odds
     if model.output == "probability":
         return log_odds_from_proba(raw)

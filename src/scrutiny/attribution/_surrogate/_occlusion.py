@@ -18,7 +18,7 @@ from ..._validation import Interval, check_array
 from ...exceptions import InvalidParameterError
 from .._base import Explainer, RawAttribution
 from ._common import COMMON_HINTS, OUTPUTS, add_all_outputs, check_output
-from ._compose import chunk_rows, model_outputs
+from ._compose import chunk_rows, model_outputs, native_dtype
 
 
 def axis_windows(length: int, window: int, stride: int) -> np.ndarray:
@@ -38,6 +38,8 @@ def occlude(
     counts = [A.shape[0] for A in windows]
     n_win = int(np.prod(counts))
     fx = model_outputs(model, X, output)
+    dt = native_dtype(model)  # occluded rows are built directly in the model's dtype
+    Xn, bn = X.astype(dt, copy=False), baseline.astype(dt, copy=False)
     total = n * n_win
     drops = []
     for s in range(0, total, rows_per_chunk):
@@ -50,7 +52,7 @@ def occlude(
             view = [e - s] + [1] * len(shape)
             view[d + 1] = shape[d]
             mask &= A[p].reshape(view)
-        rows = np.where(mask, baseline[None], X[i])
+        rows = np.where(mask, bn[None], Xn[i])
         drops.append(fx[i] - model_outputs(model, rows, output))
     delta = np.concatenate(drops).reshape((n, *counts, -1))
     letters = string.ascii_letters

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from ._compose import compose_images, evaluate, model_outputs
+from ._compose import compose_images, evaluate, model_outputs, native_dtype
 from ._design import (
     TAG_TABULAR,
     Coalitions,
@@ -300,7 +300,8 @@ class ImageProblem:
 
     def __init__(self, model, output, X, labels, n_seg, fills, kernel_width, alpha, sizes, seed, rows_per_chunk, owner):
         self.model, self.output, self.owner = model, output, owner
-        self.X, self.labels, self.n_seg, self.fills = X, labels, n_seg, fills
+        dt = native_dtype(model)  # perturbed images are built directly in the model's dtype
+        self.X, self.labels, self.n_seg, self.fills = X.astype(dt, copy=False), labels, n_seg, fills.astype(dt, copy=False)
         self.kernel_width, self.alpha = kernel_width, alpha
         self._sizes, self.seed, self.rows_per_chunk = sizes, seed, rows_per_chunk
 
@@ -346,8 +347,9 @@ class ShapleyProblem:
     def __init__(self, model, output, X, background, bg_weights, v0, fx, n_samples, seed, rows_per_chunk, owner):
         self.model, self.output, self.owner = model, output, owner
         self.shape = X.shape[1:]
-        self.Xf = X.reshape(X.shape[0], -1)
-        self.BG = background.reshape(background.shape[0], -1)
+        dt = native_dtype(model)  # coalition rows are built directly in the model's dtype
+        self.Xf = X.reshape(X.shape[0], -1).astype(dt, copy=False)
+        self.BG = background.reshape(background.shape[0], -1).astype(dt, copy=False)
         self.bw = bg_weights
         self.v0, self.fx = v0, fx
         self.n_samples = n_samples
