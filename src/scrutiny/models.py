@@ -233,6 +233,10 @@ class _Adapter:
             )
         return out
 
+    def rows_per_call(self, row_size: int) -> int:
+        """Rows sent to the wrapped model per call for samples of ``row_size`` values."""
+        return self.batch_size
+
     def _batches(self, n: int) -> Iterator[slice]:
         for start in range(0, n, self.batch_size):
             yield slice(start, min(start + self.batch_size, n))
@@ -506,8 +510,12 @@ class TorchModel(_Adapter):
         """The base check; then the default batch size is resolved from the sample size."""
         X = super().check_input(X)
         if self._auto_batch:
-            self.batch_size = auto_batch_size(int(np.prod(X.shape[1:])))
+            self.batch_size = self.rows_per_call(int(np.prod(X.shape[1:])))
         return X
+
+    def rows_per_call(self, row_size: int) -> int:
+        """Rows sent to the module per call for samples of ``row_size`` values."""
+        return auto_batch_size(row_size) if self._auto_batch else self.batch_size
 
     @contextmanager
     def _eval(self) -> Iterator[None]:
