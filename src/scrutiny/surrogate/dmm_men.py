@@ -4,6 +4,16 @@ A scikit-learn style estimator around the sampler in :mod:`scrutiny.surrogate.mc
 runs ``n_chains`` independent chains (own random streams), relabels every draw to one common
 reference (Cron & West 2011), and stores posterior summaries and convergence diagnostics.
 
+From a fitted surrogate to explanations (Guo et al. 2018, section 3.3 and 4):
+
+* :meth:`DMMMEN.from_model` builds the paper's per-class problem from a black box: ``y`` is
+  the clipped logit of the class probability, ``X`` the flattened inputs, optionally screened
+  to the highest-variance features (mapped back to input positions);
+* :meth:`DMMMEN.explain` explains samples by the coefficients of their most probable
+  component, ``h* = argmax_h pi_h N(y | x' beta_h, sigma2_h)``;
+* :meth:`DMMMEN.explain_global` returns one :class:`GlobalInsight` per occupied component:
+  the top-k features ("generalizable insight"), their credible intervals and a heat map.
+
 References
 ----------
 Guo, W., Huang, S., Tao, Y., Xing, X. & Lin, L. (2018). Explaining deep learning models - a
@@ -21,15 +31,22 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import Interval, check_array, check_is_fitted, spawn_generators, validate_params
+from .._validation import (
+    Interval,
+    Options,
+    check_array,
+    check_is_fitted,
+    spawn_generators,
+    validate_params,
+)
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from .conditionals import Priors, Settings
 from .diagnostics import chain_diagnostics
-from .mcmc import run_chain
+from .mcmc import init, run_chain
 from .relabel import canonical_penalty_order, relabel_chains
 
 __all__ = ["DMMMEN"]
@@ -39,8 +56,11 @@ _POSITIVE = [Interval(float, 0, None, closed="neither")]
 
 def _run_one(args):
     """Process-pool worker: one chain (module level so that it pickles)."""
-    rng, X, y, priors, n_iter, n_burnin, thin, settings = args
-    return run_chain(rng, X, y, priors, n_iter, n_burnin, thin, settings=settings, blas_threads=1)
+    rng, X, y, priors, n_iter, n_burnin, thin, settings, one_component = args
+    state = None
+    if one_component:  # every sample starts in one component (the sampler splits it as needed)
+        state = init(rng, X, y, priors, z=np.zeros(X.shape[0], dtype=np.int64))
+    return run_chain(rng, X, y, priors, n_iter, n_burnin, thin, settings=settings, init_state=state, blas_threads=1)
 
 
 class DMMMEN:
@@ -82,6 +102,22 @@ class DMMMEN:
     rhat_threshold : float, default=1.05
         A :class:`~scrutiny.exceptions.ConvergenceWarning` is issued when the R-hat of a
         label-invariant quantity exceeds it.
+    init : {"kmeans", "one", "mixed"}, default="kmeans"
+        Starting allocations of each chain: the warm start of
+        :func:`~scrutiny.surrogate.mcmc.init` (k-means on ``(x, y)`` then classification EM),
+        every sample in one component (``"one"``), or the two alternated over chains
+        (``"mixed"``: chains 0, 2, ... k-means, chains 1, 3, ... one component). The k-means start
+        splits by ``y`` and can leave a chain in a mode that explains a strong feature by two
+        intercepts; over-dispersed starts plus ``chain_selection="best"`` guard against that.
+    chain_selection : {"all", "best"}, default="all"
+        ``"all"`` pools every chain. ``"best"`` pools only the chains whose mean post-burn-in
+        log-likelihood is within one within-chain standard deviation of the best chain's: chains
+        in the same mode pass, a chain stuck in a clearly worse mode (e.g. one that explains a
+        strong feature by two intercepts instead of a slope) is dropped rather than averaged in.
+        (The log joint is a worse criterion here: the prior draws of empty components make it
+        noisy.)
+        Relabelling across modes gives meaningless averages; "best" is a restart strategy, not
+        a cure for poor mixing (R-hat is then computed from the kept chains only).
     n_jobs : int, default=1
         Chains run in this many processes (1: sequentially in this process).
     random_state : int, numpy.random.Generator or None
@@ -120,6 +156,10 @@ class DMMMEN:
         Everything from :func:`~scrutiny.surrogate.diagnostics.chain_diagnostics`.
     converged_ : bool
         Whether every label-invariant R-hat is below ``rhat_threshold``.
+    chain_loglik_ : ndarray of shape (n_chains,)
+        Mean post-burn-in log-likelihood of every chain.
+    chains_used_ : ndarray of int
+        The chains pooled in the summaries (all unless ``chain_selection="best"``).
     draws_ : list of dict
         Relabelled draws of each chain (see :class:`~scrutiny.surrogate.mcmc.ChainResult`).
     trace_ : list of dict
@@ -129,6 +169,25 @@ class DMMMEN:
     n_features_in_ : int
     fit_time_ : float
         Seconds spent in ``fit``.
+    model_ : Model or None
+        The wrapped black box (set by :meth:`from_model`; ``None`` after a plain ``fit``).
+    target_class_ : int or None
+        The explained class (:meth:`from_model`).
+    clip_ : float or None
+        Probability clipping used for the logits (:meth:`from_model`).
+    input_shape_ : tuple of int or None
+        Per-sample shape of the model's input (:meth:`from_model`).
+    feature_indices_ : ndarray of shape (n_features_in_,), int, or None
+        Flat input position of each column of ``coef_`` (:meth:`from_model`; ascending).
+    n_input_features_ : int or None
+        ``prod(input_shape_)`` (:meth:`from_model`).
+
+    Notes
+    -----
+    After :meth:`from_model`, ``predict``, ``component_proba``, ``predict_component`` and
+    ``explain`` take inputs in the model's input shape ``(n, *input_shape_)`` (or flattened,
+    ``(n, prod(input_shape_))``, or already screened, ``(n, n_features_in_)``): they are
+    flattened and mapped through ``feature_indices_``.
 
     References
     ----------
@@ -166,8 +225,10 @@ class DMMMEN:
         lambda1_shape: float = 1.0,
         lambda2_shape: float = 4.0,
         lambda_v: float = 1.0,
-        concentration: Optional[float] = None,
+        concentration: float | None = None,
         rhat_threshold: float = 1.05,
+        init: str = "kmeans",
+        chain_selection: str = "all",
         n_jobs: int = 1,
         random_state: Any = None,
     ) -> None:
@@ -188,12 +249,14 @@ class DMMMEN:
         self.lambda_v = lambda_v
         self.concentration = concentration
         self.rhat_threshold = rhat_threshold
+        self.init = init
+        self.chain_selection = chain_selection
         self.n_jobs = n_jobs
         self.random_state = random_state
 
     # ------------------------------------------------------------------ parameters
 
-    _constraints = {
+    _constraints: ClassVar[dict[str, list]] = {
         "n_components": [Interval(int, 1, None)],
         "n_priors": [Interval(int, 1, None)],
         "n_iter": [Interval(int, 1, None)],
@@ -211,10 +274,12 @@ class DMMMEN:
         "lambda_v": _POSITIVE,
         "concentration": _POSITIVE + [None],
         "rhat_threshold": [Interval(float, 1, None, closed="neither")],
+        "init": [Options("kmeans", "one", "mixed")],
+        "chain_selection": [Options("all", "best")],
         "n_jobs": [Interval(int, 1, None)],
         "random_state": ["random_state"],
     }
-    _hints = {
+    _hints: ClassVar[dict[str, str]] = {
         "n_components": "It is the truncation level J (6 in the paper).",
         "n_iter": "n_iter counts all sweeps, burn-in included (e.g. 2000).",
         "n_chains": "Use at least 2 chains for R-hat.",
@@ -225,7 +290,7 @@ class DMMMEN:
         """Constructor parameters by name (scikit-learn protocol)."""
         return {name: getattr(self, name) for name in self._constraints}
 
-    def set_params(self, **params) -> "DMMMEN":
+    def set_params(self, **params) -> DMMMEN:
         """Set constructor parameters (scikit-learn protocol)."""
         for name, value in params.items():
             if name not in self._constraints:
@@ -286,7 +351,7 @@ class DMMMEN:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any) -> "DMMMEN":
+    def fit(self, X: Any, y: Any) -> DMMMEN:
         """Run the chains on ``(X, y)`` and store posterior summaries.
 
         Parameters
@@ -312,15 +377,21 @@ class DMMMEN:
                 f"DMMMEN: (n_iter - n_burnin) / thin must leave at least 4 stored draws per chain; got "
                 f"n_iter={self.n_iter}, n_burnin={self.n_burnin}, thin={self.thin}."
             )
+        for name in self._FROM_MODEL_ATTRS:  # a plain fit forgets the black box of from_model
+            setattr(self, name, None)
         X = check_array(X, "X", ndim=2, min_samples=2)
         if X.shape[1] == 0:
-            raise InvalidParameterError("X must have at least one feature; got shape {}.".format(X.shape))
+            raise InvalidParameterError(f"X must have at least one feature; got shape {X.shape}.")
         y = self._check_y(y, X.shape[0])
         start = time.perf_counter()
         priors = self._priors()
         settings = Settings()
         rngs = spawn_generators(self.random_state, self.n_chains)
-        args = [(g, X, y, priors, int(self.n_iter), int(self.n_burnin), int(self.thin), settings) for g in rngs]
+        one = {"kmeans": [False] * len(rngs), "one": [True] * len(rngs), "mixed": [c % 2 == 1 for c in range(len(rngs))]}
+        args = [
+            (g, X, y, priors, int(self.n_iter), int(self.n_burnin), int(self.thin), settings, o)
+            for g, o in zip(rngs, one[self.init])
+        ]
         if self.n_jobs > 1 and self.n_chains > 1:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -328,7 +399,14 @@ class DMMMEN:
                 results = list(pool.map(_run_one, args))
         else:
             results = [_run_one(a) for a in args]
-        self._summarise(results, X, y, priors)
+        traces = [np.asarray(r.trace["loglik"][self.n_burnin :], dtype=float) for r in results]
+        self.chain_loglik_ = np.array([t.mean() for t in traces])
+        keep = np.arange(len(results))
+        if self.chain_selection == "best" and len(results) > 1:
+            best = int(np.argmax(self.chain_loglik_))
+            keep = np.flatnonzero(self.chain_loglik_ >= self.chain_loglik_[best] - traces[best].std())
+        self.chains_used_ = keep
+        self._summarise([results[c] for c in keep], X, y, priors)
         self.n_features_in_ = X.shape[1]
         self.fit_time_ = time.perf_counter() - start
         return self
@@ -378,14 +456,40 @@ class DMMMEN:
 
     # ------------------------------------------------------------------ prediction
 
+    _FROM_MODEL_ATTRS = ("model_", "target_class_", "clip_", "input_shape_", "feature_indices_", "n_input_features_")
+
     def _check_X(self, X: Any) -> np.ndarray:
+        return self._map_input(X)[0]
+
+    def _map_input(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(screened features (n, p), flattened model input (n, d) or None)``.
+
+        Without :meth:`from_model`, X must be (n, n_features_in_) and the second item is None.
+        """
         check_is_fitted(self, "coef_")
-        X = check_array(X, "X", ndim=2)
-        if X.shape[1] != self.n_features_in_:
+        idx = getattr(self, "feature_indices_", None)
+        if idx is None:
+            X = check_array(X, "X", ndim=2)
+            if X.shape[1] != self.n_features_in_:
+                raise InvalidParameterError(
+                    f"X has {X.shape[1]} features, but this DMMMEN was fitted with {self.n_features_in_}."
+                )
+            return X, None
+        shape, d, p = tuple(self.input_shape_), int(self.n_input_features_), int(self.n_features_in_)
+        X = check_array(X, "X")
+        if X.ndim >= 2 and tuple(X.shape[1:]) == shape:
+            flat = X.reshape(X.shape[0], d)
+        elif X.ndim == 2 and X.shape[1] == d:
+            flat = X
+        elif X.ndim == 2 and X.shape[1] == p:
+            return X, None
+        else:
+            hint = " For one sample use X[None]." if X.ndim == len(shape) else ""
             raise InvalidParameterError(
-                f"X has {X.shape[1]} features, but this DMMMEN was fitted with {self.n_features_in_}."
+                f"X must be a batch of the model's inputs, shape (n_samples, *{shape}) (or flattened "
+                f"(n_samples, {d}), or the {p} screened features (n_samples, {p})); got shape {X.shape}.{hint}"
             )
-        return X
+        return flat[:, idx], flat
 
     def predict(self, X: Any) -> np.ndarray:
         """Posterior-mean mixture prediction ``E[y | x] = E[sum_h pi_h (b0_h + x' beta_h)]``.
@@ -438,3 +542,131 @@ class DMMMEN:
         P = self.component_proba(X, y)
         labels = np.argmax(P, axis=1)
         return labels, P[np.arange(P.shape[0]), labels]
+
+
+    # ------------------------------------------------------------------ explaining a black box
+    # (the bodies live in :mod:`scrutiny.surrogate.explainer`, which turns fits into explanations)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        X: Any,
+        target_class: int,
+        *,
+        y_true: Any = None,
+        n_features: int | None = None,
+        clip: float = 1e-6,
+        **dmm_params: Any,
+    ) -> DMMMEN:
+        """Fit DMM-MEN to one class of a black box, as in Guo et al. (2018).
+
+        The response is the model's one-vs-rest logit of ``target_class``, ``log(p / (1 - p))``
+        with ``p`` clipped to ``[clip, 1 - clip]`` (``Model.predict_log_odds``); the features
+        are the flattened inputs, optionally screened to the ``n_features`` of highest variance
+        over the fitted rows (the authors keep 300 of 784 pixels).
+
+        The paper fits each class on the samples *of that class*. Selecting them is the
+        caller's job: pass only class-``c`` rows as ``X``, or pass every row with its true labels
+        as ``y_true`` and only the rows with ``y_true == target_class`` are fitted.
+
+        Parameters
+        ----------
+        model : torch.nn.Module, fitted scikit-learn estimator, callable or Model
+            A classifier (wrap a callable with ``as_model(f, output="logit")`` or
+            ``output="probability"``).
+        X : array-like of shape (n_samples, *input_shape)
+            Inputs in the model's input shape.
+        target_class : int
+            The explained class ``c``.
+        y_true : array-like of shape (n_samples,), optional
+            True labels used to select the class-``c`` rows.
+        n_features : int, optional
+            Keep the ``n_features`` highest-variance input features; None keeps all.
+        clip : float in (0, 0.5), default=1e-6
+            Probability clipping before the logit.
+        **dmm_params
+            :class:`DMMMEN` constructor parameters (``n_components``, ``n_iter``, ``random_state``...).
+
+        Returns
+        -------
+        DMMMEN
+            Fitted, with ``model_``, ``target_class_``, ``clip_``, ``input_shape_``,
+            ``feature_indices_`` (flat input position of each column of ``coef_``, ascending)
+            and ``n_input_features_``.
+
+        Examples
+        --------
+        >>> from scrutiny.zoo import reference_model                          # doctest: +SKIP
+        >>> from scrutiny.data import load_digits                             # doctest: +SKIP
+        >>> net, _ = reference_model("cnn", "digits")                         # doctest: +SKIP
+        >>> d = load_digits()                                                 # doctest: +SKIP
+        >>> sur = DMMMEN.from_model(net, d.X, 3, y_true=d.y, n_features=40,
+        ...                         n_iter=400, n_burnin=200, random_state=0)  # doctest: +SKIP
+        >>> sur.explain_global(k=10)[0].heatmap.shape                         # doctest: +SKIP
+        (1, 8, 8)
+        """
+        from .explainer import fit_from_model
+
+        return fit_from_model(cls, model, X, target_class, y_true, n_features, clip, dmm_params)
+
+    def explain(self, X: Any, y: Any = None):
+        """Explain samples by the coefficients of their most probable component.
+
+        Each sample goes to ``h* = argmax_h weights_h N(y | intercept_h + x' coef_h, sigma2_h)``
+        (Guo et al. 2018, section 3.3) and is explained by ``coef_[h*]``.
+
+        Parameters
+        ----------
+        X : array-like
+            ``(n_samples, n_features_in_)`` after a plain ``fit``; after :meth:`from_model`,
+            inputs in the model's input shape (or flattened, or the screened features).
+        y : array-like of shape (n_samples,), optional
+            The black box's responses at ``X`` (what the surrogate approximates). Required after
+            a plain ``fit``; after :meth:`from_model` it defaults to the stored model's clipped
+            logits of ``target_class_``.
+
+        Returns
+        -------
+        Explanation
+            ``values``: ``coef_[h*]`` per sample, shape ``(n, n_features_in_)`` after a plain fit
+            or the model's input shape after :meth:`from_model` (screened-out features get 0);
+            ``base_values``: ``intercept_[h*]``; ``target``: ``target_class_`` (0 after a plain
+            fit); ``extras``: ``component`` (n,), ``component_proba`` (n,), ``responsibilities``
+            (n, J), ``response`` (n,) the ``y`` used, ``fitted`` (n,) ``intercept + x' coef``,
+            ``contributions`` (``coef * x``, like ``values``) and ``values_ci`` (``values`` shape
+            plus a trailing 2: 95 % credible intervals, 0 for screened-out features).
+        """
+        from .explainer import explain_fitted
+
+        return explain_fitted(self, X, y)
+
+    def explain_global(
+        self, k: int = 150, *, absolute: bool = False, min_weight: float = 0.01, credible_only: bool = False
+    ) -> list:
+        """The paper's "generalizable insights": the top-k features of each occupied component.
+
+        Parameters
+        ----------
+        k : int, default=150
+            Features kept per component (the paper keeps 150 of 784 pixels); at most
+            ``n_features_in_``.
+        absolute : bool, default=False
+            Rank by ``|coef|`` (the authors' code) instead of signed ``coef`` (evidence *for* the
+            class).
+        min_weight : float in [0, 1), default=0.01
+            Components whose posterior mean weight is below this are ignored (empty components
+            carry prior draws: huge ``sigma2``, meaningless coefficients).
+        credible_only : bool, default=False
+            Rank only features whose 95 % credible interval excludes 0 (the list may be shorter
+            than ``k``); the elastic-net posterior means are never exactly sparse.
+
+        Returns
+        -------
+        list of GlobalInsight
+            One per component with ``weights_ >= min_weight``, heaviest first (see
+            :class:`~scrutiny.surrogate.GlobalInsight`).
+        """
+        from .explainer import global_insights
+
+        return global_insights(self, k, absolute, min_weight, credible_only)

@@ -1,0 +1,329 @@
+"""DMM-MEN as an explainer: from_model, explain, explain_global, DMMMENExplainer, scrutability.
+
+Every test uses a black box whose answer is known by construction: logits that are linear in a
+few known pixels (found again after variance screening moves them to other columns), two
+regimes told apart by the response, a logit driven mostly by one superpixel, and a classifier
+that reads only a known set of pixels (so that nullifying those, and not random ones, flips it).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from scrutiny import Explanation, as_model
+from scrutiny.exceptions import ConvergenceWarning, InvalidParameterError
+from scrutiny.surrogate import (
+    DMMMEN,
+    CraftedSamplesResult,
+    DMMMENExplainer,
+    GlobalInsight,
+    ScrutabilityResult,
+    crafted_samples_test,
+    scrutability_test,
+    uniform_size_masks,
+)
+
+SHAPE = (1, 6, 6)
+D = 36
+
+
+def quiet(fn, *args, **kwargs):
+    """Short test chains: the R-hat warning is not what these tests check."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*args, **kwargs)
+
+
+def wobble(Xf):
+    """A small deterministic 'noise' term so that the responses are not exactly linear."""
+    return 0.1 * np.sin(997.0 * Xf.sum(axis=1))
+
+
+# --------------------------------------------------------------------------- from_model + screening
+
+# informative pixels at high flat positions; after screening they sit in other columns
+W_TRUE = {29: 4.0, 34: 3.0, 31: -3.0}
+
+
+def linear_classifier(X):
+    Xf = X.reshape(len(X), -1)
+    z1 = sum(w * Xf[:, j] for j, w in W_TRUE.items()) - 1.0 + wobble(Xf)
+    return np.stack([np.zeros(len(X)), z1], axis=1)
+
+
+@pytest.fixture(scope="module")
+def screened():
+    rng = np.random.default_rng(0)
+    X = rng.random((400,) + SHAPE)
+    low = np.array([0, 2, 3, 5, 8, 9, 12, 14, 15, 17, 19, 20, 22, 24, 27, 30, 33, 35])  # low-variance pixels
+    X.reshape(400, -1)[:, low] *= 0.1
+    model = as_model(linear_classifier, output="logit")
+    est = quiet(DMMMEN.from_model, model, X, 1, n_features=18, n_iter=300, n_burnin=150, random_state=0)
+    return est, X, model, np.setdiff1d(np.arange(D), low)
+
+
+def test_from_model_screens_and_maps_indices_back(screened):
+    est, _, model, high = screened
+    np.testing.assert_array_equal(est.feature_indices_, high)
+    assert est.input_shape_ == SHAPE and est.n_input_features_ == D and est.n_features_in_ == 18
+    assert est.target_class_ == 1 and est.model_ is model
+    # the informative pixels are not in their own column after screening
+    assert [int(np.flatnonzero(high == j)[0]) for j in W_TRUE] != list(W_TRUE)
+    top = est.explain_global(k=2)[0]
+    assert isinstance(top, GlobalInsight) and top.ranking == "signed"
+    np.testing.assert_array_equal(top.features, [29, 34])  # signed ranking: the two positive weights
+    np.testing.assert_allclose(top.coef, [4.0, 3.0], atol=0.2)
+    assert np.all(top.significant) and np.all((top.coef_ci[:, 0] < top.coef) & (top.coef < top.coef_ci[:, 1]))
+    absolute = est.explain_global(k=3, absolute=True)[0]
+    assert set(absolute.features.tolist()) == set(W_TRUE) and absolute.ranking == "absolute"
+    # heat maps live in the input shape, at the right pixels
+    assert top.heatmap.shape == SHAPE and top.coef_map.shape == SHAPE
+    assert set(np.flatnonzero(absolute.heatmap).tolist()) == set(W_TRUE)
+    c, r, q = np.unravel_index(29, SHAPE)
+    assert top.heatmap[c, r, q] == pytest.approx(top.coef[0])
+    assert np.all(top.coef_map.reshape(-1)[np.setdiff1d(np.arange(D), high)] == 0)
+    assert "component" in top.summary() and "29" in top.summary()
+    # credible_only keeps only features whose interval excludes 0
+    strict = est.explain_global(k=18, credible_only=True)[0]
+    assert set(W_TRUE) <= set(strict.features.tolist()) and np.all(strict.significant)
+
+
+def test_predict_and_explain_accept_the_model_input_shape(screened):
+    est, _, model, high = screened
+    Xn = np.random.default_rng(1).random((30,) + SHAPE)
+    flat = Xn.reshape(30, -1)
+    pred = est.predict(Xn)
+    np.testing.assert_allclose(est.predict(flat), pred)
+    np.testing.assert_allclose(est.predict(flat[:, high]), pred)
+    truth = model.predict_log_odds(Xn)[:, 1]
+    assert np.corrcoef(pred, truth)[0, 1] > 0.98
+    e = est.explain(Xn[:5])
+    assert e.values.shape == (5,) + SHAPE and e.method == "DMMMEN"
+    np.testing.assert_array_equal(e.target, 1)
+    np.testing.assert_allclose(e.extras["response"], model.predict_log_odds(Xn[:5])[:, 1])
+    vals = e.values.reshape(5, -1)
+    assert np.all(vals[:, np.setdiff1d(np.arange(D), high)] == 0)  # screened out -> 0
+    np.testing.assert_allclose(vals[:, 29], 4.0, atol=0.2)
+    np.testing.assert_allclose(vals[:, 31], -3.0, atol=0.2)
+    np.testing.assert_allclose(e.extras["contributions"], e.values * Xn[:5] * (e.values != 0))
+    assert e.extras["values_ci"].shape == (5,) + SHAPE + (2,)
+    assert e[1:3].values.shape == (2,) + SHAPE  # per-sample extras slice with the result
+    with pytest.raises(InvalidParameterError, match="must be a batch of the model's inputs"):
+        est.predict(Xn.reshape(30, 2, 18))
+    with pytest.raises(InvalidParameterError, match="only the 18 screened features"):
+        est.explain(flat[:, high])
+
+
+def test_from_model_y_true_selects_the_class_rows(screened):
+    _, X, model, _ = screened
+    labels = np.where(np.arange(len(X)) % 4 == 0, 1, 0)
+    est = quiet(DMMMEN.from_model, model, X, 1, y_true=labels, n_iter=40, n_burnin=20, n_chains=1, random_state=0)
+    assert est.labels_.shape == (int((labels == 1).sum()),)
+    assert est.n_features_in_ == D and np.array_equal(est.feature_indices_, np.arange(D))
+
+
+# --------------------------------------------------------------------------- two regimes
+
+
+def two_regime_classifier(X):
+    """Regime A (x0 > 0.5): logit 4 + 3 x3; regime B: logit -4 - 3 x7 (separated by the response)."""
+    Xf = X.reshape(len(X), -1)
+    a = Xf[:, 0] > 0.5
+    z1 = np.where(a, 4.0 + 3.0 * Xf[:, 3], -4.0 - 3.0 * Xf[:, 7]) + wobble(Xf)
+    return np.stack([np.zeros(len(X)), z1], axis=1)
+
+
+def test_explain_assigns_the_right_regime():
+    rng = np.random.default_rng(2)
+    X = rng.random((400, 10))
+    model = as_model(two_regime_classifier, output="logit")
+    est = quiet(DMMMEN.from_model, model, X, 1, n_iter=300, n_burnin=150, random_state=1)
+    Xn = rng.random((60, 10))
+    e = est.explain(Xn)  # y from the stored model
+    comp = e.extras["component"]
+    regime = Xn[:, 0] > 0.5
+    h_a, h_b = np.bincount(comp[regime]).argmax(), np.bincount(comp[~regime]).argmax()
+    assert h_a != h_b
+    np.testing.assert_array_equal(comp, np.where(regime, h_a, h_b))
+    assert np.all(e.extras["component_proba"] > 0.9)
+    np.testing.assert_allclose(e.values[regime][:, 3], 3.0, atol=0.3)
+    np.testing.assert_allclose(e.values[~regime][:, 7], -3.0, atol=0.3)
+    np.testing.assert_allclose(e.base_values, np.where(regime, 4.0, -4.0), atol=0.3)
+    # the same with y given explicitly
+    again = est.explain(Xn, model.predict_log_odds(Xn)[:, 1])
+    np.testing.assert_array_equal(again.extras["component"], comp)
+
+
+def test_plain_fit_explain_needs_y():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 3))
+    y = X @ [1.0, -1.0, 0.5] + 0.1 * rng.normal(size=60)
+    est = quiet(DMMMEN(n_components=2, n_iter=12, n_burnin=6, n_chains=1, random_state=0).fit, X, y)
+    assert est.model_ is None and est.feature_indices_ is None
+    with pytest.raises(InvalidParameterError, match="DMMMEN.explain needs y"):
+        est.explain(X)
+    e = est.explain(X[:4], y[:4])
+    assert e.values.shape == (4, 3) and np.all(e.target == 0)
+    assert est.explain_global(k=3)[0].heatmap.shape == (3,)
+
+
+# --------------------------------------------------------------------------- local explainer
+
+
+def segment_classifier(X):
+    """Class-1 logit: 3 x the mean of grid segment 5 (cell 2 on 8x8) plus 0.4 x the mean of each segment."""
+    img = X.reshape(len(X), 8, 8)
+    means = img.reshape(len(X), 4, 2, 4, 2).mean(axis=(2, 4)).reshape(len(X), 16)
+    z1 = 3.0 * means[:, 5] + 0.4 * means.sum(axis=1) - 2.0 + wobble(means)
+    return np.stack([np.zeros(len(X)), z1], axis=1)
+
+
+def test_local_explainer_ranks_the_known_segment_first():
+    model = as_model(segment_classifier, output="logit")
+    rng = np.random.default_rng(4)
+    X = 0.6 + 0.3 * rng.random((2, 1, 8, 8))
+    ex = DMMMENExplainer(
+        model, n_samples=300, segmentation="grid", segment_params={"cell": 2}, n_iter=150, n_burnin=75,
+        random_state=0,
+    )
+    e = quiet(ex.explain, X, target=1)
+    assert e.values.shape == X.shape and e.method == "DMMMENExplainer"
+    assert np.all(e.extras["segment_ranking"][:, 0] == 5)
+    assert np.all(e.extras["n_segments"] == 16)
+    labels = e.extras["segments"]
+    for i in range(2):  # every pixel holds its segment's coefficient
+        np.testing.assert_allclose(e.values[i, 0], e.extras["segment_values"][i][labels[i]])
+    seg5 = e.extras["segment_values"][:, 5]
+    mean5 = X[:, 0].reshape(2, 4, 2, 4, 2)[:, 1, :, 1, :].mean(axis=(1, 2))
+    np.testing.assert_allclose(seg5, (3.0 + 0.4) * mean5, rtol=0.1)
+    np.testing.assert_allclose(e.extras["response"], model.predict_log_odds(X)[:, 1])
+    assert np.all(e.extras["component_proba"] > 0.5)
+    back = Explanation.from_dict(e.to_dict())
+    np.testing.assert_array_equal(back.extras["segment_ranking"], e.extras["segment_ranking"])
+    # seeded: the same call gives the same result; rows together equal rows one by one
+    again = quiet(ex.explain, X[1:], target=1)
+    np.testing.assert_array_equal(again.values[0], e.values[1])
+
+
+def test_uniform_size_masks():
+    Z = uniform_size_masks(7, 12, 2000)
+    assert Z.shape == (2000, 12) and np.all(Z[0] == 1)
+    off = 12 - Z[1:].sum(axis=1)
+    assert off.min() == 1 and off.max() == 12
+    counts = np.bincount(off.astype(int), minlength=13)[1:]
+    assert counts.min() > 2000 / 12 * 0.6  # roughly uniform on 1..12
+    np.testing.assert_array_equal(uniform_size_masks(7, 12, 2000), Z)  # a function of (seed, S, m) only
+    assert not np.array_equal(uniform_size_masks(8, 12, 2000), Z)
+
+
+# --------------------------------------------------------------------------- scrutability
+
+TRUE_PIXELS = np.array([7, 8, 13, 14])
+
+
+def pixel_classifier(X):
+    """Predicts class 1 iff the mean of TRUE_PIXELS exceeds 0.4."""
+    Xf = X.reshape(len(X), -1)
+    z1 = 10.0 * Xf[:, TRUE_PIXELS].mean(axis=1) - 4.0
+    return np.stack([np.zeros(len(X)), z1], axis=1)
+
+
+@pytest.fixture(scope="module")
+def scrutable():
+    rng = np.random.default_rng(5)
+    n = 300
+    y = (np.arange(n) % 2).astype(int)
+    X = rng.random((n,) + SHAPE)
+    flat = X.reshape(n, -1)
+    flat[:, TRUE_PIXELS] = np.where(y[:, None] == 1, 0.8 + 0.2 * rng.random((n, 4)), 0.2 * rng.random((n, 4)))
+    ranking = np.r_[TRUE_PIXELS, np.setdiff1d(np.arange(D), TRUE_PIXELS)]
+    return as_model(pixel_classifier, output="logit"), X, y, ranking
+
+
+def test_scrutability_true_features_flip_random_ones_do_not(scrutable):
+    model, X, y, ranking = scrutable
+    res = scrutability_test(model, X, y, 1, ranking, k=(4, 8), n_bootstrap=20, random_state=0)
+    assert isinstance(res, ScrutabilityResult)
+    assert res.positive.shape == (2, 20) and res.n_positive == 150 and res.n_negative == 150
+    assert np.all(res.positive_original == 1.0) and np.all(res.negative_original == 0.0)
+    np.testing.assert_array_equal(res.estimate("positive"), 0.0)  # nullified true pixels: never class 1
+    # random pixels rarely hit enough true ones: >= 3 of 4 to flip a positive, >= 2 of 4 a negative
+    assert np.all(res.estimate("positive_random") > 0.9)
+    np.testing.assert_array_equal(res.estimate("negative"), 1.0)  # positives' mean written in: always class 1
+    assert np.all(res.estimate("negative_random") < 0.35)
+    assert np.all(res.positive_drop < -0.9)
+    for arm in ("positive", "positive_random", "negative", "negative_random"):
+        ci, est = res.interval(arm), res.estimate(arm)
+        assert np.all((ci[:, 0] <= est) & (est <= ci[:, 1]))
+    summary = res.summary()
+    assert set(summary) >= {"k", "positive", "positive_low", "negative_random_high"}
+    table = res.to_table()
+    assert "pos. top-k" in table and len(table.splitlines()) == 2 + 1 + 2
+    again = scrutability_test(model, X, y, 1, ranking, k=(4, 8), n_bootstrap=20, random_state=0)
+    for arm in res._ARMS:
+        np.testing.assert_array_equal(getattr(again, arm), getattr(res, arm))
+
+
+def test_scrutability_other_fills_and_insight_input(scrutable):
+    model, X, y, ranking = scrutable
+    proto = scrutability_test(
+        model, X, y, 1, ranking, k=4, n_bootstrap=5, fill_positive="random", fill_negative="prototype",
+        prototype_scale=(1.0, 1.0), random_state=1,
+    )
+    assert proto.k.tolist() == [4] and proto.estimate("negative")[0] == 1.0
+    const = scrutability_test(model, X, y, 1, ranking, k=4, n_bootstrap=5, fill_positive=0.1, random_state=1)
+    assert const.estimate("positive")[0] == 0.0
+
+
+def test_crafted_samples(scrutable):
+    model, X, y, ranking = scrutable
+    res = crafted_samples_test(model, X, y, 1, ranking, k=(4, 8), n_samples=200, n_bootstrap=20, random_state=0)
+    assert isinstance(res, CraftedSamplesResult) and res.crafted.shape == (2, 20)
+    assert np.all(res.noise == 0.0)
+    np.testing.assert_array_equal(res.estimate("crafted"), 1.0)
+    assert np.all(res.estimate("crafted_random") < 0.35)
+    assert "top-k filled" in res.to_table()
+    again = crafted_samples_test(model, X, y, 1, ranking, k=(4, 8), n_samples=200, n_bootstrap=20, random_state=0)
+    np.testing.assert_array_equal(again.crafted_random, res.crafted_random)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_gives_clear_errors(screened, scrutable):
+    est, X, model, _ = screened
+    with pytest.raises(InvalidParameterError, match=r"target_class must be a class index in \[0, 1\].*got 5"):
+        DMMMEN.from_model(model, X, 5)
+    with pytest.raises(InvalidParameterError, match=r"n_features must be at most the number of input features \(36"):
+        DMMMEN.from_model(model, X, 1, n_features=100)
+    with pytest.raises(InvalidParameterError, match="unknown DMMMEN parameter.*n_iters"):
+        DMMMEN.from_model(model, X, 1, n_iters=10)
+    with pytest.raises(InvalidParameterError, match="clip must be"):
+        DMMMEN.from_model(model, X, 1, clip=0.7)
+    with pytest.raises(InvalidParameterError, match="must be a classifier"):
+        DMMMEN.from_model(lambda Z: Z.reshape(len(Z), -1).sum(1), X, 0)
+    with pytest.raises(InvalidParameterError, match="y_true has 0 sample"):
+        DMMMEN.from_model(model, X, 1, y_true=np.zeros(len(X)))
+    with pytest.raises(InvalidParameterError, match=r"k must be at most the number of fitted features \(18\)"):
+        est.explain_global(k=19)
+    pmodel, Xs, ys, ranking = scrutable
+    with pytest.raises(InvalidParameterError, match=r"k must be at most the number of input features \(36\); got k=150"):
+        scrutability_test(pmodel, Xs, ys, 1, ranking)  # the paper's default k=(50, ..., 150) on 36 pixels
+    for fraction in (0, 1.5):
+        with pytest.raises(InvalidParameterError, match="fraction must be a float in \\(0, 1\\]"):
+            scrutability_test(pmodel, Xs, ys, 1, ranking, k=4, fraction=fraction)
+    with pytest.raises(InvalidParameterError, match=r"target_class must be a class index in \[0, 1\]"):
+        scrutability_test(pmodel, Xs, ys, 3, ranking, k=4)
+    with pytest.raises(InvalidParameterError, match="needs at least 8 ranked features"):
+        scrutability_test(pmodel, Xs, ys, 1, ranking[:4], k=8)
+    with pytest.raises(InvalidParameterError, match="fill_positive must be one of"):
+        scrutability_test(pmodel, Xs, ys, 1, ranking, k=4, fill_positive="mean")
+    with pytest.raises(InvalidParameterError, match="must not repeat"):
+        scrutability_test(pmodel, Xs, ys, 1, np.r_[ranking[:3], ranking[:3]], k=4)
+    with pytest.raises(InvalidParameterError, match="batch of images"):
+        DMMMENExplainer(as_model(pixel_classifier, output="logit")).explain(Xs.reshape(len(Xs), -1)[:1], target=1)
+    with pytest.raises(InvalidParameterError, match="n_samples must be at least n_segments \\+ 2"):
+        DMMMENExplainer(pmodel, n_samples=5, segmentation="grid", segment_params={"cell": 1}).explain(Xs[:1], target=1)
