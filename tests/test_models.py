@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -302,3 +304,48 @@ def test_out_of_range_target_is_refused(logistic_trio, target):
 def test_non_integer_target_is_refused(logistic_trio):
     with pytest.raises(InvalidParameterError, match="target must be an int or an array of ints"):
         wrap(logistic_trio, "torch").gradient(logistic_trio["X"][:3], "setosa")
+
+
+class _RecordingModule(torch.nn.Module):
+    """Linear map that records the size and dtype of every batch it receives."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.lin = torch.nn.Linear(d, 2)
+        self.calls: list[tuple[int, torch.dtype]] = []
+
+    def forward(self, x):
+        self.calls.append((x.shape[0], x.dtype))
+        return self.lin(x.reshape(x.shape[0], -1))
+
+
+@pytest.mark.parametrize(("shape", "expected"), [((30,), 2048), ((1, 8, 8), 1024), ((1, 28, 28), 256), ((3, 64, 64), 256)])
+def test_torch_default_batch_size_follows_the_sample_size(shape, expected):
+    from scrutiny.models import auto_batch_size
+
+    d = int(np.prod(shape))
+    module = _RecordingModule(d)
+    model = TorchModel(module)
+    assert model.rows_per_call(d) == expected == auto_batch_size(d)
+    X = np.zeros((expected + 3,) + shape)
+    model.predict(X)
+    assert model.batch_size == expected
+    assert [n for n, _ in module.calls] == [expected, 3]  # full batches, then the remainder
+    explicit = TorchModel(_RecordingModule(d), batch_size=7)
+    explicit.predict(X[:10])
+    assert explicit.batch_size == explicit.rows_per_call(d) == 7
+
+
+def test_torch_float32_input_is_not_round_tripped_through_float64():
+    X = np.random.default_rng(0).normal(size=(6, 5))
+    as32 = TorchModel(_RecordingModule(5))
+    assert as32.input_dtype == np.float32
+    checked = as32.check_input(X.astype(np.float32))
+    assert checked.dtype == np.float32  # kept as given: no float64 copy
+    assert as32.check_input(X).dtype == np.float64  # anything else is validated as float64
+    np.testing.assert_array_equal(as32.predict(X.astype(np.float32)), as32.predict(X))
+    readonly = X.astype(np.float32)
+    readonly.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when it would share read-only memory
+        as32.predict(readonly)

@@ -40,6 +40,9 @@ _LAZY = {
     "Occlusion": "scrutiny.attribution",
     # global surrogates
     "DMMMEN": "scrutiny.surrogate",
+    "DMMMENExplainer": "scrutiny.surrogate",
+    "scrutability_test": "scrutiny.surrogate",
+    "crafted_samples_test": "scrutiny.surrogate",
     # training-data attribution
     "InfluenceFunctions": "scrutiny.data_attribution",
     "RepresenterPoints": "scrutiny.data_attribution",
