@@ -186,7 +186,7 @@ def test_local_explainer_ranks_the_known_segment_first():
     rng = np.random.default_rng(4)
     X = 0.6 + 0.3 * rng.random((2, 1, 8, 8))
     ex = DMMMENExplainer(
-        model, n_samples=300, segmentation="grid", segment_params={"cell": 2}, n_iter=150, n_burnin=75,
+        model, n_samples=300, segments="grid", segment_params={"cell": 2}, n_iter=150, n_burnin=75,
         random_state=0,
     )
     e = quiet(ex.explain, X, target=1)
@@ -326,4 +326,4 @@ def test_bad_input_gives_clear_errors(screened, scrutable):
     with pytest.raises(InvalidParameterError, match="batch of images"):
         DMMMENExplainer(as_model(pixel_classifier, output="logit")).explain(Xs.reshape(len(Xs), -1)[:1], target=1)
     with pytest.raises(InvalidParameterError, match="n_samples must be at least n_segments \\+ 2"):
-        DMMMENExplainer(pmodel, n_samples=5, segmentation="grid", segment_params={"cell": 1}).explain(Xs[:1], target=1)
+        DMMMENExplainer(pmodel, n_samples=5, segments="grid", segment_params={"cell": 1}).explain(Xs[:1], target=1)

@@ -44,7 +44,8 @@ from ..attribution._surrogate._compose import (
     chunk_rows,
     compose_images,
     evaluate,
-    segment_fill,
+    resolve_fills,
+    resolve_segments,
 )
 from ..attribution._surrogate._design import bernoulli_masks, root_seed, stream
 from ..exceptions import ConvergenceWarning, InvalidParameterError
@@ -359,7 +360,7 @@ class DMMMENExplainer(Explainer):
 
     For each image: segment it into superpixels, draw ``n_samples`` on/off masks (the number of
     hidden superpixels uniform on ``{1..S}``; the first mask keeps every superpixel), render the
-    masked images (hidden superpixels replaced by ``hide``), take the black box's clipped logit
+    masked images (hidden superpixels replaced by ``baseline``), take the black box's clipped logit
     of the target class on them, fit :class:`DMMMEN` to ``(masks, logits)`` and explain the image
     by the coefficients of the component of the unperturbed (all-ones) row,
     ``h* = argmax_h pi_h N(y* | b0_h + 1' beta_h, sigma2_h)``. Every input gets its own fit.
@@ -371,12 +372,12 @@ class DMMMENExplainer(Explainer):
     n_samples : int, default=1000
         Masks per image, the unperturbed one included (LIME's image default). At least
         ``n_segments + 2``.
-    segmentation : {"slic", "quickshift", "grid"} or int array, default="slic"
+    segments : {"slic", "quickshift", "grid"} or int array, default="slic"
         A method of :func:`scrutiny.data.segment` (parameters in ``segment_params``), or labels
         of shape (H, W) (shared) or (n, H, W); any integer labels, renumbered ``0..S-1``.
     segment_params : dict, optional
         E.g. ``{"n_segments": 50}`` (the slic default: 31-48 superpixels on MNIST).
-    hide : float, "mean" or array-like, default=0.0
+    baseline : float, "mean" or array-like, default=0.0
         What a hidden superpixel becomes: a constant (0 is the paper's "off"), ``"mean"`` (its
         mean colour, LIME's ``hide_color=None``) or an image broadcastable to (C, H, W).
     sampling : {"uniform_size", "bernoulli"}, default="uniform_size"
@@ -450,9 +451,9 @@ class DMMMENExplainer(Explainer):
 
     _constraints: ClassVar[dict[str, list]] = {
         "n_samples": [Interval(int, 3, None)],
-        "segmentation": [Options("slic", "quickshift", "grid"), "array-like"],
+        "segments": [Options("slic", "quickshift", "grid"), "array-like"],
         "segment_params": [dict, None],
-        "hide": [Interval(float), Options("mean"), "array-like"],
+        "baseline": [Interval(float), Options("mean"), "array-like"],
         "sampling": [Options("uniform_size", "bernoulli")],
         "output": [Options("log_odds", "raw")],
         "n_components": [Interval(int, 1, None)],
@@ -466,8 +467,8 @@ class DMMMENExplainer(Explainer):
     }
     _hints: ClassVar[dict[str, str]] = {
         "n_samples": "1000 masks is the paper's and LIME's budget.",
-        "segmentation": "Pass a segmentation method name or integer labels of shape (H, W) or (n, H, W).",
-        "hide": "0 (black, the paper), 'mean' (superpixel mean) or an image.",
+        "segments": "Pass a segmentation method name or integer labels of shape (H, W) or (n, H, W).",
+        "baseline": "0 (black, the paper), 'mean' (superpixel mean) or an image.",
         "output": "'log_odds' is the paper's response; use 'raw' for a regression model.",
         "n_iter": "n_iter counts all sweeps, burn-in included (200 is the default).",
     }
@@ -477,9 +478,9 @@ class DMMMENExplainer(Explainer):
         model: Any,
         *,
         n_samples: int = 1000,
-        segmentation: Any = "slic",
+        segments: Any = "slic",
         segment_params: dict | None = None,
-        hide: Any = 0.0,
+        baseline: Any = 0.0,
         sampling: str = "uniform_size",
         output: str = "log_odds",
         n_components: int = 6,
@@ -493,9 +494,9 @@ class DMMMENExplainer(Explainer):
     ) -> None:
         super().__init__(model)
         self.n_samples = n_samples
-        self.segmentation = segmentation
+        self.segments = segments
         self.segment_params = segment_params
-        self.hide = hide
+        self.baseline = baseline
         self.sampling = sampling
         self.output = output
         self.n_components = n_components
@@ -526,45 +527,7 @@ class DMMMENExplainer(Explainer):
             )
 
     def _segments(self, X: np.ndarray) -> np.ndarray:
-        owner = type(self).__name__
-        n, spatial = X.shape[0], X.shape[-2:]
-        if isinstance(self.segmentation, str):
-            from ..data import segment
-
-            images = X if X.ndim == 4 else X[:, None]
-            try:
-                labels = segment(images, method=self.segmentation, **dict(self.segment_params or {}))
-            except InvalidParameterError as exc:
-                raise InvalidParameterError(
-                    f"{owner}: segmenting X with segmentation={self.segmentation!r} failed: {exc}"
-                ) from exc
-            return labels.reshape((n,) + spatial)
-        labels = np.asarray(self.segmentation)
-        if labels.dtype == object or not np.issubdtype(labels.dtype, np.integer):
-            raise InvalidParameterError(
-                f"{owner}: segmentation must be integer labels or a method name; got dtype {labels.dtype}. "
-                "Use scrutiny.data.segment(X) to compute labels."
-            )
-        if labels.shape == spatial:
-            labels = np.broadcast_to(labels, (n,) + spatial)
-        elif labels.shape != (n,) + spatial:
-            raise InvalidParameterError(
-                f"{owner}: segmentation labels must have shape (H, W) = {spatial} or (n, H, W) = {(n,) + spatial} "
-                f"to match X of shape {X.shape}; got {labels.shape}."
-            )
-        return np.stack([np.unique(lab, return_inverse=True)[1].reshape(spatial) for lab in labels])
-
-    def _fill(self, image: np.ndarray, labels: np.ndarray, S: int) -> np.ndarray:
-        if isinstance(self.hide, str):
-            return segment_fill(image, labels, S)
-        arr = check_array(self.hide, "hide", min_samples=0) if np.ndim(self.hide) else np.asarray(float(self.hide))
-        try:
-            return np.broadcast_to(arr, image.shape)
-        except ValueError:
-            raise InvalidParameterError(
-                f"{type(self).__name__}: hide must be a number, 'mean' or an array broadcastable to one image "
-                f"{image.shape}; got shape {arr.shape}."
-            ) from None
+        return resolve_segments(self.segments, self.segment_params, X, type(self).__name__)
 
     def _masks(self, seed: int, S: int) -> np.ndarray:
         if self.sampling == "bernoulli":
@@ -604,10 +567,11 @@ class DMMMENExplainer(Explainer):
         converged = np.zeros(n, dtype=bool)
         chains_used = np.zeros(n, dtype=np.int64)
         intercept = np.zeros(n)
+        fills = resolve_fills(self.baseline, X, labels, type(self).__name__)
         for i in range(n):
             S = int(n_seg[i])
             Z = self._masks(seed, S)
-            image, lab, fill = X[i], labels[i], self._fill(X[i], labels[i], S)
+            image, lab, fill = X[i], labels[i], fills[i]
 
             def build(s, e, image=image, fill=fill, lab=lab, Z=Z):
                 return compose_images(image, fill, lab, Z[s:e])

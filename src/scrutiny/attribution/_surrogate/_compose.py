@@ -18,6 +18,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy.special import expit
 
+from ..._validation import check_array
+from ...exceptions import InvalidParameterError
 from ...models import _log_odds_from_logits, log_odds_from_proba
 from .._base import native_dtype  # noqa: F401  (re-exported for the problems)
 
@@ -119,6 +121,60 @@ def segment_fill(image: np.ndarray, labels: np.ndarray, n_seg: int) -> np.ndarra
         return means[labels]
     means = np.stack([np.bincount(flat, weights=ch.ravel(), minlength=n_seg) / counts for ch in image])
     return means[:, labels]
+
+
+def resolve_segments(spec: Any, params: dict | None, X: np.ndarray, owner: str, name: str = "segments") -> np.ndarray:
+    """Per-image superpixel labels, renumbered ``0..S_i-1``, shape (n, H, W).
+
+    ``spec`` is a method of :func:`scrutiny.data.segment` (with ``params``) or integer labels
+    of shape (H, W) (shared by every image) or (n, H, W); ``name`` is the parameter's name in
+    error messages.
+    """
+    n, spatial = X.shape[0], X.shape[-2:]
+    if isinstance(spec, str):
+        from ...data import segment
+
+        images = X if X.ndim == 4 else X[:, None]
+        try:
+            labels = segment(images, method=spec, **dict(params or {}))
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"{owner}: segmenting X with {name}={spec!r} failed: {exc}") from exc
+        return labels.reshape((n,) + spatial)
+    labels = np.asarray(spec)
+    if labels.dtype == object or not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidParameterError(
+            f"{owner}: {name} must be integer labels (or a method name); got dtype {labels.dtype}. "
+            "Use scrutiny.data.segment(X) to compute them."
+        )
+    if labels.shape == spatial:
+        labels = np.broadcast_to(labels, (n,) + spatial)
+    elif labels.shape != (n,) + spatial:
+        raise InvalidParameterError(
+            f"{owner}: {name} must have shape (H, W) = {spatial} or (n, H, W) = {(n,) + spatial} to match X "
+            f"of shape {X.shape}; got {labels.shape}. Compute them with scrutiny.data.segment(X)."
+        )
+    out = np.empty(labels.shape, dtype=np.int64)
+    for i in range(n):
+        out[i] = np.unique(labels[i], return_inverse=True)[1].reshape(spatial)
+    return out
+
+
+def resolve_fills(spec: Any, X: np.ndarray, labels: np.ndarray, owner: str, name: str = "baseline") -> np.ndarray:
+    """What each image's hidden superpixels become, shape ``X.shape``: ``"mean"`` (each
+    superpixel's mean, lime's ``hide_color=None``), a number, or an array broadcastable to one
+    image."""
+    if isinstance(spec, str):
+        n_seg = labels.reshape(len(X), -1).max(axis=1) + 1
+        return np.stack([segment_fill(X[i], labels[i], int(n_seg[i])) for i in range(len(X))])
+    arr = check_array(spec, name, min_samples=0) if np.ndim(spec) else np.asarray(float(spec))
+    try:
+        fill = np.broadcast_to(arr, X.shape[1:])
+    except ValueError:
+        raise InvalidParameterError(
+            f"{owner}: {name} must be a number, 'mean' or an array broadcastable to one image "
+            f"{X.shape[1:]}; got shape {arr.shape}."
+        ) from None
+    return np.broadcast_to(fill, X.shape)
 
 
 def compose_images(image: np.ndarray, fill: np.ndarray, labels: np.ndarray, Z: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from ..._validation import Interval, Options, check_array
 from ...exceptions import InvalidParameterError
 from .._base import Explainer, RawAttribution
 from ._common import COMMON_HINTS, OUTPUTS, add_all_outputs, check_budget, check_output
-from ._compose import chunk_rows, segment_fill
+from ._compose import chunk_rows, resolve_fills, resolve_segments
 from ._design import root_seed, schedule
 from ._engine import pad, run
 from ._problems import ImageProblem, TabularProblem, tabular_stats
@@ -256,50 +256,10 @@ class LIME(Explainer):
         return RawAttribution(coef[rows, :, target], fit.intercept[rows, target], np.stack(fit.stderr), extras)
 
     def _segments(self, X: np.ndarray) -> np.ndarray:
-        n, spatial = X.shape[0], X.shape[-2:]
-        if isinstance(self.segments, str):
-            from ...data import segment
-
-            images = X if X.ndim == 4 else X[:, None]
-            params = dict(self.segment_params or {})
-            try:
-                labels = segment(images, method=self.segments, **params)
-            except InvalidParameterError as exc:
-                raise InvalidParameterError(
-                    f"LIME: segmenting X with segments={self.segments!r} failed: {exc}"
-                ) from exc
-            return labels.reshape((n,) + spatial)
-        labels = np.asarray(self.segments)
-        if labels.dtype == object or not np.issubdtype(labels.dtype, np.integer):
-            raise InvalidParameterError(
-                f"LIME: segments must be integer labels (or a method name); got dtype {labels.dtype}. "
-                "Use scrutiny.data.segment(X) to compute them."
-            )
-        if labels.shape == spatial:
-            labels = np.broadcast_to(labels, (n,) + spatial)
-        elif labels.shape != (n,) + spatial:
-            raise InvalidParameterError(
-                f"LIME: segments must have shape (H, W) = {spatial} or (n, H, W) = {(n,) + spatial} to match X "
-                f"of shape {X.shape}; got {labels.shape}. Compute them with scrutiny.data.segment(X)."
-            )
-        out = np.empty(labels.shape, dtype=np.int64)
-        for i in range(n):
-            out[i] = np.unique(labels[i], return_inverse=True)[1].reshape(spatial)
-        return out
+        return resolve_segments(self.segments, self.segment_params, X, "LIME")
 
     def _fills(self, X: np.ndarray, labels: np.ndarray, n_seg: np.ndarray) -> np.ndarray:
-        base = self.baseline
-        if isinstance(base, str):
-            return np.stack([segment_fill(X[i], labels[i], int(n_seg[i])) for i in range(len(X))])
-        arr = check_array(base, "baseline", min_samples=0) if np.ndim(base) else np.asarray(float(base))
-        try:
-            fill = np.broadcast_to(arr, X.shape[1:])
-        except ValueError:
-            raise InvalidParameterError(
-                f"LIME: baseline must be a number, 'mean' or an array broadcastable to one image "
-                f"{X.shape[1:]}; got shape {arr.shape}."
-            ) from None
-        return np.broadcast_to(fill, X.shape)
+        return resolve_fills(self.baseline, X, labels, "LIME")
 
     def _image(self, X, target, seed, output, K) -> RawAttribution:
         n = X.shape[0]
