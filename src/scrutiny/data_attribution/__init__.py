@@ -14,6 +14,8 @@
   :func:`block_cg`, :func:`lissa`, :func:`lanczos_extremes`); :mod:`~.solvers`: the solver
   strategies (:class:`ExactSolver`, :class:`CGSolver`, :class:`LiSSASolver`).
 * :func:`detect_mislabeled` / :func:`mislabel_detection_curve`: the label-noise use case.
+* :func:`training_set_attack` (Koh & Liang 2017, Sec. 5.2): perturb training inputs along
+  ``sign(I_pert,loss)`` to raise a test loss; :class:`AttackResult`.
 
 Importing this package imports torch only when a torch-backed name is first used.
 """
@@ -54,9 +56,12 @@ _LAZY = {
     "MislabelDetectionResult": "debugging",
     "mislabel_detection_curve": "debugging",
     "detect_mislabeled": "debugging",
+    "AttackResult": "attack",
+    "training_set_attack": "attack",
 }
 
 __all__ = [
+    "AttackResult",
     "NNK",
     "NNKSolution",
     "NNKLeaveOneOut",
@@ -87,6 +92,7 @@ __all__ = [
     "mislabel_detection_curve",
     "power_iteration",
     "resolve_loss",
+    "training_set_attack",
 ]
 
 
