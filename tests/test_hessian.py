@@ -182,6 +182,13 @@ def test_closed_form_last_layer_of_mlp_and_binary_logit(digits_small):
     # an all-parameter selection of an MLP is not a GLM
     with pytest.raises(InvalidParameterError, match="closed_form"):
         TrainingObjective(mlp, "cross_entropy", X, y).hessian("closed_form")
+    # last-layer inputs of new rows given as a numpy array equal those of the training rows
+    F, Z = obj.last_layer_inputs()
+    F2, Z2 = obj.last_layer_inputs(X[:7])
+    np.testing.assert_allclose(F2, F[:7], rtol=1e-12)
+    np.testing.assert_allclose(Z2, Z[:7], rtol=1e-12)
+    with pytest.raises(InvalidParameterError, match="X:"):
+        obj.last_layer_inputs(X[:3, :10])
 
 
 def test_hvp_equals_independent_hessian_and_batch_hvp():

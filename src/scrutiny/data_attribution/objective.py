@@ -375,7 +375,13 @@ class TrainingObjective:
         if lay is None:
             return None
         layer, _ = lay
-        Xt = self._X if X is None else X
+        if X is None:
+            Xt = self._X
+        else:
+            try:
+                Xt = torch.as_tensor(self.model.check_input(X), dtype=torch.float64)
+            except InvalidParameterError as exc:
+                raise InvalidParameterError(f"X: {exc}") from exc
         th = self._theta_t(theta)
         feats, lin_out, outs = [], [], []
         cap: dict[str, Any] = {}
