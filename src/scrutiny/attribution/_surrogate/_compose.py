@@ -190,7 +190,10 @@ def compose_images(image: np.ndarray, fill: np.ndarray, labels: np.ndarray, Z: n
     -------
     array of shape (r, *image.shape)
     """
-    keep = Z.astype(bool)[:, labels]  # (r, H, W): one gather
+    # (r, H, W): one gather. np.take, not Z[:, labels]: fancy indexing returns the sample axis
+    # as the fastest one, np.where keeps that layout, and torch then runs the convolutions and
+    # pooling on strided inputs (image LIME on an MNIST CNN: 1.6 s instead of 1.1 s per 20k rows)
+    keep = np.take(Z.astype(bool), labels, axis=1)
     if image.ndim == 3:
         keep = keep[:, None]
     return np.where(keep, image[None], fill[None])
