@@ -30,7 +30,8 @@ Tasks
    Errors against ours at 1,024 IG steps / 4,096 plain Monte Carlo SmoothGrad samples; IG
    agreement ours vs captum at 50 steps is reported separately.
 4. **Overhead ratio** for every one of ours: total time / time of the model alone on the same
-   rows in the same chunks. The chunks are recorded by running ours once through a module
+   rows in the same chunks (replayed with numpy's BLAS on one thread, as in scrutiny's explainers,
+   so that OpenBLAS workers left spinning by earlier numpy work do not slow the replay). The chunks are recorded by running ours once through a module
    that logs the batch sizes (and whether a gradient was taken); the replay sends float32
    tensors of those sizes through the bare model (``inference_mode`` forward, or
    forward + ``autograd.grad`` of the selected outputs).
@@ -157,16 +158,21 @@ def replay(module: nn.Module, calls: list[tuple[int, bool]], pool: torch.Tensor,
         pool = pool.repeat((reps,) + (1,) * (pool.ndim - 1)).contiguous()
         targets = targets.repeat(reps)
 
+    from threadpoolctl import threadpool_limits
+
     def run() -> None:
-        for n, grad in calls:
-            if grad:
-                x = pool[:n].clone().requires_grad_(True)
-                out = module(x)
-                sel = out.gather(1, targets[:n, None]).sum()
-                torch.autograd.grad(sel, x)
-            else:
-                with torch.inference_mode():
-                    module(pool[:n])
+        # the same BLAS setting scrutiny's explainers use around torch models (one thread, so
+        # no OpenBLAS workers left spinning by earlier numpy work compete with torch's pool)
+        with threadpool_limits(1, user_api="blas"):
+            for n, grad in calls:
+                if grad:
+                    x = pool[:n].clone().requires_grad_(True)
+                    out = module(x)
+                    sel = out.gather(1, targets[:n, None]).sum()
+                    torch.autograd.grad(sel, x)
+                else:
+                    with torch.inference_mode():
+                        module(pool[:n])
 
     return run
 
