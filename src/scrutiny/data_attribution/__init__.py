@@ -22,8 +22,7 @@ Importing this package imports torch only when a torch-backed name is first used
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_module
 
 _LAZY = {
     "InfluenceFunctions": "influence",
@@ -61,13 +60,10 @@ _LAZY = {
 }
 
 __all__ = [
-    "AttackResult",
-    "NNK",
-    "NNKSolution",
-    "NNKLeaveOneOut",
-    "NNK_CONVENTION",
-    "nnk_graph",
     "CONVENTION",
+    "NNK",
+    "NNK_CONVENTION",
+    "AttackResult",
     "CGSolver",
     "Decomposition",
     "ExactSolver",
@@ -77,6 +73,8 @@ __all__ = [
     "LiSSADivergenceError",
     "LiSSASolver",
     "MislabelDetectionResult",
+    "NNKLeaveOneOut",
+    "NNKSolution",
     "NotAtOptimumError",
     "RepresenterPoints",
     "SensitivityDecomposition",
@@ -90,19 +88,11 @@ __all__ = [
     "lissa_damping_from_reference",
     "make_solver",
     "mislabel_detection_curve",
+    "nnk_graph",
     "power_iteration",
     "resolve_loss",
     "training_set_attack",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_module(__name__, _LAZY, __all__)

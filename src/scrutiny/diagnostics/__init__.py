@@ -11,8 +11,7 @@ Names are loaded lazily, so importing this package imports neither torch nor sci
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_module
 
 _LAZY = {
     "GeneralizationMonitor": "generalization",
@@ -25,13 +24,4 @@ _LAZY = {
 __all__ = ["GeneralizationMonitor", "GeneralizationResult", "OutOfSupport", "nnk_generalization", "out_of_support"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_module(__name__, _LAZY, __all__)
