@@ -162,7 +162,13 @@ def detect_mislabeled(model: Any, X_train: Any, y_train: Any, is_flipped: Any, *
     influence_params : None, "last" or list of str
         ``params`` of :class:`InfluenceFunctions`.
     representer_l2 : float, optional
-        ``l2`` of :class:`RepresenterPoints` (default: ``l2`` if positive, else 0.006).
+        ``l2`` of :class:`RepresenterPoints` (default: ``l2`` if positive, else 0.006). The
+        head is fitted to the (noisy) labels, so with ``representer_l2 == l2`` and a model at
+        its optimum the fine-tuned head *is* the model's last layer and
+        ``|alpha_{i, y_i}| = (1 - p_{i, y_i}) / (l2 n)``: the representer ranking then equals the
+        loss ranking exactly. A larger ``representer_l2`` makes it differ (on digits it was
+        slightly worse than the loss); fitting the head to the model's predictions instead
+        ranks flipped labels *last* (AUC about 0.06), so it is not offered here.
     fractions, random_state
         As in :func:`mislabel_detection_curve`.
 
