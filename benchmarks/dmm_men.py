@@ -403,10 +403,13 @@ def keep_top_test(model: Any, X: np.ndarray, segs: np.ndarray, target: np.ndarra
     lime = LIME(model, mode="image", segments=segs, baseline=0.0, n_samples=1000,
                 random_state=args.seed).explain(X, target=target)
     rng = np.random.default_rng(args.seed + 1)
-    rankings: dict[str, list] = {"DMM-MEN": [], "LIME": [], "random": []}
+    rankings: dict[str, list] = {"DMM-MEN (component h*)": [], "DMM-MEN (mixture mean)": [], "LIME": [],
+                                 "random": []}
     for i in range(len(X)):
         S = int(segs[i].max()) + 1
-        rankings["DMM-MEN"].append(np.argsort(-np.asarray(dmm[i].extras["segment_values"])[0][:S]))
+        rankings["DMM-MEN (component h*)"].append(np.argsort(-np.asarray(dmm[i].extras["segment_values"])[0][:S]))
+        rankings["DMM-MEN (mixture mean)"].append(
+            np.argsort(-np.asarray(dmm[i].extras["mixture_segment_values"])[0][:S]))
         rankings["LIME"].append(np.argsort(-np.asarray(lime.extras["segment_values"])[i][:S]))
         rankings["random"].append(rng.permutation(S))
     out, rows = {}, []

@@ -192,6 +192,8 @@ def test_local_explainer_ranks_the_known_segment_first():
     e = quiet(ex.explain, X, target=1)
     assert e.values.shape == X.shape and e.method == "DMMMENExplainer"
     assert np.all(e.extras["segment_ranking"][:, 0] == 5)
+    assert e.extras["mixture_segment_values"].shape == (2, 16)
+    assert np.all(np.argmax(e.extras["mixture_segment_values"], axis=1) == 5)
     assert np.all(e.extras["n_segments"] == 16)
     labels = e.extras["segments"]
     for i in range(2):  # every pixel holds its segment's coefficient
