@@ -349,3 +349,35 @@ def test_torch_float32_input_is_not_round_tripped_through_float64():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch warns when it would share read-only memory
         as32.predict(readonly)
+
+
+def test_explainers_run_numpy_blas_on_one_thread_around_torch_models():
+    from threadpoolctl import threadpool_info
+
+    from scrutiny.attribution import Occlusion
+
+    seen: list[int] = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+            return self.lin(x)
+
+    from threadpoolctl import threadpool_limits
+
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the guard applies when torch itself runs on several threads
+    try:
+        with threadpool_limits(2, user_api="blas"):  # the suite pins BLAS to 1 thread; undo that here
+            before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+            Occlusion(Probe(), window=1).explain(np.ones((2, 4)))
+            after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    finally:
+        torch.set_num_threads(n_threads)
+    assert before and set(before) == {2}
+    assert seen and set(seen) == {1}
+    assert after == before  # restored

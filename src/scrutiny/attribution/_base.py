@@ -162,14 +162,14 @@ class Explainer:
         validate_params(type(self).__name__, params, self._constraints, self._hints)
         X = np.asarray(self.model.check_input(X), dtype=np.float64)
         self._check(X)
-        if target is None:
-            target = self.model.default_target(X)
-        else:
-            if self.model.n_outputs is None:
-                self.model.predict(X[:1])
-            target = check_target(target, X.shape[0], self.model.n_outputs)
-        rng = check_random_state(params["random_state"]) if "random_state" in params else None
         with blas_guard(self.model):
+            if target is None:
+                target = self.model.default_target(X)
+            else:
+                if self.model.n_outputs is None:
+                    self.model.predict(X[:1])
+                target = check_target(target, X.shape[0], self.model.n_outputs)
+            rng = check_random_state(params["random_state"]) if "random_state" in params else None
             raw = self._explain(X, target, rng)
         return Explanation(
             values=raw.values,
