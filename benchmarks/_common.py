@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
 import statistics
@@ -47,6 +48,7 @@ __all__ = [
     "summary",
     "time_cases",
     "wait_quiet",
+    "write_json",
 ]
 
 
@@ -210,3 +212,17 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def _jsonable(o: Any) -> Any:
+    """numpy scalars and arrays (and anything with ``tolist``) as plain JSON values."""
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
+def write_json(path: Any, record: Any, indent: int = 1) -> None:
+    """Write a benchmark record as JSON, creating the folder (numpy values become lists/floats)."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=indent, default=_jsonable))

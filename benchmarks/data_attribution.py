@@ -87,7 +87,6 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -102,7 +101,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA_DIR, environment, format_table
+from _common import DEFAULT_DATA_DIR, environment, format_table, write_json
 
 from scrutiny import data as sdata
 from scrutiny.data_attribution import (
@@ -730,8 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     record["total_seconds"] = time.perf_counter() - t_start
     log(f"total {record['total_seconds']:.0f} s")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1, default=float))
+        write_json(args.json, record)
     return 0
 
 

@@ -52,7 +52,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -63,10 +62,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA_DIR, environment, format_table
+from _common import DEFAULT_DATA_DIR, environment, format_table, write_json
 
 from scrutiny import data as sdata
 from scrutiny.exceptions import ConvergenceWarning
+from scrutiny.explanation import MetricResult
 from scrutiny.models import as_model
 from scrutiny.surrogate import (
     DMMMEN,
@@ -244,12 +244,10 @@ def insight_section(name: str, dataset: str, c: int, args: argparse.Namespace) -
 
     # fidelity on the class's held-out test images
     Xt = test.X[test.y == c]
-    y_true = as_model(model).predict_log_odds(Xt)[:, c]
-    y_mix = est.predict(Xt)
     e = est.explain(Xt)  # assigns each test image to a component with the black box's logit
-    comp = np.asarray(e.extras["component"], dtype=np.int64)
-    flat = Xt.reshape(len(Xt), -1)[:, est.feature_indices_]
-    y_comp = np.einsum("ij,ij->i", flat, est.coef_[comp]) + est.intercept_[comp]
+    y_true = np.asarray(e.extras["response"])  # that logit
+    y_comp = np.asarray(e.extras["fitted"])  # the assigned component's prediction
+    y_mix = est.predict(Xt)
     fid = {
         "n_test": len(Xt), "logit_sd": float(y_true.std()),
         "rmse_mixture": float(np.sqrt(np.mean((y_mix - y_true) ** 2))),
@@ -263,7 +261,7 @@ def insight_section(name: str, dataset: str, c: int, args: argparse.Namespace) -
     top = insights[0]
     top_abs = est.explain_global(k=max(KS), absolute=True)[0]
     path = args.out / f"insights_{name}_{dataset}_class{c}.png"
-    save_heatmaps(insights, tuple(model_input_shape(train.X)), f"DMM-MEN insights, {label}", path)
+    save_heatmaps(insights, train.X.shape[1:], f"DMM-MEN insights, {label}", path)
 
     # scrutability on the test set: positives = predicted as c, negatives = a subset of the rest
     rng = np.random.default_rng(args.seed)
@@ -289,10 +287,6 @@ def insight_section(name: str, dataset: str, c: int, args: argparse.Namespace) -
             "scrutability": {rk: r.summary() for rk, r in scr.items()},
             "crafted": {rk: r.summary() for rk, r in crafted.items()},
             "_scr": scr, "_crafted": crafted}
-
-
-def model_input_shape(X: np.ndarray) -> tuple[int, ...]:
-    return tuple(X.shape[1:])
 
 
 def pcr_cell(result: Any, arm: str, i: int) -> str:
@@ -394,7 +388,6 @@ def keep_top_test(model: Any, X: np.ndarray, segs: np.ndarray, target: np.ndarra
     """The paper's explainability test (Table 1): keep the top-k segments of an explanation,
     set every other segment to 0, re-query the model. DMM-MEN against scrutiny's image LIME
     (same superpixels, same 1,000-sample budget) and k random segments."""
-    from scipy import stats
 
     from scrutiny.attribution import LIME
 
@@ -418,11 +411,10 @@ def keep_top_test(model: Any, X: np.ndarray, segs: np.ndarray, target: np.ndarra
         P = m.predict_proba(imgs)
         p = P[np.arange(len(X)), target]
         acc = float(np.mean(P.argmax(axis=1) == target))
-        half = float(stats.t.ppf(0.975, len(p) - 1) * p.std(ddof=1) / np.sqrt(len(p))) if len(p) > 1 else float("nan")
-        out[name] = {"mean_probability": float(p.mean()), "ci95": [float(p.mean() - half), float(p.mean() + half)],
-                     "accuracy": acc}
-        rows.append([name, f"{100 * p.mean():.2f}% [{100 * (p.mean() - half):.2f}, {100 * (p.mean() + half):.2f}]",
-                     f"{100 * acc:.1f}%"])
+        prob = MetricResult(f"P(original class), top {k} kept", p, higher_is_better=True)  # Student-t 95% CI
+        lo, hi = prob.ci
+        out[name] = {"mean_probability": prob.mean, "ci95": [lo, hi], "accuracy": acc}
+        rows.append([name, f"{100 * prob.mean:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]", f"{100 * acc:.1f}%"])
     print_table(f"4b. Explainability test (the paper's Table 1): keep the top {k} segments, the rest set to 0 "
                 f"({len(X)} images; the paper, MNIST: DMM-MEN 99.89% / 100%, LIME 99.84% / 99.95%)",
                 ["explanation", "mean P(original class) [95% CI]", "still predicted"], rows)
@@ -492,8 +484,7 @@ def main(argv=None) -> int:
     record["total_seconds"] = time.perf_counter() - t_start
     log(f"total {record['total_seconds']:.0f} s; heat maps in {args.out}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1, default=lambda o: np.asarray(o).tolist()))
+        write_json(args.json, record)
     return 0
 
 

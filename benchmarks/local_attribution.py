@@ -50,7 +50,6 @@ import os
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime's per-sample progress bar (set before tqdm is imported)
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -69,6 +68,7 @@ from _common import (
     set_threads,
     summary,
     time_cases,
+    write_json,
 )
 from torch import nn
 
@@ -636,8 +636,7 @@ def main(argv: list[str] | None = None) -> int:
                                                               for k, v in vars(args).items()},
                    "results": res.rows, "overhead": res.overhead, "notes": res.notes, "environment": env,
                    "total_seconds": round(total, 1)}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+        write_json(args.json, payload, indent=2)
         print(f"wrote {args.json}")
     return 0
 

@@ -67,7 +67,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -78,7 +77,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA_DIR, environment, format_table
+from _common import DEFAULT_DATA_DIR, environment, format_table, write_json
 
 from scrutiny import data as sdata
 from scrutiny.data_attribution import _nnls
@@ -595,8 +594,7 @@ def main(argv=None) -> int:
     record["total_seconds"] = time.perf_counter() - t_start
     log(f"total {record['total_seconds']:.0f} s")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1, default=float))
+        write_json(args.json, record)
     return 0
 
 

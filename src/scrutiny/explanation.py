@@ -23,14 +23,15 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .exceptions import DataFormatError, InvalidParameterError
 
-__all__ = ["Explanation", "DataAttribution", "MetricResult", "load_result"]
+__all__ = ["DataAttribution", "Explanation", "MetricResult", "load_result"]
 
 FORMAT_VERSION = 1
 _META_KEY = "__scrutiny_meta__"
@@ -39,14 +40,20 @@ _META_KEY = "__scrutiny_meta__"
 # --------------------------------------------------------------------------- helpers
 
 
+def read_only_copy(value: Any, dtype: Any = np.float64) -> np.ndarray:
+    """A read-only copy of ``value`` as an array of ``dtype`` (the arrays of frozen result objects)."""
+    arr = np.array(value, dtype=dtype, copy=True)
+    arr.setflags(write=False)
+    return arr
+
+
 def _frozen_array(value: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
     try:
-        arr = np.array(value, dtype=dtype, copy=True)
+        arr = read_only_copy(value, dtype)
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(f"{name} must be a numeric array; got {type(value).__name__} ({exc}).") from exc
     if arr.dtype == object:
         raise InvalidParameterError(f"{name} must be numeric; got an object array.")
-    arr.setflags(write=False)
     return arr
 
 
@@ -551,7 +558,7 @@ class MetricResult(_ResultIO):
         set_(self, "params", _freeze_mapping(self.params, "params"))
         set_(self, "extras", _freeze_mapping(self.extras, "extras"))
 
-    def __getitem__(self, index: Any) -> "MetricResult":
+    def __getitem__(self, index: Any) -> MetricResult:
         sub = super().__getitem__(index)
         return dataclasses.replace(sub, mean=None, ci=None)
 

@@ -488,7 +488,9 @@ class TorchModel(_Adapter):
         self.module = module
         self.device = torch.device(device)
         self.dtype = torch.float32 if dtype is None else dtype
-        self.input_dtype = np.dtype(str(self.dtype).replace("torch.", "")) if self.dtype.is_floating_point else np.float64
+        self.input_dtype = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}.get(
+            self.dtype, np.float64
+        )
         self.features_spec = features
         if features is not None and not (isinstance(features, str) or callable(features)):
             raise InvalidParameterError(

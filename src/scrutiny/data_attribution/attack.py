@@ -47,14 +47,11 @@ from .._validation import (
     validate_params,
 )
 from ..exceptions import InvalidParameterError, ModelError
+from ..explanation import read_only_copy as _frozen
 
 __all__ = ["AttackResult", "training_set_attack"]
 
 
-def _frozen(value: Any, dtype: Any = np.float64) -> np.ndarray:
-    arr = np.array(value, dtype=dtype, copy=True)
-    arr.setflags(write=False)
-    return arr
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,15 +49,12 @@ from ..attribution._surrogate._compose import (
 )
 from ..attribution._surrogate._design import bernoulli_masks, root_seed, stream
 from ..exceptions import ConvergenceWarning, InvalidParameterError
+from ..explanation import read_only_copy as _readonly
 from .dmm_men import DMMMEN
 
 __all__ = ["DMMMENExplainer", "GlobalInsight", "explain_fitted", "fit_from_model", "global_insights", "uniform_size_masks"]
 
 
-def _readonly(a: Any, dtype: Any = np.float64) -> np.ndarray:
-    arr = np.array(a, dtype=dtype, copy=True)
-    arr.setflags(write=False)
-    return arr
 
 
 # --------------------------------------------------------------------------- global insight
@@ -532,9 +529,6 @@ class DMMMENExplainer(Explainer):
                 f"explainer arguments); got {bad}. Valid keys: {sorted(set(DMMMEN._constraints) - reserved)}."
             )
 
-    def _segments(self, X: np.ndarray) -> np.ndarray:
-        return resolve_segments(self.segments, self.segment_params, X, type(self).__name__)
-
     def _masks(self, seed: int, S: int) -> np.ndarray:
         if self.sampling == "bernoulli":
             return bernoulli_masks(seed, S, 0, int(self.n_samples), include_ones=True)
@@ -550,7 +544,7 @@ class DMMMENExplainer(Explainer):
         seed = root_seed(rng)
         sampler_seed = int(np.random.SeedSequence([seed, TAG_SAMPLER]).generate_state(1)[0])
         n = X.shape[0]
-        labels = self._segments(X)
+        labels = resolve_segments(self.segments, self.segment_params, X, owner)
         n_seg = labels.reshape(n, -1).max(axis=1) + 1
         S_max = int(n_seg.max())
         if self.n_samples < S_max + 2:
@@ -574,7 +568,7 @@ class DMMMENExplainer(Explainer):
         converged = np.zeros(n, dtype=bool)
         chains_used = np.zeros(n, dtype=np.int64)
         intercept = np.zeros(n)
-        fills = resolve_fills(self.baseline, X, labels, type(self).__name__)
+        fills = resolve_fills(self.baseline, X, labels, n_seg, owner)
         for i in range(n):
             S = int(n_seg[i])
             Z = self._masks(seed, S)

@@ -38,6 +38,7 @@ import numpy as np
 
 from .._validation import Interval, check_array, check_random_state, validate_params
 from ..exceptions import InvalidParameterError
+from ..explanation import read_only_copy as _frozen
 
 __all__ = ["CraftedSamplesResult", "ScrutabilityResult", "crafted_samples_test", "scrutability_test"]
 
@@ -48,10 +49,6 @@ DEFAULT_K = (50, 75, 100, 125, 150)
 # --------------------------------------------------------------------------- results
 
 
-def _frozen(a: Any, dtype: Any = np.float64) -> np.ndarray:
-    arr = np.array(a, dtype=dtype, copy=True)
-    arr.setflags(write=False)
-    return arr
 
 
 class _PCRTable:

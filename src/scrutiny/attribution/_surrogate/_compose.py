@@ -21,7 +21,6 @@ from scipy.special import expit
 from ..._validation import check_array
 from ...exceptions import InvalidParameterError
 from ...models import _log_odds_from_logits, log_odds_from_proba
-from .._base import native_dtype  # noqa: F401  (re-exported for the problems)
 
 #: bytes of perturbed rows (counted as float64) built at once when ``batch_size`` is None:
 #: small enough to stay in cache while they are composed and handed to the model (KernelSHAP
@@ -159,12 +158,13 @@ def resolve_segments(spec: Any, params: dict | None, X: np.ndarray, owner: str, 
     return out
 
 
-def resolve_fills(spec: Any, X: np.ndarray, labels: np.ndarray, owner: str, name: str = "baseline") -> np.ndarray:
+def resolve_fills(
+    spec: Any, X: np.ndarray, labels: np.ndarray, n_seg: np.ndarray, owner: str, name: str = "baseline"
+) -> np.ndarray:
     """What each image's hidden superpixels become, shape ``X.shape``: ``"mean"`` (each
     superpixel's mean, lime's ``hide_color=None``), a number, or an array broadcastable to one
-    image."""
+    image. ``labels`` and ``n_seg`` are those of :func:`resolve_segments`."""
     if isinstance(spec, str):
-        n_seg = labels.reshape(len(X), -1).max(axis=1) + 1
         return np.stack([segment_fill(X[i], labels[i], int(n_seg[i])) for i in range(len(X))])
     arr = check_array(spec, name, min_samples=0) if np.ndim(spec) else np.asarray(float(spec))
     try:

@@ -255,18 +255,12 @@ class LIME(Explainer):
         add_all_outputs(extras, "all_outputs", coef)
         return RawAttribution(coef[rows, :, target], fit.intercept[rows, target], np.stack(fit.stderr), extras)
 
-    def _segments(self, X: np.ndarray) -> np.ndarray:
-        return resolve_segments(self.segments, self.segment_params, X, "LIME")
-
-    def _fills(self, X: np.ndarray, labels: np.ndarray, n_seg: np.ndarray) -> np.ndarray:
-        return resolve_fills(self.baseline, X, labels, "LIME")
-
     def _image(self, X, target, seed, output, K) -> RawAttribution:
         n = X.shape[0]
-        labels = self._segments(X)
+        labels = resolve_segments(self.segments, self.segment_params, X, "LIME")
         n_seg = labels.reshape(n, -1).max(axis=1) + 1
         check_budget("LIME", self.n_samples, int(n_seg.max()) + 2, f"(n_segments + 2 = {int(n_seg.max())} + 2)")
-        fills = self._fills(X, labels, n_seg)
+        fills = resolve_fills(self.baseline, X, labels, n_seg, "LIME")
         width = 0.25 if self.kernel_width is None else float(self.kernel_width)
         sizes = schedule("auto" if self.n_samples == "auto" else (self.n_samples or 1000), 1000)
         problem = ImageProblem(

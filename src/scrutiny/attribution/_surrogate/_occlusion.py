@@ -16,9 +16,9 @@ import numpy as np
 
 from ..._validation import Interval, check_array
 from ...exceptions import InvalidParameterError
-from .._base import Explainer, RawAttribution
+from .._base import Explainer, RawAttribution, native_dtype
 from ._common import COMMON_HINTS, OUTPUTS, add_all_outputs, check_output
-from ._compose import chunk_rows, model_outputs, native_dtype
+from ._compose import chunk_rows, model_outputs
 
 
 def axis_windows(length: int, window: int, stride: int) -> np.ndarray:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from ._compose import compose_images, evaluate, model_outputs, native_dtype
+from .._base import native_dtype
+from ._compose import compose_images, evaluate, model_outputs
 from ._design import (
     TAG_TABULAR,
     Coalitions,
