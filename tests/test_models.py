@@ -381,3 +381,32 @@ def test_explainers_run_numpy_blas_on_one_thread_around_torch_models():
     assert before and set(before) == {2}
     assert seen and set(seen) == {1}
     assert after == before  # restored
+
+
+def _small_convnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5),
+    )
+
+
+def test_channels_last_convolutions_agree_with_the_module_and_leave_it_untouched():
+    module = _small_convnet()
+    X = np.random.default_rng(0).normal(size=(40, 3, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        direct = module(torch.as_tensor(X)).double().numpy()
+    strides = [p.stride() for p in module.parameters()]
+    fast, plain = TorchModel(module), TorchModel(module, memory_format="contiguous")
+    assert fast._channels_last_weights() is not None and plain._channels_last_weights() is None
+    np.testing.assert_allclose(fast.predict(X), direct, atol=1e-5)
+    np.testing.assert_array_equal(plain.predict(X), direct)
+    np.testing.assert_allclose(fast.gradient(X, 2), plain.gradient(X, 2), atol=1e-5)
+    assert [p.stride() for p in module.parameters()] == strides  # the user's module is never converted
+    with torch.no_grad():
+        module[0].weight.mul_(2.0)  # later in-place edits are seen: no stale copy
+        edited = module(torch.as_tensor(X)).double().numpy()
+    np.testing.assert_allclose(fast.predict(X), edited, atol=1e-5)
+    assert TorchModel(torch.nn.Linear(4, 2))._channels_last_weights() is None  # "auto": only with Conv2d
+    with pytest.raises(InvalidParameterError, match="memory_format must be 'auto', 'channels_last' or 'contiguous'"):
+        TorchModel(module, memory_format="nhwc")
