@@ -150,10 +150,27 @@ def test_parallel_chains_match_sequential_ones(small_fit):
     np.testing.assert_array_equal(par.coef_, model.coef_)
 
 
+def test_pilot_start_continues_every_chain_from_the_best_pilot():
+    X, y, *_ = simulate_regimes(600, 8, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = DMMMEN(n_iter=60, n_burnin=30, n_pilots=4, random_state=0).fit(X, y)
+        plain = DMMMEN(n_iter=60, n_burnin=30, init="kmeans", random_state=0).fit(X, y)
+    pilots = m.pilot_loglik_
+    assert pilots.shape == (4,) and np.isfinite(pilots).all()
+    # pilots 1 and 3 start from one component and are still far from the regimes after 15 sweeps
+    assert pilots.max() - pilots.min() > 300
+    for trace in m.trace_:  # the first sweep of every chain continues the best pilot, not a new start
+        assert abs(trace["loglik"][0] - pilots.max()) < 20
+    assert plain.pilot_loglik_ is None
+    with pytest.raises(InvalidParameterError, match="n_pilots"):
+        DMMMEN(n_pilots=0).fit(X, y)
+
+
 def test_convergence_warning_on_too_short_chains():
     X, y, *_ = simulate_regimes(150, 3, seed=5, n_active=3)
-    with pytest.warns(ConvergenceWarning, match="have not converged"):
-        m = DMMMEN(n_iter=10, n_burnin=2, random_state=0).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="have not converged"):  # over-dispersed starts, 8 draws
+        m = DMMMEN(n_iter=10, n_burnin=2, init="mixed", random_state=0).fit(X, y)
     assert m.converged_ is False
 
 

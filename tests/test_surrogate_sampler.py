@@ -423,3 +423,24 @@ def test_geweke_detects_a_dropped_phi_term(monkeypatch):
     monkeypatch.setattr(C, "sigma2_log_target", without_phi)
     z = _geweke(2500, seed=20)
     assert np.max(np.abs(z)) > 8.0
+
+
+def test_large_problems_use_float32_products_within_float64_round_off_of_the_exact_ones():
+    from scrutiny.surrogate.model import GRAM32_WORK
+
+    rng = np.random.default_rng(0)
+    n, p, J = 3000, 200, 4
+    assert n * (p + 1) ** 2 >= GRAM32_WORK  # this size takes the float32 path
+    X, y = rng.random((n, p)), 10 + rng.normal(size=n)
+    data = make_data(X, y, Priors(n_components=J))
+    assert data.design32 is not None and data.design32.dtype == np.float32
+    exact = data._replace(design32=None)
+    z = rng.integers(0, J, n)
+    (g32, h32, c32), (g64, h64, c64) = C.component_stats(z, data, J), C.component_stats(z, exact, J)
+    assert g32.dtype == np.float64 and np.array_equal(c32, c64)
+    assert np.abs(g32 - g64).max() <= 1e-6 * np.abs(g64).max()
+    assert np.abs(h32 - h64).max() <= 1e-6 * np.abs(h64).max()
+    beta, b0 = rng.normal(size=(J, p)), rng.normal(size=J)
+    np.testing.assert_allclose(C.fitted_values(data, beta, b0), C.fitted_values(exact, beta, b0), atol=1e-4)
+    small = make_data(X[:100, :10], y[:100], Priors(n_components=J))
+    assert small.design32 is None  # small problems stay in float64 throughout

@@ -66,8 +66,12 @@ __all__ = [
 
 
 def fitted_values(data: Data, beta: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-    """``b0_j + x_i' beta_j`` for every sample and component, shape (n, J)."""
-    return data.X @ beta.T + intercept[None, :]
+    """``b0_j + x_i' beta_j`` for every sample and component, shape (n, J) (float64; the product
+    runs in float32 for large problems, see :class:`~scrutiny.surrogate.model.Data`)."""
+    if data.design32 is None:
+        return data.X @ beta.T + intercept[None, :]
+    X32 = data.design32[:, 1:] if data.intercept else data.design32
+    return (X32 @ beta.T.astype(np.float32)).astype(np.float64) + intercept[None, :]
 
 
 def prior_xi(rng: np.random.Generator, theta: np.ndarray) -> np.ndarray:
@@ -92,7 +96,8 @@ def prior_xi(rng: np.random.Generator, theta: np.ndarray) -> np.ndarray:
 def component_stats(z: np.ndarray, data: Data, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact per-component Gram matrices, cross-products and counts.
 
-    Sorts the samples by component once and multiplies contiguous blocks.
+    Sorts the samples by component once and multiplies contiguous blocks (in float32 when
+    ``data.design32`` is set: large problems; the results are float64).
 
     Returns
     -------
@@ -103,8 +108,8 @@ def component_stats(z: np.ndarray, data: Data, n_components: int) -> tuple[np.nd
     d = data.design.shape[1]
     counts = np.bincount(z, minlength=n_components).astype(np.int64)
     order = np.argsort(z, kind="stable")
-    Ds = data.design[order]
-    ys = data.y[order]
+    Ds = (data.design if data.design32 is None else data.design32)[order]
+    ys = data.y[order].astype(Ds.dtype)
     gram = np.zeros((n_components, d, d))
     xty = np.zeros((n_components, d))
     start = 0

@@ -127,6 +127,11 @@ class Settings(NamedTuple):
     slice_max_steps: int = 50
 
 
+#: Problems with at least this many multiply-adds in one Gram recomputation (n d^2) recompute it
+#: in float32 (e.g. n = 7,000, d = 301: 6.3e8, 22 ms -> 12 ms on one core).
+GRAM32_WORK = 10**8
+
+
 class Data(NamedTuple):
     """The data seen by the sampler.
 
@@ -140,12 +145,18 @@ class Data(NamedTuple):
         ``[1, X]`` when an intercept is fitted (``d = p + 1``), else ``X`` (``d = p``).
     intercept : bool
         Whether column 0 of ``design`` is the unpenalised intercept.
+    design32 : ndarray of shape (n, d), float32, or None
+        A float32 copy of ``design`` for large problems (``n d^2 >= GRAM32_WORK``): the exact
+        Gram recomputation then runs in float32 (half the time; relative error ~1e-6, far
+        below the Monte Carlo error, and the Cholesky factorisations stay in float64 with
+        adaptive jitter, as the specification allows). None: everything in float64.
     """
 
     X: np.ndarray
     y: np.ndarray
     design: np.ndarray
     intercept: bool
+    design32: Optional[np.ndarray] = None
 
     @property
     def n(self) -> int:
@@ -234,8 +245,10 @@ def make_data(X: np.ndarray, y: np.ndarray, priors: Priors) -> Data:
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     intercept = priors.intercept_scale is not None
-    design = np.column_stack([np.ones(X.shape[0]), X]) if intercept else X
-    return Data(X=X, y=y, design=np.ascontiguousarray(design), intercept=intercept)
+    design = np.ascontiguousarray(np.column_stack([np.ones(X.shape[0]), X]) if intercept else X)
+    n, d = design.shape
+    design32 = design.astype(np.float32) if n * d * d >= GRAM32_WORK else None
+    return Data(X=X, y=y, design=design, intercept=intercept, design32=design32)
 
 
 def check_priors(priors: Priors) -> Priors:
