@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from .._base import native_dtype
-from ._compose import compose_images, evaluate, model_outputs
+from ._compose import compose_images, evaluate, fast_where, model_outputs
 from ._design import (
     TAG_TABULAR,
     Coalitions,
@@ -318,12 +318,15 @@ class ImageProblem:
     def evaluate(self, key, idx, Z):
         m = Z.shape[0]
 
-        def build(s, e):
-            parts = []
+        buf = np.empty((min(self.rows_per_chunk, len(idx) * m),) + self.X.shape[1:], dtype=self.X.dtype)
+
+        def build(s, e):  # composed in place in one reused chunk buffer
+            r = 0
             for j, lo, hi in _spans(s, e, m):
                 i = idx[j]
-                parts.append(compose_images(self.X[i], self.fills[i], self.labels[i], Z[lo:hi]))
-            return np.concatenate(parts)
+                compose_images(self.X[i], self.fills[i], self.labels[i], Z[lo:hi], out=buf[r:r + hi - lo])
+                r += hi - lo
+            return buf[:r]
 
         Y = evaluate(self.model, self.output, len(idx) * m, build, self.rows_per_chunk)
         return Y.reshape(len(idx), m, -1)
@@ -415,14 +418,18 @@ class ShapleyProblem:
         mask[:, P] = Z.astype(bool)
         Xa = self.Xf[idx]
         total = len(idx) * m * B
+        D = self.Xf.shape[1]
+        buf = np.empty((min(total, self.rows_per_chunk), D), dtype=self.Xf.dtype)  # reused for every chunk
         out = []
         for s in range(0, total, self.rows_per_chunk):  # chunks hold whole coalitions (multiples of B)
             e = min(total, s + self.rows_per_chunk)
-            parts = []
+            r = 0
             for j, lo, hi in _spans(s // B, e // B, m):
-                parts.append(np.where(mask[lo:hi, None, :], Xa[j][None, None, :], self.BG[None, :, :]))
-            rows = np.concatenate(parts).reshape((e - s,) + self.shape)
-            pred = model_outputs(self.model, rows, self.output)
+                k = (hi - lo) * B
+                fast_where(mask[lo:hi, None, :], Xa[j][None, None, :], self.BG[None, :, :],
+                           out=buf[r:r + k].reshape(hi - lo, B, D))
+                r += k
+            pred = model_outputs(self.model, buf[:r].reshape((r,) + self.shape), self.output)
             out.append(np.einsum("rbk,b->rk", pred.reshape(-1, B, pred.shape[1]), self.bw))
         v = np.concatenate(out).reshape(len(idx), m, -1)
         return v - self.v0
