@@ -41,6 +41,11 @@ def _softmax_inplace(Z: np.ndarray) -> np.ndarray:
     """Row softmax of a float64 array this module owns (no copies: it runs over every
     perturbed row). Few outputs: column by column, since numpy reduces short rows slowly."""
     K = Z.shape[1]
+    if K == 2:  # softmax of two logits: the logistic function of their difference (one pass)
+        d = Z[:, 1] - Z[:, 0]
+        expit(d, out=Z[:, 1])
+        np.subtract(1.0, Z[:, 1], out=Z[:, 0])
+        return Z
     if K <= 16:
         cols = [Z[:, k] for k in range(K)]
         top = cols[0].copy()
