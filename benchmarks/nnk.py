@@ -70,6 +70,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -143,39 +144,44 @@ def noisy_labels(y: np.ndarray, rate: float, seed: int, n_classes: int = 10) -> 
     return out, flip
 
 
-def train_run(d: dict, run: str, epochs: int, k: int, seed: int, lr: float, batch: int) -> tuple[Any, dict, dict]:
+def train_run(d: dict, run: str, epochs: int, k: int, seed: int, lr: float, batch: int, arch: dict | None = None,
+              n_loo: int | None = None, layers=tuple(LAYERS)) -> tuple[Any, dict, dict]:
     """One training run with per-epoch DeepNNK monitors.
 
     ``run``: "overfit" (train_model, clean labels), "regularised" (weight decay + shifts, own loop) or
     "noisy" (train_model on ``d["y_noisy"]``; the monitors see the noisy labels, as a user would, and
-    clean-label diagnostics are recorded beside them).
+    clean-label diagnostics are recorded beside them). ``arch``: SmallCNN options (channels, hidden);
+    ``n_loo``: LOO on a fixed random subset of that many training points; ``layers``: monitored layers.
     """
-    model = make_model("cnn", d["shape"], 10, random_state=seed)
+    model = make_model("cnn", d["shape"], 10, random_state=seed, **(arch or {}))
     y_run = d["y_noisy"] if run == "noisy" else d["y"]
     # only the penultimate monitor evaluates the test set (the conv one would repeat the same forward pass)
     monitors = {layer: GeneralizationMonitor(d["X"], y_run, *((d["X_test"], d["y_test"]) if layer == "penultimate"
                                                               else (None, None)),
-                                             k=k, features=spec, test_nnk=layer == "penultimate")
-                for layer, spec in LAYERS.items()}
+                                             k=k, features=spec, test_nnk=layer == "penultimate", n_loo=n_loo)
+                for layer, spec in LAYERS.items() if layer in layers}
     diag: dict[str, list] = {"train_error_clean": [], "train_error_flipped": [], "loo_nnk_vs_clean": [],
                              "loo_knn_vs_clean": [], "loo_nnk_clean_labels": [], "loo_knn_clean_labels": []}
 
     def callback(epoch, m):
         rows = {layer: mon(epoch, m) for layer, mon in monitors.items()}
-        p, c = rows["penultimate"], rows["conv"]
+        nan = {"loo_nnk_error": float("nan"), "loo_knn_error": float("nan"), "seconds": 0.0}
+        p, c = rows["penultimate"], rows.get("conv", nan)
         extra = ""
         if run == "noisy":  # diagnostics that need the clean labels (unavailable in practice)
             t0 = time.perf_counter()
             w = as_model(m)
             pred = w.predict(d["X"]).argmax(1)
             F_pen = w.features(d["X"])
-            lo = NNK(k=k).fit(F_pen, y_run).loo_error()  # the monitor's solve, read against the clean labels
-            lc = NNK(k=k).fit(F_pen, d["y"]).loo_error()  # LOO with the clean labels on the same features
+            sub = monitors["penultimate"]._loo_idx  # the monitor's LOO subset (None: all points)
+            ys = d["y"] if sub is None else d["y"][sub]
+            lo = NNK(k=k).fit(F_pen, y_run).loo_error(sub)  # the monitor's solve, read against the clean labels
+            lc = NNK(k=k).fit(F_pen, d["y"]).loo_error(sub)  # LOO with the clean labels on the same features
             flip = d["flip"]
             for key, v in (("train_error_clean", np.mean(pred != d["y"])),
                            ("train_error_flipped", np.mean(pred[flip] != y_run[flip])),
-                           ("loo_nnk_vs_clean", np.mean(lo.nnk_pred != d["y"])),
-                           ("loo_knn_vs_clean", np.mean(lo.knn_pred != d["y"])),
+                           ("loo_nnk_vs_clean", np.mean(lo.nnk_pred != ys)),
+                           ("loo_knn_vs_clean", np.mean(lo.knn_pred != ys)),
                            ("loo_nnk_clean_labels", lc.nnk_error), ("loo_knn_clean_labels", lc.knn_error)):
                 diag[key].append(float(v))
             extra = (f" | train err clean {diag['train_error_clean'][-1]:.3f}, LOO pen. vs clean NNK "
@@ -226,7 +232,8 @@ def _summary_row(tag: str, layer: str, est: str, loo: np.ndarray, te: np.ndarray
 
 
 def deepnnk_section(d: dict, epochs: int, k: int, seed: int, lr: float, batch: int, runs=RUNS,
-                    noisy_epochs: int | None = None) -> tuple[dict, dict]:
+                    noisy_epochs: int | None = None, arch: dict | None = None, n_loo: int | None = None,
+                    layers=tuple(LAYERS)) -> tuple[dict, dict]:
     out: dict[str, Any] = {"dataset": d["name"], "n_train": len(d["y"]), "n_test": len(d["y_test"]),
                            "epochs": epochs, "k": k, "batch_size": batch, "lr": lr, "runs": {}, "diagnostics": {}}
     if "noisy" in runs:
@@ -235,10 +242,13 @@ def deepnnk_section(d: dict, epochs: int, k: int, seed: int, lr: float, batch: i
     for tag in runs:
         n_ep = (noisy_epochs or epochs) if tag == "noisy" else epochs
         log(f"DeepNNK on {d['name']} ({len(d['y'])} training images), {tag} run, {n_ep} epochs")
-        model, res, diag = train_run(d, tag, n_ep, k, seed, lr, batch)
+        model, res, diag = train_run(d, tag, n_ep, k, seed, lr, batch, arch=arch, n_loo=n_loo, layers=layers)
         models[tag] = model
         out["runs"][tag] = {layer: r.to_dict() for layer, r in res.items()}
-        p, c = res["penultimate"], res["conv"]
+        p = res["penultimate"]
+        c = res["conv"] if "conv" in res else SimpleNamespace(  # conv block not monitored (--layers)
+            seconds=np.zeros(len(p.epochs)), **{key: np.full(len(p.epochs), np.nan) for key in
+                                               ("loo_nnk_error", "loo_knn_error", "mean_neighbors")})
         head = ["epoch", "train err", "test err", "LOO NNK pen", "LOO kNN pen", "LOO NNK conv", "LOO kNN conv",
                 "NNK test pen", "kNN test pen", "nbrs pen", "nbrs conv", "diag s"]
         rows = [[str(e), f"{p.train_error[i]:.3f}", f"{p.test_error[i]:.3f}", f"{p.loo_nnk_error[i]:.3f}",
@@ -552,6 +562,16 @@ def parse_args(argv=None):
                    help="epochs of the noisy run (default 24; --quick 20)")
     p.add_argument("--speed-queries", type=int, default=None, help="default 10,000 (--quick: 2,000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sections", nargs="+", type=int, choices=(1, 2, 3, 4), default=(1, 2, 3, 4),
+                   help="sections to run (default: all; 1 always runs, 3 and 4 need the regularised run)")
+    p.add_argument("--runs", nargs="+", choices=RUNS, default=None,
+                   help="DeepNNK runs of section 1 (default: overfit regularised, plus noisy if --label-noise > 0)")
+    p.add_argument("--channels", nargs="+", type=int, default=None, help="SmallCNN conv widths (default 16 32)")
+    p.add_argument("--hidden", type=int, default=None, help="SmallCNN penultimate width (default 128)")
+    p.add_argument("--n-loo", type=int, default=None,
+                   help="LOO on a fixed random subset of this many training points (default: all)")
+    p.add_argument("--layers", nargs="+", choices=tuple(LAYERS), default=tuple(LAYERS),
+                   help="layers monitored in section 1 (default: penultimate conv)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared 2-core machine 2 threads trained 10x slower)")
     p.add_argument("--json", type=Path, default=None)
@@ -575,22 +595,29 @@ def main(argv=None) -> int:
             log(f"skipping {name}: {exc}")
             continue
         runs = ("overfit", "regularised")
-        if args.label_noise > 0 and name != "digits":
+        if args.runs is not None:
+            runs = tuple(r for r in args.runs if r != "noisy")
+        if args.label_noise > 0 and name != "digits" and (args.runs is None or "noisy" in args.runs):
             # digits: the small CNN does not fit the flipped labels within 30 epochs (no U-shaped test curve)
             d["y_noisy"], d["flip"] = noisy_labels(d["y"], args.label_noise, args.seed)
             d["label_noise"] = args.label_noise
             runs += ("noisy",)
+        arch = {key: v for key, v in (("channels", args.channels), ("hidden", args.hidden)) if v is not None}
         res, models = deepnnk_section(d, epochs, args.k, args.seed, args.lr, args.batch_size, runs=runs,
-                                      noisy_epochs=args.noisy_epochs or (20 if args.quick else 24))
+                                      noisy_epochs=args.noisy_epochs or (20 if args.quick else 24), arch=arch,
+                                      n_loo=args.n_loo, layers=args.layers)
         record["deepnnk"].append(res)
-        record["classifier"].append({"dataset": name, "rows": classifier_section(d, models)})
+        if 2 in args.sections:
+            record["classifier"].append({"dataset": name, "rows": classifier_section(d, models)})
         last = (d, models)
-    if last is not None:
+    if last is not None and "regularised" in last[1] and {3, 4} & set(args.sections):
         d, models = last
         support = "full" if d["name"] != "digits" else "subset"
-        record["speed"] = speed_section(d, models["regularised"], n_speed, args.k, support)
-        record["support"] = support_section(d, models["regularised"], args.k, 1000 if not args.quick else 300,
-                                            0.1, args.seed)
+        if 3 in args.sections:
+            record["speed"] = speed_section(d, models["regularised"], n_speed, args.k, support)
+        if 4 in args.sections:
+            record["support"] = support_section(d, models["regularised"], args.k, 1000 if not args.quick else 300,
+                                                0.1, args.seed)
     record["total_seconds"] = time.perf_counter() - t_start
     log(f"total {record['total_seconds']:.0f} s")
     if args.json:
