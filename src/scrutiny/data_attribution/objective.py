@@ -432,14 +432,19 @@ class TrainingObjective:
         c = A.shape[1]
         Ft = np.concatenate([Fm, np.ones((n, 1))], axis=1)
         m1 = m + 1
-        T = np.zeros((c * c, m1 * m1))
-        rows = max(1, int(4_000_000 // (m1 * m1)))
+        # block (a, b) of T is Ft^T diag(w_i A_i[a, b] / n) Ft; blocks b >= a only (T is symmetric),
+        # one GEMM per output a over row chunks of at most ~4M numbers: half the work of all c^2 blocks
+        T = np.zeros((c, m1, c, m1))
+        rows = max(1, int(4_000_000 // (c * m1)))
         for s in range(0, n, rows):
             Fb = Ft[s:s + rows]
-            FF = (Fb[:, :, None] * Fb[:, None, :]).reshape(Fb.shape[0], -1)
-            Ab = (A[s:s + rows] * self.sample_weight[s:s + rows, None, None]).reshape(Fb.shape[0], -1)
-            T += Ab.T @ FF
-        T = T.reshape(c, c, m1, m1).transpose(0, 2, 1, 3).reshape(c * m1, c * m1) / self.n
+            Ab = A[s:s + rows] * (self.sample_weight[s:s + rows] / self.n)[:, None, None]
+            for a in range(c):
+                Y = (Ab[:, a, a:, None] * Fb[:, None, :]).reshape(Fb.shape[0], -1)
+                T[a, :, a:, :] += (Fb.T @ Y).reshape(m1, c - a, m1)
+        for a in range(c):
+            T[a + 1:, :, a, :] = T[a, :, a + 1:, :].transpose(1, 2, 0)
+        T = T.reshape(c * m1, c * m1)
         perm = []
         for _, role in roles:
             if role == "weight":
