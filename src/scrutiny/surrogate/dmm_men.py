@@ -52,6 +52,7 @@ from .relabel import canonical_penalty_order, relabel_chains
 __all__ = ["DMMMEN"]
 
 _POSITIVE = [Interval(float, 0, None, closed="neither")]
+_ALTERNATE = ("kmeans", "one")  # the starts alternated by init="mixed" and by the pilots
 
 
 def _run_one(args):
@@ -412,18 +413,11 @@ class DMMMEN:
         n_pilots = int(self.n_pilots) if self.init == "pilot" else 0
         rngs = spawn_generators(self.random_state, self.n_chains + n_pilots)
         rngs, pilot_rngs = rngs[: self.n_chains], rngs[self.n_chains :]
-        alternate = ["kmeans", "one"]
-        starts = {"kmeans": ["kmeans"] * len(rngs), "one": ["one"] * len(rngs),
-                  "mixed": [alternate[c % 2] for c in range(len(rngs))]}.get(self.init)
         self.pilot_loglik_ = None
-        if n_pilots:
-            sweeps = max(10, int(self.n_burnin) // 2)
-            pilots = self._map_chains([
-                (g, X, y, priors, sweeps, sweeps - 1, 1, settings, alternate[i % 2], ("alpha",))
-                for i, g in enumerate(pilot_rngs)
-            ])
-            self.pilot_loglik_ = np.array([r.trace["loglik"][sweeps // 2 :].mean() for r in pilots])
-            starts = [pilots[int(np.argmax(self.pilot_loglik_))].state] * len(rngs)
+        if self.init == "pilot":
+            starts = [self._best_pilot(pilot_rngs, X, y, priors, settings)] * len(rngs)
+        else:
+            starts = [_ALTERNATE[c % 2] if self.init == "mixed" else self.init for c in range(len(rngs))]
         results = self._map_chains([
             (g, X, y, priors, int(self.n_iter), int(self.n_burnin), int(self.thin), settings, st, DEFAULT_STORE)
             for g, st in zip(rngs, starts)
@@ -439,6 +433,18 @@ class DMMMEN:
         self.n_features_in_ = X.shape[1]
         self.fit_time_ = time.perf_counter() - start
         return self
+
+    def _best_pilot(self, rngs, X, y, priors, settings):
+        """Run one short pilot chain per generator (alternately from the k-means and the
+        one-component start), record their mean log-likelihood over the second half in
+        ``pilot_loglik_`` and return the final state of the best."""
+        sweeps = max(10, int(self.n_burnin) // 2)
+        pilots = self._map_chains([
+            (g, X, y, priors, sweeps, sweeps - 1, 1, settings, _ALTERNATE[i % 2], ("alpha",))
+            for i, g in enumerate(rngs)
+        ])
+        self.pilot_loglik_ = np.array([r.trace["loglik"][sweeps // 2 :].mean() for r in pilots])
+        return pilots[int(np.argmax(self.pilot_loglik_))].state
 
     def _map_chains(self, args: list) -> list:
         """Run :func:`_run_one` over ``args``, in ``n_jobs`` processes when asked."""
