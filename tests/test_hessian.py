@@ -47,6 +47,24 @@ def test_factorize_indefinite_suggests_damping():
     assert fact.min_eigenvalue == pytest.approx(-1.0)
 
 
+@pytest.mark.parametrize("cond", [1e2, 1e6])
+def test_factorize_extreme_eigenvalues_match_the_full_spectrum(cond):
+    """Cholesky + Lanczos (shift-and-invert for the smallest) give the extremes of eigvalsh."""
+    H, eig = _spd(300, cond=cond, seed=3)
+    for damping in (0.0, 0.5):
+        fact = factorize(H, damping=damping)
+        assert fact.eigenvalues is None
+        assert fact.min_eigenvalue == pytest.approx(eig[0], rel=1e-6)
+        assert fact.max_eigenvalue == pytest.approx(eig[-1], rel=1e-6)
+    full = factorize(H, spectrum=True)
+    np.testing.assert_allclose(full.eigenvalues, eig, rtol=1e-8)
+    # numerically singular: refused although the Cholesky factorisation may succeed
+    Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((50, 50)))
+    S = (Q * np.r_[1e-14, np.ones(49)]) @ Q.T
+    with pytest.raises(IndefiniteHessianError, match="not positive definite"):
+        factorize(S)
+
+
 def test_block_cg_matches_direct_solve_with_many_rhs():
     H, _ = _spd(120, cond=1e3)
     B = np.random.default_rng(2).standard_normal((120, 25))
@@ -179,16 +197,100 @@ def test_closed_form_last_layer_of_mlp_and_binary_logit(digits_small):
     H_b, how = objb.hessian("auto")
     assert how == "closed_form"
     np.testing.assert_allclose(H_b, objb.hessian("autograd")[0], rtol=1e-9, atol=1e-12)
-    # an all-parameter selection of an MLP is not a GLM
+    # convolution weights are not in the chain of linear layers that ends the network
+    cnn = make_model("cnn", (1, 8, 8), 10).double()
     with pytest.raises(InvalidParameterError, match="closed_form"):
-        TrainingObjective(mlp, "cross_entropy", X, y).hessian("closed_form")
-    # last-layer inputs of new rows given as a numpy array equal those of the training rows
-    F, Z = obj.last_layer_inputs()
-    F2, Z2 = obj.last_layer_inputs(X[:7])
-    np.testing.assert_allclose(F2, F[:7], rtol=1e-12)
-    np.testing.assert_allclose(Z2, Z[:7], rtol=1e-12)
-    with pytest.raises(InvalidParameterError, match="X:"):
-        obj.last_layer_inputs(X[:3, :10])
+        TrainingObjective(cnn, "cross_entropy", X.reshape(-1, 1, 8, 8), y).hessian("closed_form")
+    objc = TrainingObjective(cnn, "cross_entropy", X[:40].reshape(-1, 1, 8, 8), y[:40], params="last")
+    assert objc.hessian("auto")[1] == "closed_form"
+
+
+def _chain_models():
+    import torch
+
+    from scrutiny.zoo import make_model
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(64, 9), nn.GELU(), nn.Dropout(0.3), nn.Linear(9, 6, bias=False),
+                        nn.Linear(6, 5), nn.Softplus(), nn.Tanh(), nn.Linear(5, 3)).double()
+    return {
+        "tanh MLP, two hidden layers": (make_model("mlp", (64,), 10, hidden=(12, 7), activation="tanh"), "ce10", None),
+        "relu MLP": (make_model("mlp", (64,), 10, hidden=(11,), activation="relu"), "ce10", None),
+        "elu MLP, middle weight and first bias": (make_model("mlp", (64,), 10, hidden=(8, 6), activation="elu"),
+                                                  "ce10", ["body.2.weight", "body.0.bias"]),
+        "gelu/softplus/tanh chain, no-bias layer, mse": (seq, "mse3", None),
+        "binary logit MLP": (make_model("mlp", (64,), 2, hidden=(6,), activation="tanh"), "bce", None),
+    }
+
+
+@pytest.mark.parametrize("case", list(_chain_models()))
+def test_layerwise_chain_hessian_equals_autograd(digits_small, case):
+    """The layer-by-layer closed form (GGN + the curvature terms of the activations + the cross terms
+    between layers) equals the Hessian built column by column from autograd HVPs."""
+    import torch
+
+    from scrutiny.data_attribution import TrainingObjective
+
+    X, y = digits_small
+    X = X / 16.0
+    model, target, params = _chain_models()[case]
+    model = model.double()
+    if target == "bce":  # one logit: keep the first output's row of the last layer
+        last = model.classifier
+        model.classifier = torch.nn.Linear(last.in_features, 1).double()
+        yy = (y > 4).astype(np.int64)
+    elif target == "mse3":
+        yy = np.random.default_rng(0).standard_normal((len(y), 3))
+    else:
+        yy = y
+    if params is None:
+        names = [n for n, _ in model.named_parameters()]
+        assert len(names) >= 4
+    w = np.random.default_rng(1).uniform(0.0, 2.0, len(yy))
+    obj = TrainingObjective(model, "mse" if target == "mse3" else "cross_entropy", X, yy, params=params, l2=3e-3,
+                            sample_weight=w)
+    H_cf, how = obj.hessian("closed_form")
+    assert how == "closed_form"
+    H_ag, _ = obj.hessian("autograd")
+    np.testing.assert_allclose(H_cf, H_ag, rtol=1e-9, atol=1e-12 * np.abs(H_ag).max())
+    # away from a minimum the cross and curvature terms matter: the Gauss-Newton part alone differs
+    assert np.abs(H_ag).max() > 0
+
+
+def test_chain_hessian_falls_back_when_the_forward_is_not_a_chain(digits_small):
+    import torch
+
+    from scrutiny.data_attribution import TrainingObjective
+
+    X, y = digits_small
+    nn = torch.nn
+
+    class Functional(nn.Module):  # activation as a function, not a module: the chain cannot be seen
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(64, 5), nn.Linear(5, 10)
+
+        def forward(self, x):
+            return self.b(torch.tanh(self.a(x)))
+
+    class Detached(Functional):  # values flow along the chain but gradients do not
+        def __init__(self):
+            super().__init__()
+            self.act = nn.Tanh()
+
+        def forward(self, x):
+            return self.b(self.act(self.a(x)).detach() + 0.0 * self.a.weight.sum())
+
+    for cls in (Functional, Detached):
+        torch.manual_seed(0)
+        obj = TrainingObjective(cls().double(), "cross_entropy", X / 16, y, l2=1e-3)
+        with pytest.raises(InvalidParameterError, match="closed_form"):
+            obj.hessian("closed_form")
+        H, how = obj.hessian("auto")
+        assert how == "autograd" and H.shape == (obj.p, obj.p)
+        objl = TrainingObjective(cls().double(), "cross_entropy", X / 16, y, params=["b.weight", "b.bias"])
+        assert objl.hessian("auto")[1] == "closed_form"
 
 
 def test_hvp_equals_independent_hessian_and_batch_hvp():

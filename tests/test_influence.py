@@ -161,7 +161,8 @@ def test_conventions_self_influence_and_up_loss(lr_problem, exact_if):
     assert att.scores.shape == (5, N_TRAIN) and list(att.target) == list(p["yte"][:5])
     assert att.extras["test_loss"].shape == (5,) and att.extras["stationarity_ratio"] < 1e-6
     assert exact_if.diagnostics_["hessian_method"] == "closed_form"
-    assert exact_if.diagnostics_["min_eigenvalue"] == pytest.approx(L2, rel=1e-6)  # constant-zero pixels
+    # constant-zero pixels; Lanczos resolves the bottom cluster (next eigenvalue ~1.00001 L2) to 1e-4
+    assert exact_if.diagnostics_["min_eigenvalue"] == pytest.approx(L2, rel=1e-4)
     # rows attributed together equal rows attributed one by one; JSON round trip
     one = exact_if.attribute(p["Xte"][3:4], p["yte"][3:4])
     np.testing.assert_allclose(one.scores[0], att.scores[3], rtol=1e-9, atol=1e-16)

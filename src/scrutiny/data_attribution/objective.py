@@ -15,10 +15,12 @@ parameters and buffers are cast, the module itself is not modified), in eval mod
 * per-sample gradients: ``vmap(grad(loss))``;
 * Hessian-vector products for many vectors at once: ``vmap`` over forward-over-reverse
   ``jvp(grad(loss))``, over the full training set (``hvp``) or a mini-batch (``batch_hvp``);
-* explicit Hessians: in closed form when the selection is the last linear layer (a GLM in the
-  penultimate features: ``H = (1/n) sum_i A_i (x) f~_i f~_i^T + l2 I`` with ``A_i`` the Hessian
-  of the loss in the logits, ``diag(p) - p p^T`` for softmax cross-entropy, and
-  ``f~ = [f, 1]``), otherwise column by column from HVPs;
+* explicit Hessians: layer by layer in closed form when the selection lies in the chain of
+  linear layers and elementwise activations that ends the module (all parameters of an MLP,
+  or the last layer(s) of any network; for the last layer alone the GLM form
+  ``H = (1/n) sum_i A_i (x) f~_i f~_i^T + l2 I`` with ``A_i`` the Hessian of the loss in the
+  logits, ``diag(p) - p p^T`` for softmax cross-entropy, and ``f~ = [f, 1]``; see
+  :mod:`._chain`), otherwise column by column from HVPs;
 * the input gradient of ``s^T grad_theta L(x, y)`` (for the perturbation influence).
 
 :func:`fit_to_optimum` minimises the objective over the selected parameters (L-BFGS, then
@@ -353,57 +355,23 @@ class TrainingObjective:
         return out[:, 0] if vector else out
 
     # ------------------------------------------------------------------ explicit Hessian
-    def last_layer_layout(self) -> tuple[Any, list[tuple[str, str]]] | None:
-        """If the selection is the weight (and bias) of the last linear layer, return that layer and
-        ``[(name, "weight"|"bias"), ...]`` in selection order; otherwise None."""
-        try:
-            lname, layer = self.model.last_linear()
-        except CapabilityError:  # no Linear layer at all
-            return None
-        prefix = f"{lname}." if lname else ""
-        roles = {prefix + "weight": "weight", prefix + "bias": "bias"}
-        if not all(n in roles for n in self.names) or (prefix + "weight") not in self.names:
-            return None
-        return layer, [(n, roles[n]) for n in self.names]
-
-    def last_layer_inputs(self, X: Any = None, theta: Any = None) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(F, Z)``: inputs ``f_i`` and outputs ``z_i`` of the last linear layer, if the module's
-        output *is* that layer's output (checked); otherwise None."""
+    def chain(self, theta: Any = None) -> Any:
+        """The chain of linear layers and elementwise maps that ends the module and holds every
+        selected parameter (:class:`~scrutiny.data_attribution._chain.Chain`, recorded on the
+        training rows), or None if the selection is not such a chain (e.g. convolution weights)."""
         import torch
 
-        lay = self.last_layer_layout()
-        if lay is None:
-            return None
-        layer, _ = lay
-        if X is None:
-            Xt = self._X
-        else:
-            try:
-                Xt = torch.as_tensor(self.model.check_input(X), dtype=torch.float64)
-            except InvalidParameterError as exc:
-                raise InvalidParameterError(f"X: {exc}") from exc
+        from ._chain import ChainRecorder
+
         th = self._theta_t(theta)
-        feats, lin_out, outs = [], [], []
-        cap: dict[str, Any] = {}
-        h = layer.register_forward_hook(lambda m, inp, out: cap.update(f=inp[0], z=out))
-        try:
-            with self._eval(), torch.no_grad():
-                for sl in self._batches(Xt.shape[0]):
-                    out = self.forward(th, Xt[sl])
-                    feats.append(cap["f"].reshape(cap["f"].shape[0], -1).numpy())
-                    lin_out.append(cap["z"].reshape(out.shape).numpy())
-                    outs.append(out.numpy())
-        finally:
-            h.remove()
-        Fm, Zl, Z = np.concatenate(feats), np.concatenate(lin_out), np.concatenate(outs)
-        if Z.shape != Zl.shape or not np.allclose(Z, Zl, rtol=1e-10, atol=1e-12):
-            return None
-        return Fm, Z
+        with self._eval(), torch.no_grad():
+            return ChainRecorder(self.module, self.names).record(
+                lambda x: self.forward(th, x), [self._X[sl] for sl in self._batches(self.n)])
 
-    def output_hessians(self, Z: np.ndarray, y: Any = None) -> np.ndarray:
-        """Hessians of the per-sample loss in the model outputs, shape (m, c, c)."""
+    def output_derivatives(self, Z: np.ndarray, y: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Gradients (m, c) and Hessians (m, c, c) of the per-sample loss in the model outputs."""
         import torch
-        from torch.func import hessian, vmap
+        from torch.func import grad, hessian, vmap
 
         yt = self._y if y is None else y
         Zt = torch.as_tensor(Z, dtype=torch.float64)
@@ -411,50 +379,39 @@ class TrainingObjective:
         def single(z: Any, t: Any) -> Any:
             return self.loss_fn(z[None], t[None]).sum()
 
-        out = []
+        gs, hs = [], []
         for sl in self._batches(Zt.shape[0], 4096):
-            out.append(vmap(hessian(single))(Zt[sl], yt[sl]).reshape(-1, Zt.shape[1], Zt.shape[1]).numpy())
-        return np.concatenate(out)
+            gs.append(vmap(grad(single))(Zt[sl], yt[sl]).reshape(-1, Zt.shape[1]).numpy())
+            hs.append(vmap(hessian(single))(Zt[sl], yt[sl]).reshape(-1, Zt.shape[1], Zt.shape[1]).numpy())
+        return np.concatenate(gs), np.concatenate(hs)
 
     def closed_form_hessian(self, theta: Any = None) -> np.ndarray | None:
-        """The exact Hessian of ``R`` for a last-layer selection: ``(1/n) sum_i w_i A_i (x) f~_i f~_i^T +
-        l2 I`` (GLM form), or None if the selection is not the last linear layer."""
-        lay = self.last_layer_layout()
-        got = self.last_layer_inputs(theta=theta) if lay is not None else None
-        if got is None:
+        """The exact Hessian of ``R`` layer by layer when the selected parameters belong to a chain of
+        linear layers and elementwise maps ending the module (an MLP, or the head of a network with
+        the layers before it held fixed; see :mod:`scrutiny.data_attribution._chain`); for the last
+        layer alone this is the GLM form ``(1/n) sum_i w_i A_i (x) f~_i f~_i^T + l2 I``. None if the
+        selection is not such a chain."""
+        from ._chain import chain_hessian
+
+        ch = self.chain(theta)
+        if ch is None:
             return None
-        _, roles = lay
-        Fm, Z = got
-        if Z.ndim != 2:
+        perm = ch.parameter_index(self.names)
+        if perm is None:
             return None
-        A = self.output_hessians(Z)  # (n, c, c)
-        n, m = Fm.shape
-        c = A.shape[1]
-        Ft = np.concatenate([Fm, np.ones((n, 1))], axis=1)
-        m1 = m + 1
-        # block (a, b) of T is Ft^T diag(w_i A_i[a, b] / n) Ft; blocks b >= a only (T is symmetric),
-        # one GEMM per output a over row chunks of at most ~4M numbers: half the work of all c^2 blocks
-        T = np.zeros((c, m1, c, m1))
-        rows = max(1, int(4_000_000 // (c * m1)))
-        for s in range(0, n, rows):
-            Fb = Ft[s:s + rows]
-            Ab = A[s:s + rows] * (self.sample_weight[s:s + rows] / self.n)[:, None, None]
-            for a in range(c):
-                Y = (Ab[:, a, a:, None] * Fb[:, None, :]).reshape(Fb.shape[0], -1)
-                T[a, :, a:, :] += (Fb.T @ Y).reshape(m1, c - a, m1)
-        for a in range(c):
-            T[a + 1:, :, a, :] = T[a, :, a + 1:, :].transpose(1, 2, 0)
-        T = T.reshape(c * m1, c * m1)
-        perm = []
-        for _, role in roles:
-            if role == "weight":
-                perm.append((np.arange(c)[:, None] * m1 + np.arange(m)[None, :]).ravel())
-            else:
-                perm.append(np.arange(c) * m1 + m)
-        perm = np.concatenate(perm)
+        g, A = self.output_derivatives(ch.outputs)
+        T = chain_hessian(ch, g, A, self.sample_weight / self.n)
         H = T[np.ix_(perm, perm)]
         H[np.diag_indices_from(H)] += self.l2
-        return 0.5 * (H + H.T)
+        H = 0.5 * (H + H.T)
+        if len(ch.layers) > 1:
+            # the chain was inferred from the recorded values; one Hessian-vector product through the
+            # module confirms that gradients flow along it (e.g. no detach() between layers)
+            v = np.random.default_rng(0).standard_normal(self.p)
+            ref = self.hvp(v, theta)
+            if np.linalg.norm(H @ v - ref) > 1e-7 * max(np.linalg.norm(ref), 1e-300):
+                return None
+        return H
 
     def hessian(self, method: str = "auto", theta: Any = None) -> tuple[np.ndarray, str]:
         """The explicit ``p x p`` Hessian of ``R``.
@@ -462,7 +419,9 @@ class TrainingObjective:
         Parameters
         ----------
         method : {"auto", "closed_form", "autograd"}
-            ``"closed_form"`` needs a last-linear-layer selection (GLM form, fast);
+            ``"closed_form"`` needs a selection inside the chain of linear layers and elementwise
+            activations that ends the module (an MLP, or the last layer(s) of any network;
+            layer-wise form, :meth:`closed_form_hessian`), fast;
             ``"autograd"`` applies :meth:`hvp` to the identity, column block by block;
             ``"auto"`` uses the closed form when it applies.
 
@@ -478,8 +437,9 @@ class TrainingObjective:
                 return H, "closed_form"
             if method == "closed_form":
                 raise InvalidParameterError(
-                    "hessian='closed_form' needs params='last' (the weight and bias of the last linear layer, "
-                    "whose output must be the model's output); use hessian='autograd' otherwise."
+                    "hessian='closed_form' needs parameters of linear layers in the chain of torch.nn.Linear "
+                    "layers and elementwise activation modules that produces the model's output (all parameters "
+                    "of an MLP, or params='last'); use hessian='autograd' otherwise."
                 )
         elif method != "autograd":
             raise InvalidParameterError(f"method must be 'auto', 'closed_form' or 'autograd'; got {method!r}.")
