@@ -75,8 +75,9 @@ class InfluenceFunctions:
     y_train : array-like of shape (n_train, ...)
         The training set the model was fitted on (all of it: ``H`` averages over it).
     solver : {"exact", "cg", "lissa"} or solver object, default "exact"
-        How ``(H + damping I)^{-1}`` is applied: ``"exact"`` forms ``H`` (in closed form for a
-        last-layer/GLM selection) and factorises it once (up to ~10^4 parameters);
+        How ``(H + damping I)^{-1}`` is applied: ``"exact"`` forms ``H`` (in closed form, layer
+        by layer, for an MLP or a last-layer selection) and factorises it once (up to ~10^4
+        parameters);
         ``"cg"`` runs block conjugate gradients on Hessian-vector products, all test
         points at once; ``"lissa"`` the stochastic LiSSA recursion. Pass
         ``ExactSolver(...)``, ``CGSolver(rtol=..., maxiter=...)`` or

@@ -65,8 +65,10 @@ class ExactSolver(_Solver):
     """Form ``H`` explicitly and factorise ``H + damping I`` once (Cholesky).
 
     Viable up to a few thousand parameters (``O(p^2)`` memory, ``O(p^3)`` time once);
-    afterwards every test point costs two triangular solves. For a last-layer / GLM
-    restriction the Hessian is formed in closed form.
+    afterwards every test point costs two triangular solves. When the selected parameters
+    lie in the chain of linear layers and elementwise activations that ends the network (all
+    parameters of an MLP, or ``params="last"`` of any network) the Hessian is formed in closed
+    form, layer by layer; otherwise from ``p`` Hessian-vector products.
 
     Parameters
     ----------
