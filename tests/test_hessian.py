@@ -282,6 +282,31 @@ def test_chain_hessian_falls_back_when_the_forward_is_not_a_chain(digits_small):
         def forward(self, x):
             return self.b(self.act(self.a(x)).detach() + 0.0 * self.a.weight.sum())
 
+    class Reused(nn.Module):  # the last layer is also applied before it (outside the chain it ends)
+        def __init__(self):
+            super().__init__()
+            self.a, self.act, self.b = nn.Linear(64, 10), nn.Tanh(), nn.Linear(10, 10)
+            self.c = nn.Linear(10, 10)
+
+        def forward(self, x):
+            return self.b(2.0 * self.act(self.b(self.act(self.a(x)))))
+
+    class Tied(Reused):  # the last layer's weight is also c's weight
+        def __init__(self):
+            super().__init__()
+            self.c.weight = self.b.weight
+
+        def forward(self, x):
+            return self.b(2.0 * self.act(self.c(self.act(self.a(x)))))
+
+    for cls in (Reused, Tied):
+        torch.manual_seed(0)
+        obj = TrainingObjective(cls().double(), "cross_entropy", X / 16, y, params=["b.weight", "b.bias"], l2=1e-3)
+        H, how = obj.hessian("auto")
+        assert how == "autograd"
+        H_ag, _ = obj.hessian("autograd")
+        np.testing.assert_allclose(H, H_ag)
+
     for cls in (Functional, Detached):
         torch.manual_seed(0)
         obj = TrainingObjective(cls().double(), "cross_entropy", X / 16, y, l2=1e-3)

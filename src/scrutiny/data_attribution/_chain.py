@@ -137,6 +137,13 @@ class ChainRecorder:
     def __init__(self, module: Any, selected: list[str]):
         self.module = module
         self.selected = list(selected)
+        # parameter tensors owned by more than one module (tied weights): a chain layer holding one
+        # would miss the other use's contribution to the Hessian
+        owners: dict[int, int] = {}
+        for _, mod in module.named_modules(remove_duplicate=False):
+            for t in mod.parameters(recurse=False):
+                owners[id(t)] = owners.get(id(t), 0) + 1
+        self._shared = {i for i, k in owners.items() if k > 1}
 
     def _calls(self, forward: Any, x: Any) -> tuple[list[_Call], Any]:
         import torch
@@ -179,6 +186,12 @@ class ChainRecorder:
                 break
             k -= 1
         tail = calls[k:]
+        chain_mods = {id(c.module) for c in tail if isinstance(c.module, torch.nn.Linear)}
+        if any(id(c.module) in chain_mods for c in calls[:k]):  # a chain layer also used before the chain
+            return None
+        if any(id(t) in self._shared for c in tail if isinstance(c.module, torch.nn.Linear)
+               for t in c.module.parameters(recurse=False)):
+            return None
         groups: list[tuple[_Call, list[_Call]]] = []
         for c in tail:
             if isinstance(c.module, torch.nn.Linear):
