@@ -38,7 +38,7 @@ import numpy as np
 import scipy.linalg
 
 from .._validation import Interval, check_array, validate_params
-from ..exceptions import CapabilityError, InvalidParameterError, ModelError
+from ..exceptions import InvalidParameterError, ModelError
 from ..models import TorchModel, as_model, require_capability
 
 __all__ = ["TrainingObjective", "fit_to_optimum", "resolve_loss"]
