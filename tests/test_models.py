@@ -410,3 +410,51 @@ def test_channels_last_convolutions_agree_with_the_module_and_leave_it_untouched
     assert TorchModel(torch.nn.Linear(4, 2))._channels_last_weights() is None  # "auto": only with Conv2d
     with pytest.raises(InvalidParameterError, match="memory_format must be 'auto', 'channels_last' or 'contiguous'"):
         TorchModel(module, memory_format="nhwc")
+
+
+def test_blas_guard_limits_small_dense_work_and_data_attribution_uses_it():
+    """Influence functions and representer points run numpy's BLAS on one thread next to a torch
+    model (small matrices, spinning OpenBLAS workers), unless the dense algebra is large."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from scrutiny.data_attribution import InfluenceFunctions, RepresenterPoints
+    from scrutiny.models import DENSE_BLAS_FLOPS, blas_guard
+    from sklearn.linear_model import LogisticRegression as SkLR
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    seen: list[int] = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            seen.extend(blas_threads())
+            return self.lin(x)
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the guard applies when torch itself runs on several threads
+    try:
+        with threadpool_limits(2, user_api="blas"):  # the suite pins BLAS to 1 thread; undo that here
+            before = blas_threads()
+            tm = as_model(Probe().double())
+            with blas_guard(tm):
+                assert blas_threads() == {1}
+            with blas_guard(tm, dense_flops=DENSE_BLAS_FLOPS):
+                assert blas_threads() == before
+            with blas_guard(as_model(SkLR().fit(X, y))):
+                assert blas_threads() == before
+            model = Probe().double()
+            inf = InfluenceFunctions(model, "cross_entropy", X, y, l2=0.1, check_optimum="ignore").fit()
+            inf.attribute(X[:3], y[:3])
+            RepresenterPoints(model, X, y).fit().attribute(X[:3])
+            after = blas_threads()
+    finally:
+        torch.set_num_threads(n_threads)
+    assert before == {2} and after == before
+    assert seen and set(seen) == {1}

@@ -28,32 +28,9 @@ import numpy as np
 
 from .._validation import check_random_state, check_target, validate_params
 from ..explanation import Explanation
-from ..models import TorchModel, as_model, require_capability
+from ..models import as_model, blas_guard, require_capability
 
 __all__ = ["Explainer", "RawAttribution"]
-
-
-def blas_guard(model: Any) -> Any:
-    """A context in which numpy's BLAS runs on one thread, while a torch model runs on several.
-
-    After each BLAS call (a least-squares solve, an einsum) OpenBLAS keeps its worker threads
-    spinning for a while; between torch forward passes they take the cores torch's own thread
-    pool needs. Measured on 2 cores, image LIME on an MNIST CNN: 1.6 s with both pools at two
-    threads, 1.0 s with BLAS on one (the model alone: 0.85 s). The explainers' own BLAS work is
-    small, so one thread costs nothing there. Other models (scikit-learn, callables) may rely
-    on BLAS themselves and are left alone. The previous limits are restored on exit.
-    """
-    import contextlib
-
-    if not isinstance(model, TorchModel):
-        return contextlib.nullcontext()
-    import torch
-
-    if torch.get_num_threads() < 2:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
 
 
 def native_dtype(model: Any) -> Any:

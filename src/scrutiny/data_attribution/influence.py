@@ -45,7 +45,7 @@ import numpy as np
 from .._validation import Interval, Options, check_is_fitted, validate_params
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ..explanation import DataAttribution
-from ..models import as_model, require_capability
+from ..models import as_model, blas_guard, blas_guarded, require_capability
 from .hessian import NotAtOptimumError
 from .objective import TrainingObjective
 from .solvers import make_solver
@@ -190,8 +190,9 @@ class InfluenceFunctions:
         solver = make_solver(self.solver)
         model = as_model(self.model)
         require_capability(model, "per_sample_grads", "InfluenceFunctions")
-        obj = TrainingObjective(model, self.loss, self.X_train, self.y_train, params=self.params, l2=self.l2,
-                                batch_size=self.batch_size, data_names=("X_train", "y_train"))
+        with blas_guard(model):  # one forward pass checks the loss
+            obj = TrainingObjective(model, self.loss, self.X_train, self.y_train, params=self.params, l2=self.l2,
+                                    batch_size=self.batch_size, data_names=("X_train", "y_train"))
         if obj.n < 2:
             raise InvalidParameterError(f"X_train must hold at least 2 samples; got {obj.n}.")
         if obj.n * obj.p * 8 > _MAX_GRAD_BYTES:
@@ -199,6 +200,13 @@ class InfluenceFunctions:
                 f"Caching the training gradients needs n_train * p * 8 = {obj.n * obj.p * 8 / 1e9:.1f} GB "
                 f"(n_train={obj.n}, p={obj.p}). Restrict params (e.g. params='last') or subsample X_train."
             )
+        # exact solver: n p^2 (Hessian) + p^3/3 (Cholesky) flops of dense algebra, which wants every
+        # BLAS thread; otherwise BLAS runs on one thread next to torch (see blas_guard)
+        self.dense_flops_ = float(obj.n * obj.p ** 2 + obj.p ** 3 / 3) if solver.name == "exact" else 0.0
+        with blas_guard(model, self.dense_flops_):
+            return self._fit_solver(obj, model, solver, start)
+
+    def _fit_solver(self, obj: TrainingObjective, model: Any, solver: Any, start: float) -> InfluenceFunctions:
         G = obj.per_sample_grads()
         grad = G.mean(axis=0) + obj.l2 * obj.theta
         grad_norm = float(np.linalg.norm(grad))
@@ -263,6 +271,7 @@ class InfluenceFunctions:
                 "normalized_by_n": True}
 
     # ------------------------------------------------------------------ public API
+    @blas_guarded
     def attribute(self, X_test: Any, y_test: Any) -> DataAttribution:
         """Influence of every training point on the loss of every test point.
 
@@ -298,6 +307,7 @@ class InfluenceFunctions:
         return DataAttribution(scores=scores, method="InfluenceFunctions", convention=CONVENTION, target=target,
                                params=self._params_record(), extras=extras)
 
+    @blas_guarded
     def self_influence(self, train_indices: Any = None) -> np.ndarray:
         """Each training point's influence on its own loss, ``(1/n) g_i^T (H + damping I)^{-1} g_i >= 0``.
 
@@ -337,6 +347,7 @@ class InfluenceFunctions:
             self.self_influence_ = out
         return out
 
+    @blas_guarded
     def influence_up_params(self, train_indices: Any = None) -> np.ndarray:
         """``I_up,params(z_i) = -(H + damping I)^{-1} g_i``: the parameter change per unit up-weighting.
 
@@ -364,6 +375,7 @@ class InfluenceFunctions:
         """
         return -self.objective_.n * self.attribute(X_test, y_test).scores
 
+    @blas_guarded
     def influence_pert_loss(self, X_test: Any, y_test: Any, train_indices: Any = None) -> np.ndarray:
         """Koh & Liang's ``I_pert,loss(z_i, z_t) = -grad_x [g_t^T (H + damping I)^{-1} grad_theta L(x_i, y_i)]``.
 

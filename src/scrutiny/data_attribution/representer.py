@@ -58,7 +58,7 @@ from .._validation import (
 )
 from ..exceptions import CapabilityError, ConvergenceWarning, InvalidParameterError
 from ..explanation import DataAttribution
-from ..models import TorchModel, as_model, require_capability
+from ..models import TorchModel, as_model, blas_guarded, require_capability
 
 __all__ = ["Decomposition", "RepresenterPoints", "SensitivityDecomposition"]
 
@@ -170,6 +170,7 @@ class RepresenterPoints:
         self.batch_size = batch_size
 
     # ------------------------------------------------------------------ fit
+    @blas_guarded
     def fit(self) -> RepresenterPoints:
         """Extract features, fine-tune the last layer to a stationary point, compute ``alpha``."""
         start = time.perf_counter()
@@ -343,12 +344,14 @@ class RepresenterPoints:
         except InvalidParameterError as exc:
             raise InvalidParameterError(f"{name}: {exc}") from exc
 
+    @blas_guarded
     def kernel(self, X_test: Any) -> np.ndarray:
         """``k(x_i, x_t)`` for every test and training point, shape (n_test, n_train)."""
         self._fitted()
         Ft = self._kernel_features(self._test_features(X_test))
         return Ft @ self._kernel_features(self.train_features_).T
 
+    @blas_guarded
     def representer_values(self, X_test: Any) -> np.ndarray:
         """All representer values ``alpha_ij k(x_i, x_t)``, shape (n_test, n_train, c).
 
@@ -357,11 +360,13 @@ class RepresenterPoints:
         K = self.kernel(X_test)
         return K[:, :, None] * self.alpha_[None, :, :]
 
+    @blas_guarded
     def pre_activations(self, X: Any) -> np.ndarray:
         """Outputs of the fine-tuned head ``W f(x) + b``, shape (n, c)."""
         self._fitted()
         return self._phi(self._test_features(X, "X"))
 
+    @blas_guarded
     def decomposition(self, X: Any) -> Decomposition:
         """Fine-tuned pre-activations and their reconstruction ``sum_i alpha_i k(x_i, x) (+ b)``."""
         self._fitted()
@@ -373,6 +378,7 @@ class RepresenterPoints:
         pre = self._phi(Fm)
         return Decomposition(pre, rec, float(np.abs(pre - rec).max()))
 
+    @blas_guarded
     def attribute(self, X_test: Any, target: Any = None) -> DataAttribution:
         """Representer values of every training point for one class per test point.
 
@@ -414,6 +420,7 @@ class RepresenterPoints:
                                params=params, extras=extras)
 
     # ------------------------------------------------------------------ sensitivity maps
+    @blas_guarded
     def sensitivity_maps(self, x: Any, target: int | None = None, k: int = 10,
                          train_indices: Any = None) -> SensitivityDecomposition:
         """Decompose the input gradient of one prediction over training points (Yeh et al., Sec. 4.4).
