@@ -351,30 +351,39 @@ def test_torch_float32_input_is_not_round_tripped_through_float64():
         as32.predict(readonly)
 
 
-def test_explainers_run_numpy_blas_on_one_thread_around_torch_models():
+def _blas_threads() -> set[int]:
     from threadpoolctl import threadpool_info
+
+    return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+
+class _BlasProbe(torch.nn.Module):
+    """A linear layer that records numpy's BLAS thread count at every forward pass."""
+
+    def __init__(self, n_out: int = 2):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, n_out)
+        self.seen: list[int] = []
+
+    def forward(self, x):
+        self.seen.extend(_blas_threads())
+        return self.lin(x)
+
+
+def test_explainers_run_numpy_blas_on_one_thread_around_torch_models():
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from scrutiny.attribution import Occlusion
 
-    seen: list[int] = []
-
-    class Probe(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = torch.nn.Linear(4, 2)
-
-        def forward(self, x):
-            seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
-            return self.lin(x)
-
-    from threadpoolctl import threadpool_limits
+    probe = _BlasProbe()
+    seen = probe.seen
 
     n_threads = torch.get_num_threads()
     torch.set_num_threads(2)  # the guard applies when torch itself runs on several threads
     try:
         with threadpool_limits(2, user_api="blas"):  # the suite pins BLAS to 1 thread; undo that here
             before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
-            Occlusion(Probe(), window=1).explain(np.ones((2, 4)))
+            Occlusion(probe, window=1).explain(np.ones((2, 4)))
             after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
     finally:
         torch.set_num_threads(n_threads)
@@ -415,25 +424,13 @@ def test_channels_last_convolutions_agree_with_the_module_and_leave_it_untouched
 def test_blas_guard_limits_small_dense_work_and_data_attribution_uses_it():
     """Influence functions and representer points run numpy's BLAS on one thread next to a torch
     model (small matrices, spinning OpenBLAS workers), unless the dense algebra is large."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from sklearn.linear_model import LogisticRegression as SkLR
+    from threadpoolctl import threadpool_limits
 
     from scrutiny.data_attribution import InfluenceFunctions, RepresenterPoints
     from scrutiny.models import DENSE_BLAS_FLOPS, blas_guard
-    from sklearn.linear_model import LogisticRegression as SkLR
 
-    def blas_threads():
-        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
-
-    seen: list[int] = []
-
-    class Probe(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = torch.nn.Linear(4, 3)
-
-        def forward(self, x):
-            seen.extend(blas_threads())
-            return self.lin(x)
+    blas_threads = _blas_threads
 
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
@@ -442,14 +439,15 @@ def test_blas_guard_limits_small_dense_work_and_data_attribution_uses_it():
     try:
         with threadpool_limits(2, user_api="blas"):  # the suite pins BLAS to 1 thread; undo that here
             before = blas_threads()
-            tm = as_model(Probe().double())
+            tm = as_model(_BlasProbe(3).double())
             with blas_guard(tm):
                 assert blas_threads() == {1}
             with blas_guard(tm, dense_flops=DENSE_BLAS_FLOPS):
                 assert blas_threads() == before
             with blas_guard(as_model(SkLR().fit(X, y))):
                 assert blas_threads() == before
-            model = Probe().double()
+            model = _BlasProbe(3).double()
+            seen = model.seen
             inf = InfluenceFunctions(model, "cross_entropy", X, y, l2=0.1, check_optimum="ignore").fit()
             inf.attribute(X[:3], y[:3])
             RepresenterPoints(model, X, y).fit().attribute(X[:3])
