@@ -218,31 +218,28 @@ class ChainRecorder:
         """Run ``forward`` on each batch of inputs and collect the chain's quantities (float64)."""
         import torch
 
-        chain: Chain | None = None
-        sig: list[str] | None = None
+        first: list[tuple[_Call, list[_Call]]] | None = None
+        inputs: list[list[np.ndarray]] = []
+        d1s: list[list[np.ndarray]] = []
+        d2s: list[list[np.ndarray]] = []
+        outs: list[np.ndarray] = []
         for x in batches:
             with torch.no_grad():
                 calls, out = self._calls(forward, x)
             groups = self._structure(calls, out)
             if groups is None:
                 return None
-            names = [g[0].name for g in groups]
-            if chain is None:
-                sig = names
-                chain = Chain(layers=names, weights=[g[0].weight.numpy().copy() for g in groups],
-                              has_bias=[g[0].bias is not None for g in groups])
-                chain.inputs = [[] for _ in groups]  # type: ignore[misc]
-                chain.d1 = [[] for _ in groups[:-1]]  # type: ignore[misc]
-                chain.d2 = [[] for _ in groups[:-1]]  # type: ignore[misc]
-                outs = []
-            elif names != sig:
+            if first is None:
+                first = groups
+                inputs, d1s, d2s = [[] for _ in groups], [[] for _ in groups[:-1]], [[] for _ in groups[:-1]]
+            elif [g[0].name for g in groups] != [g[0].name for g in first]:
                 return None
             for l, (lin, act) in enumerate(groups):
-                chain.inputs[l].append(lin.inp.numpy())  # type: ignore[attr-defined]
+                inputs[l].append(lin.inp.numpy())
                 if l == len(groups) - 1:
                     continue
                 a = lin.out.detach().clone().requires_grad_(True)
-                with torch.enable_grad():
+                with torch.enable_grad():  # phi' and phi'' of the elementwise map, elementwise
                     u = a
                     for c in act:
                         u = c.module(u)
@@ -250,16 +247,15 @@ class ChainRecorder:
                         return None
                     (g1,) = torch.autograd.grad(u.sum(), a, create_graph=True)
                     g2 = torch.autograd.grad(g1.sum(), a)[0] if g1.requires_grad else torch.zeros_like(a)
-                chain.d1[l].append(g1.detach().numpy())  # type: ignore[attr-defined]
-                chain.d2[l].append(g2.numpy())  # type: ignore[attr-defined]
+                d1s[l].append(g1.detach().numpy())
+                d2s[l].append(g2.numpy())
             outs.append(out.numpy())
-        if chain is None:
+        if first is None:
             return None
-        chain.inputs = [np.concatenate(v) for v in chain.inputs]  # type: ignore[arg-type]
-        chain.d1 = [np.concatenate(v) for v in chain.d1]  # type: ignore[arg-type]
-        chain.d2 = [np.concatenate(v) for v in chain.d2]  # type: ignore[arg-type]
-        chain.outputs = np.concatenate(outs)
-        return chain
+        return Chain(layers=[g[0].name for g in first], weights=[g[0].weight.numpy().copy() for g in first],
+                     has_bias=[g[0].bias is not None for g in first],
+                     inputs=[np.concatenate(v) for v in inputs], d1=[np.concatenate(v) for v in d1s],
+                     d2=[np.concatenate(v) for v in d2s], outputs=np.concatenate(outs))
 
 
 def _augment(U: np.ndarray, bias: bool) -> np.ndarray:
