@@ -378,3 +378,14 @@ def test_objective_input_errors(digits_small):
         TrainingObjective(lin, "hinge", X, y)
     with pytest.raises(InvalidParameterError, match="sample_weight"):
         TrainingObjective(lin, "cross_entropy", X, y, sample_weight=-np.ones(300))
+
+
+def test_closed_form_hessian_is_exactly_symmetric(digits_small):
+    from scrutiny.data_attribution import TrainingObjective
+    from scrutiny.zoo import make_model
+
+    X, y = digits_small
+    obj = TrainingObjective(make_model("mlp", (64,), 10, hidden=(9,), activation="tanh").double(), "cross_entropy",
+                            X / 16, y, l2=1e-3)
+    H, how = obj.hessian("auto")
+    assert how == "closed_form" and np.array_equal(H, H.T)

@@ -329,6 +329,7 @@ def chain_hessian(chain: Chain, g: np.ndarray, A: np.ndarray, w: np.ndarray) -> 
     for l, T in enumerate(diag_blocks):
         o, k = dims[l]
         for a in range(o):
+            T[a, :, a, :] = 0.5 * (T[a, :, a, :] + T[a, :, a, :].T)  # exactly symmetric (GEMM rounding)
             T[a + 1:, :, a, :] = T[a, :, a + 1:, :].transpose(1, 2, 0)
         H[off[l]:off[l + 1], off[l]:off[l + 1]] = T.reshape(o * k, o * k)
     for l in range(m - 1):

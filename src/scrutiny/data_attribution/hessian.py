@@ -173,11 +173,13 @@ def factorize(H: np.ndarray, damping: float = 0.0, *, rtol: float = 1e-10, spect
         raise InvalidParameterError(f"H must be a square matrix; got shape {H.shape}.")
     if not np.isfinite(H).all():
         raise InvalidParameterError("H contains NaN or inf; check the model and the loss for overflow.")
-    H = 0.5 * (H + H.T)
+    H = H + H.T  # symmetrised; no p x p temporaries beyond H and A (large Hessians are GBs)
+    H *= 0.5
     p = H.shape[0]
-    A = H + damping * np.eye(p)
+    A = H.copy()
+    A[np.diag_indices(p)] += damping
     try:
-        cho = scipy.linalg.cho_factor(A, lower=True, check_finite=False)
+        cho = scipy.linalg.cho_factor(A, lower=True, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:
         eig = scipy.linalg.eigvalsh(H, check_finite=False)
         raise _indefinite(float(eig[0]), float(eig[-1]), damping) from None

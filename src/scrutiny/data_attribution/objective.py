@@ -401,9 +401,9 @@ class TrainingObjective:
             return None
         g, A = self.output_derivatives(ch.outputs)
         T = chain_hessian(ch, g, A, self.sample_weight / self.n)
-        H = T[np.ix_(perm, perm)]
-        H[np.diag_indices_from(H)] += self.l2
-        H = 0.5 * (H + H.T)
+        H = T if np.array_equal(perm, np.arange(T.shape[0])) else T[np.ix_(perm, perm)]
+        del T
+        H[np.diag_indices_from(H)] += self.l2  # H is exactly symmetric: chain_hessian mirrors its blocks
         if len(ch.layers) > 1:
             # the chain was inferred from the recorded values; one Hessian-vector product through the
             # module confirms that gradients flow along it (e.g. no detach() between layers)
