@@ -115,6 +115,7 @@ from scrutiny.data_attribution import (
     fit_to_optimum,
     training_set_attack,
 )
+from scrutiny.models import as_model
 from scrutiny.zoo import make_model, train_model
 
 PAPER_IF_SECONDS = 267.08  # Yeh et al. 2018, Table 1: influence functions, CIFAR-10, per test point
@@ -265,22 +266,6 @@ def loo_refit(model: Any, params: Any, l2: float, X: np.ndarray, y: np.ndarray, 
     return th, best, evals[0], how
 
 
-def last_layer_inputs(model: Any, X: np.ndarray) -> tuple[np.ndarray, Any]:
-    """Inputs of the model's last ``nn.Linear`` (float64, eval mode) and that layer."""
-    layer = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    cap: list[Any] = []
-    handle = layer.register_forward_pre_hook(lambda m, inp: cap.append(inp[0].detach()))
-    was = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.as_tensor(X, dtype=torch.float64))
-    finally:
-        handle.remove()
-        model.train(was)
-    return torch.cat(cap).reshape(len(X), -1).numpy(), layer
-
-
 def loo_section(d: dict, models: dict, l2: float, n_points: int, n_tests: int, lissa_depth: int,
                 seed: int) -> list[dict]:
     X, y, Xte, yte = d["X"], d["y"], d["Xte"], d["yte"]
@@ -314,8 +299,9 @@ def loo_section(d: dict, models: dict, l2: float, n_points: int, n_tests: int, l
         # solved on a copy of the last layer applied to precomputed features (identical objective)
         ref_model, ref_X, ref_Xt, ref_params = model, X, Xt, params
         if params == "last":
-            F, layer = last_layer_inputs(model, X)
-            Ft, _ = last_layer_inputs(model, Xt)
+            wrapped = as_model(model, dtype=torch.float64)  # features: the inputs of the last linear layer
+            F, Ft = wrapped.features(X), wrapped.features(Xt)
+            layer = wrapped.last_linear()[1]
             ref_model = torch.nn.Linear(F.shape[1], layer.out_features).double()
             with torch.no_grad():
                 ref_model.weight.copy_(layer.weight)

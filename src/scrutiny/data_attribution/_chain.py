@@ -28,7 +28,7 @@ products through the network. With ``m = 1`` this is the GLM form ``sum_i A_i (x
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,10 +66,10 @@ class Chain:
     layers: list[str]
     weights: list[np.ndarray]
     has_bias: list[bool]
-    inputs: list[np.ndarray] = field(default_factory=list)
-    d1: list[np.ndarray] = field(default_factory=list)
-    d2: list[np.ndarray] = field(default_factory=list)
-    outputs: np.ndarray | None = None
+    inputs: list[np.ndarray]
+    d1: list[np.ndarray]
+    d2: list[np.ndarray]
+    outputs: np.ndarray
 
     def widths(self, l: int) -> tuple[int, int]:
         """``(o_l, n_l + [bias])``: rows and (augmented) columns of layer ``l``'s parameter block."""
