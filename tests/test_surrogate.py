@@ -154,7 +154,7 @@ def test_pilot_start_continues_every_chain_from_the_best_pilot():
     X, y, *_ = simulate_regimes(600, 8, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        m = DMMMEN(n_iter=60, n_burnin=30, n_pilots=4, random_state=0).fit(X, y)
+        m = DMMMEN(n_iter=60, n_burnin=30, init="pilot", n_pilots=4, random_state=0).fit(X, y)
         plain = DMMMEN(n_iter=60, n_burnin=30, init="kmeans", random_state=0).fit(X, y)
     pilots = m.pilot_loglik_
     assert pilots.shape == (4,) and np.isfinite(pilots).all()

@@ -444,3 +444,98 @@ def test_large_problems_use_float32_products_within_float64_round_off_of_the_exa
     np.testing.assert_allclose(C.fitted_values(data, beta, b0), C.fitted_values(exact, beta, b0), atol=1e-4)
     small = make_data(X[:100, :10], y[:100], Priors(n_components=J))
     assert small.design32 is None  # small problems stay in float64 throughout
+
+
+# --------------------------------------------------------------------------- prior switches
+
+
+def _exact_c_lambda_sampler(beta, sigma2, priors, step=0.02):
+    """Exact draws of ``(c, lam)`` from ``p(c, lam | beta, sigma2)`` (``tau`` and ``w``
+    integrated out): ``p(c)`` by enumeration (Dirichlet-multinomial times each prior's penalties
+    integrated on a log grid), then every used prior's penalties from their gridded posterior and
+    unused ones from the Gamma priors."""
+    import itertools
+
+    from scipy.special import gammaln
+
+    from scrutiny.surrogate._math import en_logpdf_sum, gamma_logpdf
+
+    J, p = beta.shape
+    K = priors.n_priors
+    l1, l2 = np.abs(beta).sum(axis=1), (beta**2).sum(axis=1)
+    g = np.arange(-14.0, 8.0, step)
+    u1, u2 = g[:, None], g[None, :]
+    rate = priors.lam_rate
+    log_p0 = (gamma_logpdf(np.exp(u1), priors.lam1_shape, rate) + u1
+              + gamma_logpdf(np.exp(u2), priors.lam2_shape, rate) + u2)
+    en = [en_logpdf_sum(l1[j], l2[j], p, np.exp(u1), np.exp(u2), sigma2[j]) for j in range(J)]
+    cdf, logM = {}, {(): 0.0}
+    for r in range(1, J + 1):
+        for S in itertools.combinations(range(J), r):
+            f = log_p0 + sum(en[j] for j in S)
+            m = f.max()
+            P = np.exp(f - m).ravel()
+            logM[S] = m + np.log(P.sum() * step * step)
+            cdf[S] = np.cumsum(P) / P.sum()
+    configs = list(itertools.product(range(K), repeat=J))
+    logp = np.array([
+        sum(gammaln(priors.alpha_e + cfg.count(k)) + logM[tuple(j for j in range(J) if cfg[j] == k)]
+            for k in range(K))
+        for cfg in configs
+    ])
+    prob = np.exp(logp - np.logaddexp.reduce(logp))
+
+    def draw(rng, M):
+        cs = np.array(configs)[rng.choice(len(configs), size=M, p=prob)]
+        lam1 = rng.gamma(priors.lam1_shape, 1.0 / rate, (M, K))
+        lam2 = rng.gamma(priors.lam2_shape, 1.0 / rate, (M, K))
+        for m in range(M):
+            for k in range(K):
+                S = tuple(np.flatnonzero(cs[m] == k))
+                if S:
+                    cell = min(int(np.searchsorted(cdf[S], rng.random())), g.size * g.size - 1)
+                    lam1[m, k] = np.exp(g[cell // g.size] + step * (rng.random() - 0.5))
+                    lam2[m, k] = np.exp(g[cell % g.size] + step * (rng.random() - 0.5))
+        return cs, lam1, lam2
+
+    return configs, prob, draw
+
+
+def test_prior_switches_leave_the_exact_c_lambda_conditional_invariant():
+    """Exact draws of (c, lam) pass through one round of switches and must keep their law: the
+    configurations of c (chi-square against the enumerated probabilities) and the penalties of
+    component 0's prior (two-sample KS against fresh exact draws); the moves must also move."""
+    priors = Priors(n_components=3, n_priors=3)
+    beta = np.array([[0.05, -0.02, 0.1, 0.0], [2.0, -3.0, 1.5, 2.5], [0.4, 0.0, -0.6, 0.3]])
+    sigma2 = np.array([1.0, 0.5, 2.0])
+    configs, prob, draw = _exact_c_lambda_sampler(beta, sigma2, priors)
+    rng = np.random.default_rng(11)
+    M = 3000
+    cs, L1, L2 = draw(rng, M)
+    out_c, out_l1, n_acc = np.empty_like(cs), np.empty(M), 0
+    for m in range(M):
+        c, l1, l2, acc = C.switch_priors(rng, beta, sigma2, cs[m], L1[m], L2[m], priors)
+        out_c[m], out_l1[m] = c, l1[c[0]]
+        n_acc += acc
+    assert n_acc > 0.1 * M  # the test has power only if the moves are accepted
+    index = {cfg: i for i, cfg in enumerate(configs)}
+    counts = np.bincount([index[tuple(c)] for c in out_c], minlength=len(configs))
+    expected = M * prob
+    big = expected >= 5
+    obs = np.append(counts[big], counts[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    assert stats.chisquare(obs, exp).pvalue > 1e-3
+    fresh_c, fresh_l1, _ = draw(rng, M)
+    assert stats.ks_2samp(np.log(out_l1), np.log(fresh_l1[np.arange(M), fresh_c[:, 0]])).pvalue > 1e-3
+
+
+def test_prior_switches_are_a_no_op_with_one_prior_or_one_component():
+    rng = np.random.default_rng(0)
+    beta, sigma2 = rng.normal(size=(1, 3)), np.ones(1)
+    c, l1, l2, n = C.switch_priors(rng, beta, sigma2, np.array([1]), np.ones(3), np.ones(3),
+                                   Priors(n_components=1, n_priors=3))
+    assert n == 0 and c.tolist() == [1]
+    beta, sigma2 = rng.normal(size=(3, 3)), np.ones(3)
+    c, l1, l2, n = C.switch_priors(rng, beta, sigma2, np.zeros(3, int), np.ones(1), np.ones(1),
+                                   Priors(n_components=3, n_priors=1))
+    assert n == 0 and c.tolist() == [0, 0, 0]

@@ -45,11 +45,15 @@ __all__ = [
     "component_stats",
     "update_stats",
     "sample_z",
+    "swap_labels",
     "sample_sticks",
     "sample_alpha",
     "sample_beta",
     "c_log_probs",
     "sample_c",
+    "own_lambda_log_target",
+    "lambda_proposals",
+    "switch_priors",
     "sample_w",
     "lambda_log_target",
     "sample_lambda",
@@ -195,6 +199,98 @@ def log_likelihood(state: State, y: np.ndarray) -> float:
     return float(np.logaddexp.reduce(_component_logdens(state, y), axis=1).sum())
 
 
+# --------------------------------------------------------------------------- (1') label swaps
+
+
+def _log_remaining(log_pi: np.ndarray) -> np.ndarray:
+    """``log R_j = log sum_{l >= j} pi_l`` (the stick left before label ``j``), shape (J,)."""
+    return np.logaddexp.accumulate(log_pi[::-1])[::-1]
+
+
+def swap_labels(
+    rng: np.random.Generator,
+    log_pi: np.ndarray,
+    log1m_u: np.ndarray,
+    counts: np.ndarray,
+    alpha: float,
+    priors: Priors,
+    n_proposals: int,
+) -> tuple[np.ndarray, float, int]:
+    """Metropolis-Hastings label swaps for the truncated stick-breaking mixture
+    (Papaspiliopoulos & Roberts 2008; Hastie, Liverani & Richardson 2015).
+
+    The stick-breaking prior is not exchangeable in the labels, and the Gibbs sweep changes the
+    label order, hence ``alpha`` (whose conditional depends on it), very slowly: chains that
+    started with more occupied components than they keep settled with ``alpha`` near 1 or near
+    5 depending on whether the last label stayed occupied. Allocations and component parameters
+    move with their labels; proposals cycle through
+
+    1. two labels ``a``, ``b`` (uniform) at fixed weights: ratio ``(pi_b / pi_a)^(n_a - n_b)``;
+    2. two adjacent labels ``j``, ``j + 1`` before the last, with their sticks (a
+       volume-preserving involution that keeps the i.i.d. ``Beta(1, alpha)`` prior): ratio
+       ``(1 - u_{j+1})^(n_j) / (1 - u_j)^(n_{j+1})``;
+    3. two labels ``a``, ``b`` (uniform) with their weights, ``alpha`` integrated out: the
+       likelihood is unchanged and the ratio is that of the weights' prior density,
+       ``p(pi) = Gamma(e + J - 1) / (f - log pi_J)^(e + J - 1) / pi_J * prod_{j < J} 1 / R_j``
+       (``R_j`` the stick left before label ``j``); an accepted swap redraws ``alpha`` from
+       ``Gamma(e + J - 1, f - log pi'_J)``, its conditional given the new weights.
+
+    Returns
+    -------
+    perm : ndarray of shape (J,)
+        New component ``a`` is old component ``perm[a]``.
+    alpha : float
+    n_accepted : int
+    """
+    J = counts.shape[0]
+    perm = np.arange(J)
+    if J < 2 or n_proposals < 1:
+        return perm, alpha, 0
+    n = counts.astype(float).copy()
+    lpi = np.array(log_pi, dtype=float)
+    l1m = np.array(log1m_u, dtype=float)
+    shape = priors.alpha_shape + J - 1
+
+    def log_weight_density(lp):  # log p(pi) with alpha integrated out (constants dropped)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -np.sum(_log_remaining(lp)[:-1]) - lp[-1] - shape * np.log(priors.alpha_rate - lp[-1])
+
+    n_acc = 0
+    logv = np.log(rng.random(n_proposals))
+    kinds = (0, 1, 2) if J >= 3 else (0, 2)
+    for t in range(n_proposals):
+        kind = kinds[t % len(kinds)]
+        if kind == 1:  # 2. adjacent labels with their sticks
+            j = int(rng.integers(0, J - 2))
+            if not logv[t] < n[j] * l1m[j + 1] - n[j + 1] * l1m[j]:
+                continue
+            log_u = lpi - np.concatenate([[0.0], np.cumsum(l1m[:-1])])
+            log_u[[j, j + 1]] = log_u[[j + 1, j]]
+            l1m[[j, j + 1]] = l1m[[j + 1, j]]
+            lpi = log_u + np.concatenate([[0.0], np.cumsum(l1m[:-1])])
+        else:
+            a, b = rng.choice(J, size=2, replace=False)
+            if kind == 0:  # 1. at fixed weights
+                if not logv[t] < (n[a] - n[b]) * (lpi[b] - lpi[a]):
+                    continue
+            else:  # 3. with the weights, alpha integrated out
+                new = lpi.copy()
+                new[[a, b]] = new[[b, a]]
+                if not logv[t] < log_weight_density(new) - log_weight_density(lpi):
+                    continue
+                lpi = new
+                logR = _log_remaining(lpi)
+                l1m = np.append(logR[1:] - logR[:-1], -np.inf)
+                alpha = float(rng.gamma(shape) / (priors.alpha_rate - lpi[-1]))
+        perm[[a, b] if kind != 1 else [j, j + 1]] = perm[[b, a] if kind != 1 else [j + 1, j]]
+        if kind != 1:
+            n[[a, b]] = n[[b, a]]
+        else:
+            n[[j, j + 1]] = n[[j + 1, j]]
+        n_acc += 1
+    return perm, alpha, n_acc
+
+
 # --------------------------------------------------------------------------- (2)-(3) sticks, alpha
 
 
@@ -326,6 +422,158 @@ def sample_c(rng: np.random.Generator, beta, sigma2, lam1, lam2, w) -> np.ndarra
     """Draw ``c_j`` from the collapsed conditional (``tau`` integrated out)."""
     draws, _ = categorical_from_logits(rng, c_log_probs(beta, sigma2, lam1, lam2, w))
     return draws
+
+
+# --------------------------------------------------------------------------- (7') prior switches
+
+#: Degrees of freedom of the Student-t proposal for a component's own penalties.
+_T_DF = 5.0
+#: Inflation of the Laplace scale of that proposal (heavier than the target: robust acceptance).
+_T_INFLATE = 1.5
+#: Coarse grid of log-penalties on which the proposal's mode is first located.
+_LOG_LAM_GRID = np.arange(-10.0, 8.0 + 1e-9, 0.5)
+
+
+def own_lambda_log_target(u1, u2, l1, l2, p, sigma2, priors: Priors) -> np.ndarray:
+    """``log p0(u) + sum_l log EN(beta_l | e^u1, e^u2, sigma2)`` on the log scale, normalised prior.
+
+    ``p0(u)`` is the density of ``(log lam1, log lam2)`` under the Gamma priors (Jacobian
+    included). This is the log posterior, up to a constant, of the penalties of a prior used by
+    one component with ``||beta||_1 = l1``, ``||beta||^2 = l2``. Broadcasts over every argument.
+    """
+    rate = priors.lam_rate
+    lam1, lam2 = np.exp(u1), np.exp(u2)
+    return (gamma_logpdf(lam1, priors.lam1_shape, rate) + u1 + gamma_logpdf(lam2, priors.lam2_shape, rate) + u2
+            + en_logpdf_sum(l1, l2, p, lam1, lam2, sigma2))
+
+
+def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t proposals for the log-penalties of every component's own prior.
+
+    Location: the mode of :func:`own_lambda_log_target` (grid search, then Newton steps with
+    finite-difference derivatives); scale: the inverse negative Hessian there, inflated by
+    ``_T_INFLATE``. They depend only on ``(beta_j, sigma2_j)``, which a prior switch does not
+    change, so the forward and reverse moves see the same proposal.
+
+    Returns
+    -------
+    mode : ndarray of shape (J, 2)
+    chol : ndarray of shape (J, 2, 2)
+        Lower Cholesky factors of the scale matrices.
+    """
+    l1, l2, sigma2 = (np.asarray(v, dtype=float)[:, None, None] for v in (l1, l2, sigma2))
+    g = _LOG_LAM_GRID
+    f = own_lambda_log_target(g[None, :, None], g[None, None, :], l1, l2, p, sigma2, priors)
+    J = f.shape[0]
+    flat = np.argmax(f.reshape(J, -1), axis=1)
+    u = np.column_stack([g[flat // g.size], g[flat % g.size]])
+    l1, l2, sigma2 = l1[:, :, 0], l2[:, :, 0], sigma2[:, :, 0]
+    h = 1e-3
+    offsets = np.array([[0, 0], [h, 0], [-h, 0], [0, h], [0, -h], [h, h], [-h, -h]])
+    for _ in range(8):
+        pts = u[:, None, :] + offsets[None]
+        v = own_lambda_log_target(pts[..., 0], pts[..., 1], l1, l2, p, sigma2, priors)
+        grad = np.column_stack([v[:, 1] - v[:, 2], v[:, 3] - v[:, 4]]) / (2 * h)
+        d11 = (v[:, 1] - 2 * v[:, 0] + v[:, 2]) / h**2
+        d22 = (v[:, 3] - 2 * v[:, 0] + v[:, 4]) / h**2
+        d12 = (v[:, 5] - v[:, 1] - v[:, 3] + 2 * v[:, 0] - v[:, 2] - v[:, 4] + v[:, 6]) / (2 * h**2)
+        H = np.stack([np.column_stack([d11, d12]), np.column_stack([d12, d22])], axis=1)
+        # negative definite Hessians take a (damped) Newton step, others a gradient step
+        det = d11 * d22 - d12 * d12
+        ok = (d11 < 0) & (det > 0) & np.isfinite(det)
+        step = np.where(ok[:, None], -np.linalg.solve(np.where(ok[:, None, None], H, -np.eye(2)), grad[..., None])[..., 0],
+                        0.1 * grad)
+        norm = np.linalg.norm(step, axis=1, keepdims=True)
+        step = np.where(norm > 1.0, step / np.maximum(norm, 1e-300), step)
+        u = u + np.nan_to_num(step)
+        if np.all(norm < 1e-6):
+            break
+    cov = np.where(ok[:, None, None], -np.linalg.inv(np.where(ok[:, None, None], H, -np.eye(2))), 0.25 * np.eye(2))
+    chol = np.linalg.cholesky(cov * _T_INFLATE**2 + 1e-10 * np.eye(2))
+    return u, chol
+
+
+def _t_logpdf(x, mode, chol):
+    """Log density of the bivariate Student-t (``_T_DF`` degrees of freedom)."""
+    r = np.linalg.solve(chol, x - mode)
+    q = r @ r
+    nu = _T_DF
+    return (gammaln((nu + 2) / 2) - gammaln(nu / 2) - np.log(nu * np.pi) - np.log(np.abs(np.diag(chol))).sum()
+            - (nu + 2) / 2 * np.log1p(q / nu))
+
+
+def switch_priors(
+    rng: np.random.Generator, beta, sigma2, c, lam1, lam2, priors: Priors
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Metropolis-Hastings moves of single components to and from priors of their own.
+
+    Exact for ``p(c, lam | beta, sigma2)`` with both ``tau`` and the prior weights ``w``
+    integrated out (``c`` is then Dirichlet-multinomial; the sweep draws ``w | c`` right after,
+    which makes the collapsed step valid, van Dyk & Park 2008). Gibbs updates of ``c_j`` almost
+    never move a component to an unused prior: its weight ``w_k`` is a ``Dir(1/K)`` draw near 0
+    and its penalties are a draw from the Gamma prior, which a 300-coefficient ``beta_j`` rarely
+    fits. For each component ``j`` in random order:
+
+    * if other components share its prior (``U``: the priors used by the others), pick an
+      unused prior ``k`` uniformly (``K - |U|`` choices) and propose ``c_j = k`` with new
+      penalties ``log lam_k ~ t(mode, scale)`` from :func:`lambda_proposals`;
+    * if it is alone in its prior ``k``, propose joining a prior ``l`` in ``U`` (uniformly) and
+      redrawing the then unused ``lam_k`` from its prior: the reverse move.
+
+    Returns
+    -------
+    c : ndarray of shape (J,)
+    lam1, lam2 : ndarray of shape (K,)
+    n_accepted : int
+    """
+    J, p = beta.shape
+    K = priors.n_priors
+    c, lam1, lam2 = np.array(c, copy=True), np.array(lam1, dtype=float), np.array(lam2, dtype=float)
+    if K == 1 or J == 1:
+        return c, lam1, lam2, 0
+    l1 = np.abs(beta).sum(axis=1)
+    l2 = (beta * beta).sum(axis=1)
+    mode, chol = lambda_proposals(l1, l2, p, sigma2, priors)
+    ae = priors.alpha_e
+    n_acc = 0
+    for j in rng.permutation(J):
+        others = np.delete(c, j)
+        used = np.unique(others)
+        n_used = used.size
+        k_now = int(c[j])
+        shared = bool(np.any(used == k_now))
+        if shared and n_used == K:  # no unused prior to split off to
+            continue
+        log_ratio_choices = np.log(K - n_used) - np.log(n_used)
+        if shared:  # split off to an unused prior with proposed penalties
+            free = np.setdiff1d(np.arange(K), used)
+            k = int(free[rng.integers(free.size)])
+            r = chol[j] @ rng.standard_normal(2) / np.sqrt(rng.chisquare(_T_DF) / _T_DF)
+            u = mode[j] + r
+            # Dirichlet-multinomial ratio: (ae + 0) / (ae + #others in k_now)
+            log_a = (np.log(ae) - np.log(ae + np.count_nonzero(others == k_now))
+                     + own_lambda_log_target(u[0], u[1], l1[j], l2[j], p, sigma2[j], priors)
+                     - _t_logpdf(u, mode[j], chol[j])
+                     - en_logpdf_sum(l1[j], l2[j], p, lam1[k_now], lam2[k_now], sigma2[j])
+                     + log_ratio_choices)
+            if np.log(rng.random()) < log_a:
+                c[j] = k
+                lam1[k], lam2[k] = np.exp(u)
+                n_acc += 1
+        else:  # alone: join a prior used by others; the freed penalties return to the prior
+            l = int(used[rng.integers(n_used)])
+            u = np.log([lam1[k_now], lam2[k_now]])
+            log_a = (np.log(ae + np.count_nonzero(others == l)) - np.log(ae)
+                     + en_logpdf_sum(l1[j], l2[j], p, lam1[l], lam2[l], sigma2[j])
+                     - own_lambda_log_target(u[0], u[1], l1[j], l2[j], p, sigma2[j], priors)
+                     + _t_logpdf(u, mode[j], chol[j])
+                     - log_ratio_choices)
+            if np.log(rng.random()) < log_a:
+                c[j] = l
+                lam1[k_now] = rng.gamma(priors.lam1_shape, 1.0 / priors.lam_rate)
+                lam2[k_now] = rng.gamma(priors.lam2_shape, 1.0 / priors.lam_rate)
+                n_acc += 1
+    return c, lam1, lam2, n_acc
 
 
 def sample_w(rng: np.random.Generator, c: np.ndarray, priors: Priors) -> np.ndarray:

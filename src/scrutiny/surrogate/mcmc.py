@@ -6,6 +6,11 @@ The sweep is the partially collapsed Gibbs sampler of the scrutiny DMM-MEN speci
 1. ``z`` for all samples (vectorised), then the Gram matrices are updated incrementally
    (``O(m d^2)`` for ``m`` moved samples; exact recompute every ``settings.recompute_every``
    sweeps or when many samples moved);
+1'. Metropolis-Hastings label swaps (exact moves added to the spec's sweep, Papaspiliopoulos &
+   Roberts 2008; Hastie et al. 2015): the truncated stick-breaking prior is not exchangeable,
+   and without them the label order, hence ``alpha``, mixes slowly when a chain starts with
+   more occupied components than it keeps (``alpha`` R-hat 1.8 between two chains of 500
+   sweeps on 3 simulated regimes);
 2. the sticks ``u`` (hence ``pi``), then ``alpha``;
 3'. components left empty by step 1 get ``(sigma2_j, tau_j, b0_j, beta_j)`` jointly from their
    conditional given ``(c_j, lam)``, which is the prior: an exact block update added to the
@@ -15,6 +20,11 @@ The sweep is the partially collapsed Gibbs sampler of the scrutiny DMM-MEN speci
 3. ``[b0_j, beta_j]`` for every component (Cholesky, or the Bhattacharya et al. 2016 sampler
    when ``n_j < d``);
 4. ``c_j`` collapsed over ``tau``;
+4'. Metropolis-Hastings switches of single components to and from priors of their own, also
+   collapsed over ``tau`` (an exact move added to the spec's sweep: Gibbs updates of ``c`` alone
+   almost never open an unused prior, whose penalties are a prior draw that a high-dimensional
+   ``beta_j`` does not fit, so the number of priors in use changed a few dozen times in 2,000
+   sweeps on real logits);
 5. ``w``;
 6. ``(lam1_k, lam2_k)`` collapsed over ``tau`` (slice sampling on the log scale);
 7. ``sigma2_j`` collapsed over ``tau`` (slice sampling on ``log sigma2``);
@@ -68,6 +78,8 @@ from .conditionals import (
     sample_w,
     sample_xi,
     sample_z,
+    swap_labels,
+    switch_priors,
     update_stats,
 )
 from .model import Data, Priors, Settings, State, check_priors, make_data
@@ -107,6 +119,10 @@ class Info(NamedTuple):
         Slice-sampler target evaluations (vectorised calls) for ``sigma2`` and ``lambda``.
     recomputed : bool
         Whether the Gram matrices were recomputed exactly in this sweep.
+    n_switched : int
+        Accepted prior switches (:func:`~scrutiny.surrogate.conditionals.switch_priors`).
+    n_swapped : int
+        Accepted label swaps (:func:`~scrutiny.surrogate.conditionals.swap_labels`).
     """
 
     loglik: float
@@ -116,6 +132,8 @@ class Info(NamedTuple):
     sigma2_evals: int
     lambda_evals: int
     recomputed: bool
+    n_switched: int
+    n_swapped: int
 
 
 class ChainResult(NamedTuple):
@@ -209,6 +227,17 @@ def step(
         gram, xty, counts = component_stats(z, data, J)
     else:
         gram, xty, counts, _ = update_stats(state.z, z, state.gram, state.xty, data)
+    # (1') label swaps: permute every component-indexed quantity
+    perm, alpha, n_swapped = swap_labels(
+        rng, state.log_pi, state.log1m_u, counts, state.alpha, priors, settings.label_swaps * J
+    )
+    if n_swapped:
+        inv = np.argsort(perm)
+        z, gram, xty, counts = inv[z], gram[perm], xty[perm], counts[perm]
+        state = state._replace(
+            beta=state.beta[perm], intercept=state.intercept[perm], sigma2=state.sigma2[perm], xi=state.xi[perm],
+            c=state.c[perm], fitted=state.fitted[:, perm], alpha=alpha,
+        )
     # (2) sticks and alpha
     log_pi, log1m_u = sample_sticks(rng, counts, state.alpha)
     alpha = sample_alpha(rng, log1m_u, priors)
@@ -223,8 +252,11 @@ def step(
     fitted = fitted_values(data, beta, intercept)
     # (4)-(7) collapsed over tau
     c = sample_c(rng, beta, st.sigma2, st.lam1, st.lam2, st.w)
+    lam1, lam2, n_switched = st.lam1, st.lam2, 0
+    if settings.prior_switch:
+        c, lam1, lam2, n_switched = switch_priors(rng, beta, st.sigma2, c, lam1, lam2, priors)
     w = sample_w(rng, c, priors)
-    lam1, lam2, lam_evals = sample_lambda(rng, st, beta, st.sigma2, c, priors, settings)
+    lam1, lam2, lam_evals = sample_lambda(rng, st._replace(lam1=lam1, lam2=lam2), beta, st.sigma2, c, priors, settings)
     rss = _rss(data, z, fitted, J)
     sigma2, s2_evals = sample_sigma2(rng, st, beta, rss, c, lam1, lam2, priors, settings)
     # (8) tau from its exact conditional
@@ -241,6 +273,8 @@ def step(
         sigma2_evals=int(s2_evals),
         lambda_evals=int(lam_evals),
         recomputed=bool(recompute),
+        n_switched=int(n_switched),
+        n_swapped=int(n_swapped),
     )
     return new, info
 
@@ -265,6 +299,10 @@ def _check_run_args(n_iter, n_burnin, thin, store, settings):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidParameterError(f"settings.{name} must be an int >= 1; got {value!r}.")
+    if isinstance(settings.label_swaps, bool) or not isinstance(settings.label_swaps, (int, np.integer)) or (
+        settings.label_swaps < 0
+    ):
+        raise InvalidParameterError(f"settings.label_swaps must be an int >= 0; got {settings.label_swaps!r}.")
     bad = [s for s in store if s not in _ALL_STORE]
     if bad:
         raise InvalidParameterError(f"store must name quantities among {_ALL_STORE}; got unknown {bad}.")

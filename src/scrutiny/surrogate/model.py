@@ -117,6 +117,12 @@ class Settings(NamedTuple):
         Slice updates of each ``log lambda`` per sweep.
     slice_max_steps : int
         Stepping-out limit of the slice sampler.
+    prior_switch : bool
+        Add the Metropolis-Hastings moves of components to and from priors of their own
+        (:func:`~scrutiny.surrogate.conditionals.switch_priors`) after the ``c`` update.
+    label_swaps : int
+        Label-swap proposals per component and sweep
+        (:func:`~scrutiny.surrogate.conditionals.swap_labels`); 0 turns them off.
     """
 
     beta_solver: str = "auto"
@@ -125,6 +131,8 @@ class Settings(NamedTuple):
     lambda_width: float = 1.0
     lambda_steps: int = 1
     slice_max_steps: int = 50
+    prior_switch: bool = True
+    label_swaps: int = 1
 
 
 #: Problems with at least this many multiply-adds in one Gram recomputation (n d^2) recompute it
