@@ -539,3 +539,24 @@ def test_prior_switches_are_a_no_op_with_one_prior_or_one_component():
     c, l1, l2, n = C.switch_priors(rng, beta, sigma2, np.zeros(3, int), np.ones(1), np.ones(1),
                                    Priors(n_components=3, n_priors=1))
     assert n == 0 and c.tolist() == [0, 0, 0]
+
+
+def test_label_swaps_return_a_permutation_and_move_empty_labels_behind_occupied_ones():
+    """An occupied component behind two empty labels: the swaps must bring it forward (the
+    stick-breaking prior favours heavy early labels) and always return a permutation."""
+    from scrutiny.surrogate.conditionals import sample_sticks, swap_labels
+
+    priors = Priors(n_components=4)
+    rng = np.random.default_rng(0)
+    counts = np.array([0, 0, 50, 0])
+    log_pi, log1m_u = sample_sticks(rng, counts, 1.0)
+    front, alphas = 0, set()
+    for _ in range(200):
+        perm, alpha, n_acc = swap_labels(rng, log_pi, log1m_u, counts, 1.0, priors, 12)
+        assert sorted(perm.tolist()) == [0, 1, 2, 3] and alpha > 0
+        front += int(counts[perm][0] == 50)
+        alphas.add(alpha)
+    assert front > 60 and len(alphas) > 1  # often moved to label 0 (92 of 200); weight swaps redraw alpha
+    perm, alpha, n_acc = swap_labels(rng, np.zeros(1), np.array([-np.inf]), np.array([5]), 2.0,
+                                     Priors(n_components=1), 5)
+    assert perm.tolist() == [0] and alpha == 2.0 and n_acc == 0

@@ -20,6 +20,8 @@ Neal, R. M. (2003). Slice sampling. Annals of Statistics 31(3), 705-767.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg import blas, lapack
 from scipy.special import gammaln, log_ndtr, ndtri_exp
@@ -254,52 +256,64 @@ def swap_labels(
     n_accepted : int
     """
     J = counts.shape[0]
-    perm = np.arange(J)
     if J < 2 or n_proposals < 1:
-        return perm, alpha, 0
-    n = counts.astype(float).copy()
-    lpi = np.array(log_pi, dtype=float)
-    l1m = np.array(log1m_u, dtype=float)
-    shape = priors.alpha_shape + J - 1
+        return np.arange(J), alpha, 0
+    # a short sequential loop: plain Python floats are several times faster than numpy scalars
+    perm = list(range(J))
+    n = [float(v) for v in counts]
+    lpi = [float(v) for v in log_pi]
+    l1m = [float(v) for v in log1m_u]
+    shape, rate = priors.alpha_shape + J - 1, priors.alpha_rate
+
+    def log_remaining(lp):  # log R_j = log sum_{l >= j} pi_l, j = 0..J-1
+        out, acc = [0.0] * J, -math.inf
+        for q in range(J - 1, -1, -1):
+            v = lp[q]
+            acc = max(acc, v) + math.log1p(math.exp(-abs(acc - v))) if acc > -math.inf else v
+            out[q] = acc
+        return out
 
     def log_weight_density(lp):  # log p(pi) with alpha integrated out (constants dropped)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return -np.sum(_log_remaining(lp)[:-1]) - lp[-1] - shape * np.log(priors.alpha_rate - lp[-1])
+        return -sum(log_remaining(lp)[:-1]) - lp[-1] - shape * math.log(rate - lp[-1])
 
-    n_acc = 0
-    logv = np.log(rng.random(n_proposals))
     kinds = (0, 1, 2) if J >= 3 else (0, 2)
+    logv = np.log(rng.random(n_proposals)).tolist()
+    pairs = rng.integers(0, J, size=(n_proposals, 2)).tolist()
+    adjacent = rng.integers(0, max(J - 2, 1), size=n_proposals).tolist()
+    n_acc = 0
     for t in range(n_proposals):
         kind = kinds[t % len(kinds)]
-        if kind == 1:  # 2. adjacent labels with their sticks
-            j = int(rng.integers(0, J - 2))
-            if not logv[t] < n[j] * l1m[j + 1] - n[j + 1] * l1m[j]:
+        a, b = pairs[t]
+        if kind == 1:  # 2. adjacent labels a, a + 1 (a uniform below J - 2), with their sticks
+            a = adjacent[t]
+            b = a + 1
+            if not logv[t] < n[a] * l1m[b] - n[b] * l1m[a]:
                 continue
-            log_u = lpi - np.concatenate([[0.0], np.cumsum(l1m[:-1])])
-            log_u[[j, j + 1]] = log_u[[j + 1, j]]
-            l1m[[j, j + 1]] = l1m[[j + 1, j]]
-            lpi = log_u + np.concatenate([[0.0], np.cumsum(l1m[:-1])])
+            # swapping u_a and u_b leaves pi_a * ... unchanged except for the two labels
+            log_r = sum(l1m[:a])
+            log_ua, log_ub = lpi[a] - log_r, lpi[b] - log_r - l1m[a]
+            l1m[a], l1m[b] = l1m[b], l1m[a]
+            lpi[a] = log_ub + log_r
+            lpi[b] = log_ua + log_r + l1m[a]
         else:
-            a, b = rng.choice(J, size=2, replace=False)
+            if a == b:
+                continue
             if kind == 0:  # 1. at fixed weights
                 if not logv[t] < (n[a] - n[b]) * (lpi[b] - lpi[a]):
                     continue
             else:  # 3. with the weights, alpha integrated out
                 new = lpi.copy()
-                new[[a, b]] = new[[b, a]]
+                new[a], new[b] = new[b], new[a]
                 if not logv[t] < log_weight_density(new) - log_weight_density(lpi):
                     continue
                 lpi = new
-                logR = _log_remaining(lpi)
-                l1m = np.append(logR[1:] - logR[:-1], -np.inf)
-                alpha = float(rng.gamma(shape) / (priors.alpha_rate - lpi[-1]))
-        perm[[a, b] if kind != 1 else [j, j + 1]] = perm[[b, a] if kind != 1 else [j + 1, j]]
-        if kind != 1:
-            n[[a, b]] = n[[b, a]]
-        else:
-            n[[j, j + 1]] = n[[j + 1, j]]
+                logR = log_remaining(lpi)
+                l1m = [logR[q + 1] - logR[q] for q in range(J - 1)] + [-math.inf]
+                alpha = float(rng.gamma(shape) / (rate - lpi[-1]))
+        perm[a], perm[b] = perm[b], perm[a]
+        n[a], n[b] = n[b], n[a]
         n_acc += 1
-    return perm, alpha, n_acc
+    return np.array(perm), alpha, n_acc
 
 
 # --------------------------------------------------------------------------- (2)-(3) sticks, alpha
@@ -442,7 +456,7 @@ _T_DF = 5.0
 #: Inflation of the Laplace scale of that proposal (heavier than the target: robust acceptance).
 _T_INFLATE = 1.5
 #: Coarse grid of log-penalties on which the proposal's mode is first located.
-_LOG_LAM_GRID = np.arange(-10.0, 8.0 + 1e-9, 0.5)
+_LOG_LAM_GRID = np.arange(-10.0, 8.0 + 1e-9, 1.0)
 
 
 def own_lambda_log_target(u1, u2, l1, l2, p, sigma2, priors: Priors) -> np.ndarray:
