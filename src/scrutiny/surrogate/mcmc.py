@@ -21,9 +21,10 @@ The sweep is the partially collapsed Gibbs sampler of the scrutiny DMM-MEN speci
    when ``n_j < d``);
 4. ``c_j`` collapsed over ``tau``;
 4'. every ``settings.prior_switch_every`` sweeps, Metropolis-Hastings switches of single
-   components to and from priors of their own, collapsed over ``tau`` and ``w`` (an exact move added to the spec's sweep: Gibbs updates of ``c`` alone
-   almost never open an unused prior, whose penalties are a prior draw that a high-dimensional
-   ``beta_j`` does not fit, so the number of priors in use changed a few dozen times in 2,000
+   components to and from priors of their own, collapsed over ``tau`` and ``w`` (an exact
+   move added to the spec's sweep: Gibbs updates of ``c`` alone almost never open an unused
+   prior, whose weight is near 0 and whose penalties are a prior draw that a high-dimensional
+   ``beta_j`` does not fit; the number of priors in use changed a few dozen times in 2,000
    sweeps on real logits);
 5. ``w``;
 6. ``(lam1_k, lam2_k)`` collapsed over ``tau`` (slice sampling on the log scale);
