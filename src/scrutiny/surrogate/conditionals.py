@@ -215,11 +215,6 @@ def log_likelihood(state: State, y: np.ndarray) -> float:
 # --------------------------------------------------------------------------- (1') label swaps
 
 
-def _log_remaining(log_pi: np.ndarray) -> np.ndarray:
-    """``log R_j = log sum_{l >= j} pi_l`` (the stick left before label ``j``), shape (J,)."""
-    return np.logaddexp.accumulate(log_pi[::-1])[::-1]
-
-
 def swap_labels(
     rng: np.random.Generator,
     log_pi: np.ndarray,
@@ -476,9 +471,9 @@ def own_lambda_log_target(u1, u2, l1, l2, p, sigma2, priors: Priors) -> np.ndarr
     one component with ``||beta||_1 = l1``, ``||beta||^2 = l2``. Broadcasts over every argument.
     """
     rate = priors.lam_rate
-    lam1, lam2 = np.exp(u1), np.exp(u2)
-    return (gamma_logpdf(lam1, priors.lam1_shape, rate) + u1 + gamma_logpdf(lam2, priors.lam2_shape, rate) + u2
-            + en_logpdf_sum(l1, l2, p, lam1, lam2, sigma2))
+    a1, a2 = priors.lam1_shape, priors.lam2_shape
+    norm = (a1 + a2) * np.log(rate) - gammaln(a1) - gammaln(a2)
+    return norm + _log_lambda_prior(u1, u2, priors) + en_logpdf_sum(l1, l2, p, np.exp(u1), np.exp(u2), sigma2)
 
 
 def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
@@ -515,14 +510,14 @@ def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.
         # negative definite Hessians take a (damped) Newton step, others a gradient step
         det = d11 * d22 - d12 * d12
         ok = (d11 < 0) & (det > 0) & np.isfinite(det)
-        step = np.where(ok[:, None], -np.linalg.solve(np.where(ok[:, None, None], H, -np.eye(2)), grad[..., None])[..., 0],
-                        0.1 * grad)
+        H = np.where(ok[:, None, None], H, -np.eye(2))  # the identity stands in where H is not usable
+        step = np.where(ok[:, None], -np.linalg.solve(H, grad[..., None])[..., 0], 0.1 * grad)
         norm = np.linalg.norm(step, axis=1, keepdims=True)
         step = np.where(norm > 1.0, step / np.maximum(norm, 1e-300), step)
         u = u + np.nan_to_num(step)
         if np.all(norm < 1e-6):
             break
-    cov = np.where(ok[:, None, None], -np.linalg.inv(np.where(ok[:, None, None], H, -np.eye(2))), 0.25 * np.eye(2))
+    cov = np.where(ok[:, None, None], -np.linalg.inv(H), 0.25 * np.eye(2))
     chol = np.linalg.cholesky(cov * _T_INFLATE**2 + 1e-10 * np.eye(2))
     return u, chol
 
@@ -637,12 +632,16 @@ def lambda_log_target(log_lam1, log_lam2, pos, l1, l2, sigma2, p, priors):
     ndarray of shape (U,)
         ``(L) log lam1 - (V/2) lam1 + (R) log lam2 - (V/2) lam2 + sum_{j: c_j = k} sum_l log EN(beta_jl)``.
     """
-    lam1 = np.exp(log_lam1)
-    lam2 = np.exp(log_lam2)
-    rate = priors.lam_rate
-    out = priors.lam1_shape * log_lam1 - rate * lam1 + priors.lam2_shape * log_lam2 - rate * lam2
-    en = en_logpdf_sum(l1, l2, p, lam1[pos], lam2[pos], sigma2)
+    out = _log_lambda_prior(log_lam1, log_lam2, priors)
+    en = en_logpdf_sum(l1, l2, p, np.exp(log_lam1)[pos], np.exp(log_lam2)[pos], sigma2)
     return out + np.bincount(pos, weights=en, minlength=out.shape[0])
+
+
+def _log_lambda_prior(u1, u2, priors: Priors):
+    """Log density of ``(log lam1, log lam2)`` under the Gamma priors, Jacobian included, up to
+    its normalising constant: ``a1 u1 - r e^u1 + a2 u2 - r e^u2``."""
+    rate = priors.lam_rate
+    return priors.lam1_shape * u1 - rate * np.exp(u1) + priors.lam2_shape * u2 - rate * np.exp(u2)
 
 
 def sample_lambda(

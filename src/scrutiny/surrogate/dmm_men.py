@@ -439,8 +439,7 @@ class DMMMEN:
         state of the best."""
         sweeps = max(10, min(PILOT_SWEEPS, int(self.n_burnin) // 2))
         pilots = self._map_chains([
-            (g, X, y, priors, sweeps, sweeps - 1, 1, settings, "kmeans", ("alpha",))
-            for i, g in enumerate(rngs)
+            (g, X, y, priors, sweeps, sweeps - 1, 1, settings, "kmeans", ("alpha",)) for g in rngs
         ])
         self.pilot_loglik_ = np.array([r.trace["loglik"][sweeps // 2 :].mean() for r in pilots])
         return pilots[int(np.argmax(self.pilot_loglik_))].state

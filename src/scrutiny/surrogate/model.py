@@ -120,7 +120,7 @@ class Settings(NamedTuple):
     prior_switch_every : int
         Every this many sweeps, add the Metropolis-Hastings moves of components to and from
         priors of their own (:func:`~scrutiny.surrogate.conditionals.switch_priors`) after the
-        ``c`` update (about 3 ms for J = 6, p = 300); 0 turns them off.
+        ``c`` update (about 2 ms for J = 6, p = 300); 0 turns them off.
     label_swaps : int
         Label-swap proposals per component and sweep
         (:func:`~scrutiny.surrogate.conditionals.swap_labels`); 0 turns them off.
