@@ -560,3 +560,64 @@ def test_label_swaps_return_a_permutation_and_move_empty_labels_behind_occupied_
     perm, alpha, n_acc = swap_labels(rng, np.zeros(1), np.array([-np.inf]), np.array([5]), 2.0,
                                      Priors(n_components=1), 5)
     assert perm.tolist() == [0] and alpha == 2.0 and n_acc == 0
+
+
+def _rescaled_joint_draws(M, seed):
+    """``M`` exact joint draws ``(theta, y)`` of a tiny model, each passed through one
+    :func:`rescale_penalties` update; returns before/after statistics and the mean ``|t|``."""
+    priors = Priors(n_components=2, n_priors=2)
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(12, 3))
+    out = {"lam1": [], "l1": [], "chi2": [], "fresh_lam1": [], "fresh_l1": []}
+    moved = 0.0
+    for m in range(M):
+        st = sample_prior(rng, X, priors)
+        y = sample_y(rng, st, X)
+        fresh = sample_prior(rng, X, priors)
+        beta, fitted, lam1, _ = C.rescale_penalties(rng, st.beta, st.intercept, st.fitted, st.z, y, st.sigma2, st.c, st.lam1,
+                                   st.lam2, priors)
+        moved += abs(np.log(lam1[st.c[0]] / st.lam1[st.c[0]]))
+        np.testing.assert_allclose(fitted, st.intercept + X @ beta.T, rtol=1e-9, atol=1e-9)
+        resid = y - fitted[np.arange(y.size), st.z]
+        out["chi2"].append(np.sum(resid * resid / st.sigma2[st.z]))  # chi2 with n = 12 df under the joint
+        out["lam1"].append(np.log(lam1[st.c[0]]))
+        out["l1"].append(np.log(np.abs(beta[0]).sum()))
+        out["fresh_lam1"].append(np.log(fresh.lam1[fresh.c[0]]))
+        out["fresh_l1"].append(np.log(np.abs(fresh.beta[0]).sum()))
+    return {k: np.array(v) for k, v in out.items()}, moved / M
+
+
+def test_penalty_rescaling_leaves_the_joint_distribution_invariant():
+    """Exact joint draws of (theta, y) pass through one rescaling: lam1 and ||beta||_1 must keep
+    their law (two-sample KS against fresh draws), the standardised residuals their chi-square
+    law, while the move moves them (mean |log| step)."""
+    stats_, moved = _rescaled_joint_draws(3000, 5)
+    assert moved > 0.3  # the move has power: lam1 typically changes by a third on the log scale
+    assert stats.ks_2samp(stats_["lam1"], stats_["fresh_lam1"]).pvalue > 1e-3
+    assert stats.ks_2samp(stats_["l1"], stats_["fresh_l1"]).pvalue > 1e-3
+    assert stats.kstest(stats_["chi2"], stats.chi2(12).cdf).pvalue > 1e-3
+
+
+def _rescaling_pvalue(stats_):
+    return min(stats.ks_2samp(stats_["lam1"], stats_["fresh_lam1"]).pvalue,
+               stats.ks_2samp(stats_["l1"], stats_["fresh_l1"]).pvalue,
+               stats.kstest(stats_["chi2"], stats.chi2(12).cdf).pvalue)
+
+
+def _drop_jacobian(exact):
+    return lambda t, u1, u2, mp, *rest: exact(t, u1, u2, mp, *rest) - t * mp
+
+
+def _drop_likelihood(exact):
+    def target(t, u1, u2, mp, pos, l1, l2, rss_terms, *rest):
+        return exact(t, u1, u2, mp, pos, l1, l2, tuple(np.zeros_like(a) for a in rss_terms), *rest)
+    return target
+
+
+@pytest.mark.parametrize("mutation", [_drop_jacobian, _drop_likelihood])
+def test_penalty_rescaling_mutations_are_caught(monkeypatch, mutation):
+    """The same test must fail when the Jacobian ``t m_k p`` of the coefficients or the
+    likelihood change ``RSS_j(e^t)`` is dropped from the target."""
+    monkeypatch.setattr(C, "rescale_log_target", mutation(C.rescale_log_target))
+    stats_, _ = _rescaled_joint_draws(3000, 5)
+    assert _rescaling_pvalue(stats_) < 1e-3

@@ -56,6 +56,8 @@ __all__ = [
     "own_lambda_log_target",
     "lambda_proposals",
     "switch_priors",
+    "rescale_log_target",
+    "rescale_penalties",
     "sample_w",
     "lambda_log_target",
     "sample_lambda",
@@ -76,8 +78,12 @@ def fitted_values(data: Data, beta: np.ndarray, intercept: np.ndarray) -> np.nda
     runs in float32 for large problems, see :class:`~scrutiny.surrogate.model.Data`)."""
     if data.design32 is None:
         return data.X @ beta.T + intercept[None, :]
-    X32 = data.design32[:, 1:] if data.intercept else data.design32
-    return (X32 @ beta.T.astype(np.float32)).astype(np.float64) + intercept[None, :]
+    # the full design times coefficients with a zero intercept row: slicing off the column of
+    # ones would hand BLAS a strided matrix, which it copies (2.5 ms of a 3 ms product)
+    coef = beta.T.astype(np.float32)
+    if data.intercept:
+        coef = np.vstack([np.zeros((1, coef.shape[1]), np.float32), coef])
+    return (data.design32 @ coef).astype(np.float64) + intercept[None, :]
 
 
 def prior_xi(rng: np.random.Generator, theta: np.ndarray) -> np.ndarray:
@@ -603,6 +609,88 @@ def switch_priors(
                 lam2[k_now] = rng.gamma(priors.lam2_shape, 1.0 / priors.lam_rate)
                 n_acc += 1
     return c, lam1, lam2, n_acc
+
+
+def rescale_log_target(t, u1, u2, mp, pos, l1, l2, rss_terms, lam2, sigma2, p, priors: Priors) -> np.ndarray:
+    """Log density of the rescaling ``t`` of each used prior (:func:`rescale_penalties`).
+
+    Parameters
+    ----------
+    t, u1, u2, mp : ndarray of shape (U,)
+        Log scale factors, current ``log lam1_k``, ``log lam2_k`` and ``m_k p`` (the Jacobian
+        exponent: ``p`` coefficients per component) of the ``U`` used priors.
+    pos : ndarray of shape (J,), int
+        Position of each component's prior among the used ones.
+    l1, l2 : ndarray of shape (J,)
+        ``||beta_j||_1`` and ``||beta_j||^2`` at ``t = 0``.
+    rss_terms : tuple of three ndarrays of shape (J,)
+        ``(sum r^2, sum r q, sum q^2)`` with ``r = y - b0_j`` and ``q = x' beta_j`` over the
+        component's samples: ``RSS_j(s) = sum r^2 - 2 s sum r q + s^2 sum q^2``.
+    lam2, sigma2 : ndarray of shape (J,)
+        Each component's ``lam2_{c_j}`` and ``sigma2_j``.
+    """
+    A, B, C = rss_terms
+    s = np.exp(t)[pos]
+    en = en_logpdf_sum(s * l1, s * s * l2, p, np.exp(u1 - t)[pos], lam2, sigma2)
+    lik = -(A - 2.0 * s * B + s * s * C) / (2.0 * sigma2)
+    return _log_lambda_prior(u1 - t, u2, priors) + t * mp + np.bincount(pos, weights=en + lik, minlength=u1.size)
+
+
+def rescale_penalties(
+    rng: np.random.Generator, beta, intercept, fitted, z, y, sigma2, c, lam1, lam2, priors: Priors, width: float = 1.0,
+    max_steps: int = 50,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Joint rescaling of each used prior's ``lam1_k`` and the coefficients of its components.
+
+    A generalised Gibbs step on the scaling group (Liu & Sabatti 2000), exact for the sweep's
+    ``tau``-marginal target: for every used prior ``k`` the move ``beta_j -> e^t beta_j`` (all
+    ``j`` with ``c_j = k``, intercepts fixed), ``lam1_k -> e^-t lam1_k`` draws ``t`` by slice
+    sampling from ``pi(T_t x) |det dT_t / dx|`` (the Haar measure on ``t`` is Lebesgue), started
+    at the identity ``t = 0``. It moves along the ridge ``lam1_k ||beta||_1 = const`` on which the
+    one-at-a-time updates crawl: ``lam1 | beta`` and ``beta | tau(lam1)`` are both tight when
+    ``p`` coefficients inform one penalty (on real logits, ``lam1`` of the prior of the clipped
+    component had a bulk ESS of 8-22 in 2 x 1,200 draws and drove the log joint's R-hat).
+
+    The target along ``t`` is ``log p(log lam1 - t, log lam2) + t m_k p + sum_j [sum_l log
+    EN(e^t beta_jl | e^-t lam1, lam2, sigma2_j) - RSS_j(e^t) / (2 sigma2_j)]``, with
+    ``RSS_j(s) = sum_i (r_i - s q_i)^2`` (``r = y - b0_j``, ``q = x' beta_j``) from three sums:
+    ``O(n + J)`` per evaluation. The initial width ``width * 3 / sqrt(1 + p m_k)`` depends only
+    on quantities the move leaves fixed.
+
+    Returns
+    -------
+    beta : ndarray of shape (J, p)
+    fitted : ndarray of shape (n, J)
+    lam1 : ndarray of shape (K,)
+    n_evals : int
+        Target evaluations of the slice sampler.
+    """
+    J, p = beta.shape
+    K = lam1.shape[0]
+    m = np.bincount(c, minlength=K)
+    used = np.flatnonzero(m)
+    pos = np.searchsorted(used, c)
+    idx = np.arange(z.shape[0])
+    r = y - intercept[z]
+    q = fitted[idx, z] - intercept[z]
+    A = np.bincount(z, weights=r * r, minlength=J)
+    B = np.bincount(z, weights=r * q, minlength=J)
+    C = np.bincount(z, weights=q * q, minlength=J)
+    l1 = np.abs(beta).sum(axis=1)
+    l2 = (beta * beta).sum(axis=1)
+    u1, u2 = np.log(lam1[used]), np.log(lam2[used])
+    L2 = lam2[c]
+    mp = m[used] * p
+
+    def logf(t):
+        return rescale_log_target(t, u1, u2, mp, pos, l1, l2, (A, B, C), L2, sigma2, p, priors)
+
+    t, n_evals = slice_sample(rng, np.zeros(used.size), logf, width * 3.0 / np.sqrt(1.0 + mp), max_steps)
+    s = np.exp(t)[pos]
+    lam1 = lam1.copy()
+    lam1[used] = np.exp(u1 - t)
+    fitted = intercept[None, :] + (fitted - intercept[None, :]) * s[None, :]
+    return beta * s[:, None], fitted, lam1, n_evals
 
 
 def sample_w(rng: np.random.Generator, c: np.ndarray, priors: Priors) -> np.ndarray:

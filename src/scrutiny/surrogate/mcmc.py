@@ -70,6 +70,7 @@ from .conditionals import (
     log_joint,
     log_likelihood,
     prior_xi,
+    rescale_penalties,
     sample_alpha,
     sample_beta,
     sample_c,
@@ -251,9 +252,16 @@ def step(
     # (3) coefficients given tau, sigma2, c (empty components: a second, harmless prior draw)
     beta, intercept = sample_beta(rng, st, data, priors, settings)
     fitted = fitted_values(data, beta, intercept)
+    # (3'') each used prior's lam1 and its components' beta rescaled jointly (tau-marginal target)
+    lam1 = st.lam1
+    for _ in range(settings.penalty_rescales):
+        beta, fitted, lam1, _ = rescale_penalties(
+            rng, beta, intercept, fitted, z, data.y, st.sigma2, st.c, lam1, st.lam2, priors,
+            settings.lambda_width, settings.slice_max_steps,
+        )
     # (4)-(7) collapsed over tau
-    c = sample_c(rng, beta, st.sigma2, st.lam1, st.lam2, st.w)
-    lam1, lam2, n_switched = st.lam1, st.lam2, 0
+    c = sample_c(rng, beta, st.sigma2, lam1, st.lam2, st.w)
+    lam2, n_switched = st.lam2, 0
     if settings.prior_switch_every and it % settings.prior_switch_every == 0:
         c, lam1, lam2, n_switched = switch_priors(rng, beta, st.sigma2, c, lam1, lam2, priors)
     w = sample_w(rng, c, priors)
@@ -300,7 +308,7 @@ def _check_run_args(n_iter, n_burnin, thin, store, settings):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidParameterError(f"settings.{name} must be an int >= 1; got {value!r}.")
-    for name in ("label_swaps", "prior_switch_every"):
+    for name in ("label_swaps", "prior_switch_every", "penalty_rescales"):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise InvalidParameterError(f"settings.{name} must be an int >= 0; got {value!r}.")

@@ -124,6 +124,9 @@ class Settings(NamedTuple):
     label_swaps : int
         Label-swap proposals per component and sweep
         (:func:`~scrutiny.surrogate.conditionals.swap_labels`); 0 turns them off.
+    penalty_rescales : int
+        Joint rescalings of ``(lam1_k, beta_j : c_j = k)`` per sweep, right after the ``beta``
+        draw (:func:`~scrutiny.surrogate.conditionals.rescale_penalties`); 0 turns them off.
     """
 
     beta_solver: str = "auto"
@@ -134,6 +137,7 @@ class Settings(NamedTuple):
     slice_max_steps: int = 50
     prior_switch_every: int = 5
     label_swaps: int = 1
+    penalty_rescales: int = 1
 
 
 #: Problems with at least this many multiply-adds in one Gram recomputation (n d^2) recompute it
