@@ -188,6 +188,32 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Se
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def host_speed(repeats: int = 9) -> dict[str, float]:
+    """Reference timings of this host, to put figures from different runs on one scale.
+
+    The machine's speed drifts (a 7000 x 301 float32 Gram took 8-49 ms on the same VM within
+    days): ``gemm_ms`` is the median time of that Gram on one BLAS thread (the DMM-MEN sweep's
+    dominant kernel) and ``python_ms`` of a 10^6-step pure-Python loop (the interpreter overhead
+    that dominates small fits).
+    """
+    import numpy
+    from threadpoolctl import threadpool_limits
+
+    X = numpy.random.default_rng(0).random((7000, 301), dtype=numpy.float32)
+    gemm, loop = [], []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(repeats):
+            t = time.perf_counter()
+            X.T @ X
+            gemm.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            s = 0
+            for i in range(1_000_000):
+                s += i
+            loop.append(time.perf_counter() - t)
+    return {"gemm_ms": round(1e3 * float(numpy.median(gemm)), 2), "python_ms": round(1e3 * float(numpy.median(loop)), 1)}
+
+
 def environment() -> dict[str, Any]:
     import numpy
     import torch
@@ -200,6 +226,7 @@ def environment() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "numpy": numpy.__version__,
     }
+    out["host_speed"] = host_speed()
     try:
         out["loadavg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:  # pragma: no cover

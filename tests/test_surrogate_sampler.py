@@ -621,3 +621,21 @@ def test_penalty_rescaling_mutations_are_caught(monkeypatch, mutation):
     monkeypatch.setattr(C, "rescale_log_target", mutation(C.rescale_log_target))
     stats_, _ = _rescaled_joint_draws(3000, 5)
     assert _rescaling_pvalue(stats_) < 1e-3
+
+
+def test_the_cached_log_densities_change_nothing():
+    """A sweep leaves ``logdens`` for the next z step; a sweep from the same state without the
+    cache (same stream) must give the same state, and ``with_data`` must clear the cache."""
+    priors = Priors(n_components=3)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(150, 4))
+    y = np.where(X[:, 0] > 0, X @ [1.0, -2.0, 0.0, 0.5], 3.0 - X[:, 1]) + 0.2 * rng.normal(size=150)
+    data = make_data(X, y, priors)
+    st, info = step(rng, init(rng, X, y, priors), data, priors)
+    np.testing.assert_array_equal(st.logdens, C.component_log_densities(st, data.y))
+    assert info.loglik == pytest.approx(C.log_likelihood(st, data.y), rel=1e-12)
+    a, _ = step(np.random.default_rng(9), st, data, priors)
+    b, _ = step(np.random.default_rng(9), st._replace(logdens=None), data, priors)
+    for f in ("z", "beta", "sigma2", "lam1", "alpha"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    assert with_data(st, data).logdens is None

@@ -66,6 +66,8 @@ __all__ = [
     "sample_xi",
     "log_joint",
     "log_likelihood",
+    "component_log_densities",
+    "mixture_log_likelihood",
     "responsibilities",
 ]
 
@@ -194,10 +196,11 @@ def sample_z(rng: np.random.Generator, state: State, data: Data) -> tuple[np.nda
     loglik : ndarray of shape (n,)
         Mixture log density ``log sum_j pi_j N(y_i | ...)`` at the current parameters.
     """
-    return categorical_from_logits(rng, _component_logdens(state, data.y))
+    logd = state.logdens if state.logdens is not None else component_log_densities(state, data.y)
+    return categorical_from_logits(rng, logd)
 
 
-def _component_logdens(state: State, y: np.ndarray) -> np.ndarray:
+def component_log_densities(state: State, y: np.ndarray) -> np.ndarray:
     """``log pi_j + log N(y_i | fitted_ij, sigma2_j)``, shape (n, J)."""
     resid = y[:, None] - state.fitted
     with np.errstate(divide="ignore"):
@@ -206,14 +209,18 @@ def _component_logdens(state: State, y: np.ndarray) -> np.ndarray:
 
 def responsibilities(state: State, y: np.ndarray) -> np.ndarray:
     """``P(z_i = j | y_i, params)`` of shape (n, J) at the state's parameters."""
-    logd = _component_logdens(state, y)
+    logd = component_log_densities(state, y)
     logd -= np.logaddexp.reduce(logd, axis=1, keepdims=True)
     return np.exp(logd)
 
 
 def log_likelihood(state: State, y: np.ndarray) -> float:
     """Mixture log-likelihood ``sum_i log sum_j pi_j N(y_i | ...)`` (label-invariant)."""
-    logd = _component_logdens(state, y)
+    return mixture_log_likelihood(component_log_densities(state, y))
+
+
+def mixture_log_likelihood(logd: np.ndarray) -> float:
+    """``sum_i logsumexp_j logd_ij`` for the (n, J) matrix of :func:`component_log_densities`."""
     mx = logd.max(axis=1, keepdims=True)  # max-shifted log-sum-exp: twice as fast as logaddexp.reduce
     return float(np.sum(mx[:, 0] + np.log(np.exp(logd - mx).sum(axis=1))))
 

@@ -68,7 +68,8 @@ from .conditionals import (
     component_stats,
     fitted_values,
     log_joint,
-    log_likelihood,
+    component_log_densities,
+    mixture_log_likelihood,
     prior_xi,
     rescale_penalties,
     sample_alpha,
@@ -172,7 +173,8 @@ def with_data(state: State, data: Data) -> State:
     """The state with every cached quantity (Gram matrices, counts, fitted values) recomputed for ``data``."""
     J = state.beta.shape[0]
     gram, xty, counts = component_stats(state.z, data, J)
-    return state._replace(gram=gram, xty=xty, counts=counts, fitted=fitted_values(data, state.beta, state.intercept))
+    return state._replace(gram=gram, xty=xty, counts=counts, fitted=fitted_values(data, state.beta, state.intercept),
+                          logdens=None)
 
 
 # --------------------------------------------------------------------------- step
@@ -274,8 +276,11 @@ def step(
         beta=beta, intercept=intercept, fitted=fitted, c=c, w=w, lam1=lam1, lam2=lam2, sigma2=sigma2, xi=xi,
         iteration=it,
     )
+    # kept in the state for the next sweep's z step, which needs exactly these densities
+    logdens = component_log_densities(new, data.y)
+    new = new._replace(logdens=logdens)
     info = Info(
-        loglik=log_likelihood(new, data.y),
+        loglik=mixture_log_likelihood(logdens),
         logjoint=log_joint(new, data, priors),
         n_occupied=int(np.count_nonzero(counts)),
         n_moved=n_moved,

@@ -223,6 +223,11 @@ class State(NamedTuple):
         ``b0_j + x_i' beta_j`` for every sample and component (cache of the current ``beta``).
     iteration : int
         Number of sweeps done.
+    logdens : ndarray of shape (n, J) or None
+        ``log pi_j + log N(y_i | fitted_ij, sigma2_j)`` at this state, left by
+        :func:`~scrutiny.surrogate.mcmc.step` for the next sweep's allocation step (which would
+        otherwise recompute what the sweep's log-likelihood just did); None when unknown.
+        :func:`~scrutiny.surrogate.mcmc.with_data` clears it with the other caches.
     """
 
     z: np.ndarray
@@ -242,6 +247,7 @@ class State(NamedTuple):
     counts: np.ndarray
     fitted: np.ndarray
     iteration: int = 0
+    logdens: Optional[np.ndarray] = None
 
     @property
     def pi(self) -> np.ndarray:
