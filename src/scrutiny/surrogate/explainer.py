@@ -393,7 +393,7 @@ class DMMMENExplainer(Explainer):
         The explainer's fits default to ``init="mixed"`` and ``chain_selection="best"`` (see
         Notes); pass e.g. ``{"init": "kmeans", "chain_selection": "all"}`` for plain pooling.
         They run their chains in parallel processes (``n_jobs``: one per chain, at most one per
-        CPU; 2.1-2.4 s -> 1.5-1.6 s per MNIST explanation on 2 cores); ``{"n_jobs": 1}`` runs
+        CPU; a median 2.47 -> 1.70 s per MNIST explanation on 2 cores, 10 images); ``{"n_jobs": 1}`` runs
         them in this process.
     batch_size : int, optional
         Perturbed images built and passed to the model at once.

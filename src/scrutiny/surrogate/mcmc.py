@@ -19,6 +19,10 @@ The sweep is the partially collapsed Gibbs sampler of the scrutiny DMM-MEN speci
    without it);
 3. ``[b0_j, beta_j]`` for every component (Cholesky, or the Bhattacharya et al. 2016 sampler
    when ``n_j < d``);
+3''. each used prior's ``lam1_k`` rescaled jointly with the coefficients of its components
+   (a generalised Gibbs step on the scaling group, Liu & Sabatti 2000, on the ``tau``-marginal
+   target; an exact move added to the spec's sweep: ``lam1_k`` and ``beta`` pin each other when
+   ``p`` coefficients inform one penalty, and the log joint crawled with them on real logits);
 4. ``c_j`` collapsed over ``tau``;
 4'. every ``settings.prior_switch_every`` sweeps, Metropolis-Hastings switches of single
    components to and from priors of their own, collapsed over ``tau`` and ``w`` (an exact
@@ -52,6 +56,8 @@ Ishwaran, H. & James, L. F. (2001). Gibbs sampling methods for stick-breaking pr
 Li, Q. & Lin, N. (2010). The Bayesian elastic net. Bayesian Analysis 5(1).
 Bhattacharya, A., Chakraborty, A. & Mallick, B. K. (2016). Biometrika 103(4).
 Neal, R. M. (2003). Slice sampling. Annals of Statistics 31(3).
+Liu, J. S. & Sabatti, C. (2000). Generalised Gibbs sampler and multigrid Monte Carlo for
+Bayesian computation. Biometrika 87(2), 353-369.
 """
 
 from __future__ import annotations
@@ -65,10 +71,10 @@ import numpy as np
 from ..exceptions import InvalidParameterError
 from ._start import init, sample_prior, sample_y
 from .conditionals import (
+    component_log_densities,
     component_stats,
     fitted_values,
     log_joint,
-    component_log_densities,
     mixture_log_likelihood,
     prior_xi,
     rescale_penalties,
