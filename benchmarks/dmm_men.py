@@ -13,8 +13,9 @@ prints a table; ``--json`` writes everything, ``--out`` holds the heat maps):
    count), bulk ESS, occupied components, and the top-k Jaccard stability of the heaviest
    component's features between the two chains. Goal: a converged fit (R-hat < 1.05) in at
    most 60 s against the paper's 105 min. Chains start from the best of four 100-sweep pilot
-   chains, each from its own J-cluster k-means start (``init="pilot"``, the default); the
-   Trouser fit is repeated with ``--long-iter`` (2,500) sweeps: on real logits the
+   chains, each from its own J-cluster k-means start (``init="pilot"``, the default). The
+   Trouser fit runs with ``--trouser-seeds`` (3) seeds, and once more with ``--long-iter``
+   (2,500) sweeps: on real logits the
    log-likelihood still climbs by tens of nats over thousands of sweeps (the partition drifts
    towards more unequal components), so the R-hat of 1,200-2,500 sweeps ranged from 1.02 to
    1.47 across seeds (about one run in three below 1.05). Every timing line is preceded by a
@@ -195,17 +196,26 @@ def speed_section(args: argparse.Namespace) -> dict[str, Any] | None:
     if model is not None:
         c = 1
         X = np.concatenate([info["train"].X[info["train"].y == c], info["test"].X[info["test"].y == c]])
-        log(f"speed: Fashion-MNIST class {c} ({CLASS_NAMES['fashion-mnist'][c]}), n = {len(X)}, "
-            f"p = {args.n_features}, {args.n_iter} sweeps ({args.n_burnin} burn-in) x 2 chains")
-        est = fit_class(model, X, c, args, seed=args.seed)
-        s = fit_summary(est, 2)
         y = as_model(model).predict_log_odds(X)[:, c]
-        s["clipped_fraction"] = float(np.mean(y >= np.log1p(-1e-6) - np.log(1e-6) - 1e-9))
-        s["pilot_loglik"] = None if est.pilot_loglik_ is None else est.pilot_loglik_.round(1).tolist()
-        out["fashion_trouser"] = s
-        rows.append(speed_row("Fashion Trouser, CNN logits", s, f"{100 * s['clipped_fraction']:.0f}% at the clip"))
-        log(f"  pilots' mean log-likelihood: {s['pilot_loglik']}; top-k Jaccard of the components' top features "
-            f"between chains: {s['topk_jaccard']}")
+        clipped = float(np.mean(y >= np.log1p(-1e-6) - np.log(1e-6) - 1e-9))
+        runs = []
+        for r in range(max(1, args.trouser_seeds)):
+            seed = args.seed + r
+            log(f"speed: Fashion-MNIST class {c} ({CLASS_NAMES['fashion-mnist'][c]}), n = {len(X)}, "
+                f"p = {args.n_features}, {args.n_iter} sweeps ({args.n_burnin} burn-in) x 2 chains, seed {seed}")
+            est = fit_class(model, X, c, args, seed=seed)
+            s = fit_summary(est, 2)
+            s["seed"] = seed
+            s["clipped_fraction"] = clipped
+            s["pilot_loglik"] = None if est.pilot_loglik_ is None else est.pilot_loglik_.round(1).tolist()
+            runs.append(s)
+            rows.append(speed_row(f"Fashion Trouser, CNN logits, seed {seed}", s,
+                                  f"{100 * clipped:.0f}% at the clip" if r == 0 else ""))
+            log(f"  pilots' mean log-likelihood: {s['pilot_loglik']}; top-k Jaccard of the components' top "
+                f"features between chains: {s['topk_jaccard']}")
+        out["fashion_trouser"] = runs[0]
+        out["fashion_trouser_runs"] = runs
+        out["fashion_trouser_goal_met"] = sum(bool(s["converged"] and s["fit_seconds"] <= 60) for s in runs)
         if args.long_iter and args.long_iter > args.n_iter:
             long_args = argparse.Namespace(**{**vars(args), "n_iter": args.long_iter,
                                               "n_burnin": args.long_iter // 5})
@@ -220,6 +230,9 @@ def speed_section(args: argparse.Namespace) -> dict[str, Any] | None:
                 ["data", "n", "p", "J/K", "sweeps (burn-in)", "sweeps/s/chain", "fit", "R-hat (label-invariant)",
                  "R-hat<1.05", "occupied", "", "vs paper 105 min", "goal <= 60 s converged"], rows,
                 right=(1, 5, 6, 11))
+    if "fashion_trouser_runs" in out:
+        print(f"Fashion Trouser at {args.n_iter} sweeps: {out['fashion_trouser_goal_met']} of "
+              f"{len(out['fashion_trouser_runs'])} seeds converged within 60 s", flush=True)
     return out
 
 
@@ -454,11 +467,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--classes", nargs="+", type=int, default=None,
                    help="classes explained (default: 7 for MNIST, 1 (Trouser) for Fashion-MNIST; near-blank images are classified as 1 or 3 by the MNIST models, which would make the crafted-samples test meaningless for those)")
     p.add_argument("--n-features", type=int, default=300, help="variance-screened pixels (the paper: 300)")
-    p.add_argument("--n-iter", type=int, default=None, help="sweeps per chain incl. burn-in (default 1200)")
+    p.add_argument("--n-iter", type=int, default=None, help="sweeps per chain incl. burn-in (default 1500)")
     p.add_argument("--n-burnin", type=int, default=None,
                    help="default n_iter / 5 (the chains continue the best pilot, already near stationarity)")
     p.add_argument("--long-iter", type=int, default=2500,
                    help="section 1 also fits Fashion Trouser with this many sweeps (burn-in a fifth; 0: skip)")
+    p.add_argument("--trouser-seeds", type=int, default=3,
+                   help="section 1 repeats the Fashion Trouser fit with this many seeds (whether a fit converges "
+                        "in a fixed budget varies from seed to seed)")
     p.add_argument("--bootstrap", type=int, default=None, help="scrutability subsamples (default 50)")
     p.add_argument("--negatives", type=int, default=2000, help="negatives in the scrutability test")
     p.add_argument("--crafted", type=int, default=500, help="crafted noise images per k")
@@ -471,12 +487,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
-    args.n_iter = args.n_iter or (200 if args.quick else 1200)
+    args.n_iter = args.n_iter or (200 if args.quick else 1500)
     args.n_burnin = args.n_burnin or args.n_iter // 5
     args.bootstrap = args.bootstrap or (5 if args.quick else 50)
     args.n_local = args.n_local or (2 if args.quick else 10)
     if args.quick:
         args.long_iter = 0
+        args.trouser_seeds = 1
         args.negatives = min(args.negatives, 500)
         args.crafted = min(args.crafted, 100)
     return args
