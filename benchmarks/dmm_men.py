@@ -50,7 +50,7 @@ prints a table; ``--json`` writes everything, ``--out`` holds the heat maps):
 
 Usage::
 
-    python benchmarks/dmm_men.py                        # everything (~15 minutes on 2 cores)
+    python benchmarks/dmm_men.py                        # everything (~20 minutes on 2 cores; section 1 alone ~7)
     python benchmarks/dmm_men.py --quick                # small budgets: a smoke run
     python benchmarks/dmm_men.py --sections speed --json dmm.json
     python benchmarks/dmm_men.py --datasets mnist --models mlp --classes 3 8
