@@ -618,6 +618,16 @@ def switch_priors(
     return c, lam1, lam2, n_acc
 
 
+def _used_priors(c: np.ndarray, K: int, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Components per prior ``m``, the used priors, each component's position among them, and
+    the initial slice width on ``log lam`` (before ``settings.lambda_width``) of every used prior:
+    the posterior sd of ``log lam_k`` shrinks like ``1 / sqrt(p m_k)`` (a width that depends only
+    on quantities the lambda and rescaling updates leave fixed, so they stay exact)."""
+    m = np.bincount(c, minlength=K)
+    used = np.flatnonzero(m)
+    return m, used, np.searchsorted(used, c), 3.0 / np.sqrt(1.0 + p * m[used])
+
+
 def rescale_log_target(t, u1, u2, mp, pos, l1, l2, rss_terms, lam2, sigma2, p, priors: Priors) -> np.ndarray:
     """Log density of the rescaling ``t`` of each used prior (:func:`rescale_penalties`).
 
@@ -661,8 +671,8 @@ def rescale_penalties(
     The target along ``t`` is ``log p(log lam1 - t, log lam2) + t m_k p + sum_j [sum_l log
     EN(e^t beta_jl | e^-t lam1, lam2, sigma2_j) - RSS_j(e^t) / (2 sigma2_j)]``, with
     ``RSS_j(s) = sum_i (r_i - s q_i)^2`` (``r = y - b0_j``, ``q = x' beta_j``) from three sums
-    formed once (``O(n)``): each evaluation is ``O(J)``. The initial width ``width * 3 / sqrt(1 + p m_k)`` depends only
-    on quantities the move leaves fixed.
+    formed once (``O(n)``): each evaluation is ``O(J)``. The initial width is that of the
+    ``log lam`` updates, ``width * 3 / sqrt(1 + p m_k)``, which the move leaves fixed.
 
     Returns
     -------
@@ -674,9 +684,7 @@ def rescale_penalties(
     """
     J, p = beta.shape
     K = lam1.shape[0]
-    m = np.bincount(c, minlength=K)
-    used = np.flatnonzero(m)
-    pos = np.searchsorted(used, c)
+    m, used, pos, lam_width = _used_priors(c, K, p)
     idx = np.arange(z.shape[0])
     r = y - intercept[z]
     q = fitted[idx, z] - intercept[z]
@@ -692,7 +700,7 @@ def rescale_penalties(
     def logf(t):
         return rescale_log_target(t, u1, u2, mp, pos, l1, l2, (A, B, C), L2, sigma2, p, priors)
 
-    t, n_evals = slice_sample(rng, np.zeros(used.size), logf, width * 3.0 / np.sqrt(1.0 + mp), max_steps)
+    t, n_evals = slice_sample(rng, np.zeros(used.size), logf, width * lam_width, max_steps)
     s = np.exp(t)[pos]
     lam1 = lam1.copy()
     lam1[used] = np.exp(u1 - t)
@@ -754,15 +762,11 @@ def sample_lambda(
     """
     K = priors.n_priors
     p = beta.shape[1]
-    m = np.bincount(c, minlength=K)
-    used = np.flatnonzero(m)
-    pos = np.searchsorted(used, c)
+    m, used, pos, lam_width = _used_priors(c, K, p)
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
     a1, a2 = np.log(state.lam1[used]), np.log(state.lam2[used])
-    # the posterior sd of log lam shrinks like 1 / sqrt(p m_k): scale the initial widths
-    # (they depend only on fixed quantities, so the update stays exact)
-    width = settings.lambda_width * 3.0 / np.sqrt(1.0 + p * m[used])
+    width = settings.lambda_width * lam_width
     n_evals = 0
     for _ in range(settings.lambda_steps):
         a1, e1 = slice_sample(

@@ -71,12 +71,13 @@ def _run_one(args):
     ``start`` is ``"kmeans"`` (the warm start of :func:`init`), ``"one"`` (every sample in one
     component; the sampler splits it as needed) or a :class:`State` to continue from."""
     rng, X, y, priors, n_iter, n_burnin, thin, settings, start, store = args
-    state = None if isinstance(start, str) else start
-    with blas_limits(1):  # as the chain: with two processes, multi-threaded BLAS oversubscribes
-        if isinstance(start, str) and start == "one":
-            state = init(rng, X, y, priors, z=np.zeros(X.shape[0], dtype=np.int64))
-        elif isinstance(start, str) and start == "kmeans":
-            state = init(rng, X, y, priors, n_em_steps=KMEANS_EM_STEPS)
+    state = start
+    if isinstance(start, str):
+        with blas_limits(1):  # as the chain: with two processes, multi-threaded BLAS oversubscribes
+            if start == "one":
+                state = init(rng, X, y, priors, z=np.zeros(X.shape[0], dtype=np.int64))
+            else:  # "kmeans"
+                state = init(rng, X, y, priors, n_em_steps=KMEANS_EM_STEPS)
     return run_chain(rng, X, y, priors, n_iter, n_burnin, thin, settings=settings, init_state=state,
                      store=store, blas_threads=1)
 
