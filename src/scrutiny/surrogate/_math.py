@@ -9,8 +9,8 @@ Everything here works in log space and is vectorised over components:
   (the ``Dir(1/K)`` weights and the stick-breaking variables);
 * :func:`rinvgauss`: inverse-Gaussian draws in a cancellation-free form of Michael, Schucany &
   Haas (1976), with the exact Levy limit for an infinite mean (a coefficient at exactly 0);
-* :func:`slice_sample`: Neal's (2003) stepping-out and shrinkage slice sampler, run on many
-  independent one-dimensional targets at once;
+* :func:`slice_sample`: Neal's (2003) stepping-out and shrinkage slice sampler on many
+  independent scalar one-dimensional targets;
 * :func:`categorical_from_logits`: one categorical draw per row of a log-probability matrix.
 
 References
@@ -24,6 +24,7 @@ transformations with multiple roots. The American Statistician 30(2), 88-90.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -77,6 +78,19 @@ def en_logpdf_sum(l1, l2sq, p, lam1, lam2, sigma2):
     """
     sigma2 = np.asarray(sigma2, dtype=float)
     return -(lam1 * l1 + lam2 * l2sq) / (2.0 * sigma2) - p * en_log_norm(lam1, lam2, sigma2)
+
+
+def en_log_norm1(lam1: float, lam2: float, sigma2: float) -> float:
+    """:func:`en_log_norm` for Python floats, with ``math`` (about 1 us instead of 15 us): the
+    form evaluated inside the scalar slice-sampling targets."""
+    return 0.5 * (LOG_2PI + math.log(sigma2) - math.log(lam2)) + math.log(
+        erfcx(lam1 / math.sqrt(8.0 * lam2 * sigma2))
+    )
+
+
+def en_logpdf_sum1(l1: float, l2sq: float, p: int, lam1: float, lam2: float, sigma2: float) -> float:
+    """:func:`en_logpdf_sum` for Python floats (see :func:`en_log_norm1`)."""
+    return -(lam1 * l1 + lam2 * l2sq) / (2.0 * sigma2) - p * en_log_norm1(lam1, lam2, sigma2)
 
 
 def log_gamma_rvs(rng: np.random.Generator, shape, size=None) -> np.ndarray:
@@ -159,35 +173,39 @@ def categorical_from_logits(rng: np.random.Generator, logits: np.ndarray) -> tup
     log_norm : ndarray of shape (n,)
         ``logsumexp`` of each row.
     """
-    mx = np.max(logits, axis=1, keepdims=True)
-    prob = np.exp(logits - mx)
-    cum = np.cumsum(prob, axis=1)
-    tot = cum[:, -1]
+    # reductions over the short axis run on the contiguous transpose: 3x faster at m = 6
+    lt = np.ascontiguousarray(logits.T)
+    mx = np.maximum.reduce(lt, axis=0)
+    cum = np.add.accumulate(np.exp(lt - mx), axis=0)
+    tot = cum[-1]
     u = rng.random(logits.shape[0]) * tot
-    draws = np.minimum((cum < u[:, None]).sum(axis=1), logits.shape[1] - 1)
-    return draws, mx[:, 0] + np.log(tot)
+    draws = np.minimum(np.add.reduce(cum < u, axis=0, dtype=np.int64), logits.shape[1] - 1)
+    return draws, mx + np.log(tot)
 
 
 def slice_sample(
     rng: np.random.Generator,
     x0: np.ndarray,
-    logf: Callable[[np.ndarray], np.ndarray],
+    logf: Callable[[int, float], float],
     width,
     max_steps: int = 50,
 ) -> tuple[np.ndarray, int]:
-    """One stepping-out / shrinkage slice-sampling update of many independent 1-D targets.
+    """One stepping-out / shrinkage slice-sampling update of each of many independent 1-D targets.
 
-    Element ``i`` of ``x0`` is updated with target ``exp(logf(x)[i])``, where ``logf`` maps a
-    vector of the same length to the vector of log densities (element ``i`` may only depend on
-    ``x[i]``). All elements step out and shrink together, so the Python loop runs only as
-    many times as the slowest element needs (Neal 2003, Figs. 3 and 5).
+    Element ``i`` of ``x0`` is updated with target ``exp(logf(i, x))`` (Neal 2003, Figs. 3 and 5).
+    The targets are scalar Python functions and each element runs its own loop: the sampler's
+    targets (one per component or per prior, ``J`` of about 6) are a few floating-point
+    operations, so one numpy call per evaluation on vectors of that length would cost more than
+    the arithmetic (this is about 5x faster than a vectorised update at ``J = 6``).
 
     Parameters
     ----------
     x0 : ndarray of shape (m,)
         Current points (their log densities must be finite).
     logf : callable
-        Vectorised log density, ``(m,) -> (m,)``; ``-inf``/NaN outside the support.
+        ``logf(i, x) -> float``, the log density of element ``i`` at the scalar ``x``; ``-inf``,
+        NaN, or an ``OverflowError`` / ``ValueError`` / ``ZeroDivisionError`` (from ``math``
+        outside its domain) mean "outside the support".
     width : float or ndarray of shape (m,)
         Initial interval widths.
     max_steps : int
@@ -197,49 +215,55 @@ def slice_sample(
     -------
     x1 : ndarray of shape (m,)
     n_evals : int
-        Number of calls of ``logf`` (each on the whole vector).
+        Evaluations of ``logf``, summed over the elements.
     """
     x0 = np.asarray(x0, dtype=float)
     m = x0.shape[0]
-    w = np.broadcast_to(np.asarray(width, dtype=float), (m,))
-    f0 = logf(x0)
-    n_evals = 1
-    logy = f0 - rng.standard_exponential(m)
-    left = x0 - w * rng.random(m)
-    right = left + w
-    j = np.floor(max_steps * rng.random(m)).astype(np.int64)
-    k = (max_steps - 1) - j
-    active = j > 0
-    while active.any():
-        n_evals += 1
-        active &= logf(left) > logy  # NaN compares False: outside the support
-        left = np.where(active, left - w, left)
-        j -= active
-        active &= j > 0
-    active = k > 0
-    while active.any():
-        n_evals += 1
-        active &= logf(right) > logy
-        right = np.where(active, right + w, right)
-        k -= active
-        active &= k > 0
-    x1 = x0.copy()
-    todo = np.ones(m, dtype=bool)
-    for _ in range(200):
-        prop = left + rng.random(m) * (right - left)
-        fp = logf(np.where(todo, prop, x1))
-        n_evals += 1
-        ok = todo & (fp > logy)
-        x1 = np.where(ok, prop, x1)
-        todo &= ~ok
-        if not todo.any():
-            break
-        shrink_left = todo & (prop < x0)
-        shrink_right = todo & (prop >= x0)
-        left = np.where(shrink_left, prop, left)
-        right = np.where(shrink_right, prop, right)
-    # an interval that shrank to x0 without acceptance (only through round-off) keeps x0
-    return x1, n_evals
+    widths = np.broadcast_to(np.asarray(width, dtype=float), (m,)).tolist()
+    heights = rng.standard_exponential(m).tolist()
+    offsets, splits = rng.random((2, m)).tolist()
+    out = x0.tolist()
+    n_evals = 0
+    for i in range(m):
+        def f(x, i=i):
+            try:
+                v = logf(i, x)
+            except (OverflowError, ValueError, ZeroDivisionError):
+                return -math.inf
+            return v if v == v else -math.inf  # NaN: outside the support
+
+        x, w = out[i], widths[i]
+        logy = f(x) - heights[i]
+        left = x - w * offsets[i]
+        right = left + w
+        j = int(max_steps * splits[i])
+        k = (max_steps - 1) - j
+        evals = 1
+        while j > 0:
+            evals += 1
+            if not f(left) > logy:
+                break
+            left -= w
+            j -= 1
+        while k > 0:
+            evals += 1
+            if not f(right) > logy:
+                break
+            right += w
+            k -= 1
+        for _ in range(200):
+            prop = left + rng.random() * (right - left)
+            evals += 1
+            if f(prop) > logy:
+                out[i] = prop
+                break
+            if prop < x:
+                left = prop
+            else:
+                right = prop
+        # an interval that shrank to x without acceptance (only through round-off) keeps x
+        n_evals += evals
+    return np.array(out), n_evals
 
 
 def kmeans(rng: np.random.Generator, F: np.ndarray, k: int, n_iter: int = 30) -> np.ndarray:

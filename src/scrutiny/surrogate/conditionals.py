@@ -34,6 +34,7 @@ from ._math import (
     XI_MIN,
     categorical_from_logits,
     en_logpdf_sum,
+    en_logpdf_sum1,
     gamma_logpdf,
     invgamma_logpdf,
     log_beta_pair_rvs,
@@ -219,8 +220,11 @@ def log_likelihood(state: State, y: np.ndarray) -> float:
 
 def mixture_log_likelihood(logd: np.ndarray) -> float:
     """``sum_i logsumexp_j logd_ij`` for the (n, J) matrix of :func:`component_log_densities`."""
-    mx = logd.max(axis=1, keepdims=True)  # max-shifted log-sum-exp: twice as fast as logaddexp.reduce
-    return float(np.sum(mx[:, 0] + np.log(np.exp(logd - mx).sum(axis=1))))
+    # max-shifted log-sum-exp (twice as fast as logaddexp.reduce) over the contiguous transpose
+    # (reductions over the short axis: 3x faster at J = 6)
+    lt = np.ascontiguousarray(logd.T)
+    mx = np.maximum.reduce(lt, axis=0)
+    return float(np.sum(mx + np.log(np.add.reduce(np.exp(lt - mx), axis=0))))
 
 
 # --------------------------------------------------------------------------- (1') label swaps
@@ -485,8 +489,12 @@ def own_lambda_log_target(u1, u2, l1, l2, p, sigma2, priors: Priors) -> np.ndarr
     """
     rate = priors.lam_rate
     a1, a2 = priors.lam1_shape, priors.lam2_shape
-    norm = (a1 + a2) * np.log(rate) - gammaln(a1) - gammaln(a2)
-    return norm + _log_lambda_prior(u1, u2, priors) + en_logpdf_sum(l1, l2, p, np.exp(u1), np.exp(u2), sigma2)
+    norm = (a1 + a2) * math.log(rate) - float(gammaln(a1) + gammaln(a2))
+    if isinstance(u1, float) and isinstance(u2, float):  # scalar path (the switch moves): math, not numpy
+        en = en_logpdf_sum1(l1, l2, p, math.exp(u1), math.exp(u2), sigma2)
+    else:
+        en = en_logpdf_sum(l1, l2, p, np.exp(u1), np.exp(u2), sigma2)
+    return norm + _log_lambda_prior(u1, u2, priors) + en
 
 
 def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
@@ -535,13 +543,18 @@ def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.
     return u, chol
 
 
+#: Log normaliser of the bivariate Student-t with ``_T_DF`` degrees of freedom (unit scale).
+_T_LOG_NORM = float(gammaln((_T_DF + 2) / 2) - gammaln(_T_DF / 2) - math.log(_T_DF * math.pi))
+
+
 def _t_logpdf(x, mode, chol):
-    """Log density of the bivariate Student-t (``_T_DF`` degrees of freedom)."""
-    r = np.linalg.solve(chol, x - mode)
-    q = r @ r
+    """Log density of the bivariate Student-t (``_T_DF`` degrees of freedom) at the point ``x``
+    (two floats), location ``mode``, scale ``chol chol'`` (``chol`` lower triangular 2 x 2)."""
+    (a, _), (b, c) = chol.tolist()
+    r0 = (x[0] - mode[0]) / a
+    r1 = (x[1] - mode[1] - b * r0) / c
     nu = _T_DF
-    return (gammaln((nu + 2) / 2) - gammaln(nu / 2) - np.log(nu * np.pi) - np.log(np.abs(np.diag(chol))).sum()
-            - (nu + 2) / 2 * np.log1p(q / nu))
+    return _T_LOG_NORM - math.log(abs(a * c)) - (nu + 2) / 2 * math.log1p((r0 * r0 + r1 * r1) / nu)
 
 
 def switch_priors(
@@ -577,45 +590,49 @@ def switch_priors(
     l2 = (beta * beta).sum(axis=1)
     mode, chol = lambda_proposals(l1, l2, p, sigma2, priors)
     ae = priors.alpha_e
+    # Python scalars and lists from here on: J is small and numpy calls on scalars cost more
+    # than the arithmetic
+    cs, modes = c.tolist(), mode.tolist()
+    l1, l2, sigma2 = l1.tolist(), l2.tolist(), np.asarray(sigma2, dtype=float).tolist()
     n_acc = 0
-    for j in rng.permutation(J):
-        others = np.delete(c, j)
-        used = np.unique(others)
-        n_used = used.size
-        k_now = int(c[j])
-        shared = bool(np.any(used == k_now))
+    for j in rng.permutation(J).tolist():
+        others = cs[:j] + cs[j + 1:]
+        used = sorted(set(others))
+        n_used = len(used)
+        k_now = cs[j]
+        shared = k_now in used
         if shared and n_used == K:  # no unused prior to split off to
             continue
-        log_ratio_choices = np.log(K - n_used) - np.log(n_used)
+        log_ratio_choices = math.log(K - n_used) - math.log(n_used)
         if shared:  # split off to an unused prior with proposed penalties
-            free = np.setdiff1d(np.arange(K), used)
-            k = int(free[rng.integers(free.size)])
+            free = [k for k in range(K) if k not in used]
+            k = free[int(rng.integers(len(free)))]
             r = chol[j] @ rng.standard_normal(2) / np.sqrt(rng.chisquare(_T_DF) / _T_DF)
-            u = mode[j] + r
+            u = (modes[j][0] + float(r[0]), modes[j][1] + float(r[1]))
             # Dirichlet-multinomial ratio: (ae + 0) / (ae + #others in k_now)
-            log_a = (np.log(ae) - np.log(ae + np.count_nonzero(others == k_now))
+            log_a = (math.log(ae) - math.log(ae + others.count(k_now))
                      + own_lambda_log_target(u[0], u[1], l1[j], l2[j], p, sigma2[j], priors)
-                     - _t_logpdf(u, mode[j], chol[j])
-                     - en_logpdf_sum(l1[j], l2[j], p, lam1[k_now], lam2[k_now], sigma2[j])
+                     - _t_logpdf(u, modes[j], chol[j])
+                     - en_logpdf_sum1(l1[j], l2[j], p, float(lam1[k_now]), float(lam2[k_now]), sigma2[j])
                      + log_ratio_choices)
-            if np.log(rng.random()) < log_a:
-                c[j] = k
-                lam1[k], lam2[k] = np.exp(u)
+            if math.log(rng.random()) < log_a:
+                cs[j] = k
+                lam1[k], lam2[k] = math.exp(u[0]), math.exp(u[1])
                 n_acc += 1
         else:  # alone: join a prior used by others; the freed penalties return to the prior
-            l = int(used[rng.integers(n_used)])
-            u = np.log([lam1[k_now], lam2[k_now]])
-            log_a = (np.log(ae + np.count_nonzero(others == l)) - np.log(ae)
-                     + en_logpdf_sum(l1[j], l2[j], p, lam1[l], lam2[l], sigma2[j])
+            l = used[int(rng.integers(n_used))]
+            u = (math.log(lam1[k_now]), math.log(lam2[k_now]))
+            log_a = (math.log(ae + others.count(l)) - math.log(ae)
+                     + en_logpdf_sum1(l1[j], l2[j], p, float(lam1[l]), float(lam2[l]), sigma2[j])
                      - own_lambda_log_target(u[0], u[1], l1[j], l2[j], p, sigma2[j], priors)
-                     + _t_logpdf(u, mode[j], chol[j])
+                     + _t_logpdf(u, modes[j], chol[j])
                      - log_ratio_choices)
-            if np.log(rng.random()) < log_a:
-                c[j] = l
+            if math.log(rng.random()) < log_a:
+                cs[j] = l
                 lam1[k_now] = rng.gamma(priors.lam1_shape, 1.0 / priors.lam_rate)
                 lam2[k_now] = rng.gamma(priors.lam2_shape, 1.0 / priors.lam_rate)
                 n_acc += 1
-    return c, lam1, lam2, n_acc
+    return np.array(cs, dtype=c.dtype), lam1, lam2, n_acc
 
 
 def _used_priors(c: np.ndarray, K: int, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -628,29 +645,33 @@ def _used_priors(c: np.ndarray, K: int, p: int) -> tuple[np.ndarray, np.ndarray,
     return m, used, np.searchsorted(used, c), 3.0 / np.sqrt(1.0 + p * m[used])
 
 
-def rescale_log_target(t, u1, u2, mp, pos, l1, l2, rss_terms, lam2, sigma2, p, priors: Priors) -> np.ndarray:
-    """Log density of the rescaling ``t`` of each used prior (:func:`rescale_penalties`).
+def rescale_log_target(t, u1, u2, mp, l1, l2, rss_terms, lam2, sigma2, p, priors: Priors) -> float:
+    """Log density of the rescaling ``t`` of one used prior (:func:`rescale_penalties`).
 
     Parameters
     ----------
-    t, u1, u2, mp : ndarray of shape (U,)
-        Log scale factors, current ``log lam1_k``, ``log lam2_k`` and ``m_k p`` (the Jacobian
-        exponent: ``p`` coefficients per component) of the ``U`` used priors.
-    pos : ndarray of shape (J,), int
-        Position of each component's prior among the used ones.
-    l1, l2 : ndarray of shape (J,)
+    t : float
+        Log scale factor.
+    u1, u2 : float
+        Current ``log lam1_k`` and ``log lam2_k`` of the prior.
+    mp : int
+        ``m_k p``, the Jacobian exponent (``p`` coefficients per component of the prior).
+    l1, l2 : sequences of floats, one per component ``j`` with ``c_j = k``
         ``||beta_j||_1`` and ``||beta_j||^2`` at ``t = 0``.
-    rss_terms : tuple of three ndarrays of shape (J,)
+    rss_terms : tuple of three sequences of floats, one entry per component
         ``(sum r^2, sum r q, sum q^2)`` with ``r = y - b0_j`` and ``q = x' beta_j`` over the
         component's samples: ``RSS_j(s) = sum r^2 - 2 s sum r q + s^2 sum q^2``.
-    lam2, sigma2 : ndarray of shape (J,)
-        Each component's ``lam2_{c_j}`` and ``sigma2_j``.
+    lam2 : float
+        ``lam2_k``.
+    sigma2 : sequence of floats
+        The components' ``sigma2_j``.
     """
-    A, B, C = rss_terms
-    s = np.exp(t)[pos]
-    en = en_logpdf_sum(s * l1, s * s * l2, p, np.exp(u1 - t)[pos], lam2, sigma2)
-    lik = -(A - 2.0 * s * B + s * s * C) / (2.0 * sigma2)
-    return _log_lambda_prior(u1 - t, u2, priors) + t * mp + np.bincount(pos, weights=en + lik, minlength=u1.size)
+    s = math.exp(t)
+    lam1 = math.exp(u1 - t)
+    out = _log_lambda_prior(u1 - t, u2, priors) + t * mp
+    for a, b, A, B, C, s2 in zip(l1, l2, *rss_terms, sigma2):
+        out += en_logpdf_sum1(s * a, s * s * b, p, lam1, lam2, s2) - (A - 2.0 * s * B + s * s * C) / (2.0 * s2)
+    return out
 
 
 def rescale_penalties(
@@ -671,7 +692,7 @@ def rescale_penalties(
     The target along ``t`` is ``log p(log lam1 - t, log lam2) + t m_k p + sum_j [sum_l log
     EN(e^t beta_jl | e^-t lam1, lam2, sigma2_j) - RSS_j(e^t) / (2 sigma2_j)]``, with
     ``RSS_j(s) = sum_i (r_i - s q_i)^2`` (``r = y - b0_j``, ``q = x' beta_j``) from three sums
-    formed once (``O(n)``): each evaluation is ``O(J)``. The initial width is that of the
+    formed once (``O(n)``): each evaluation is ``O(m_k)``. The initial width is that of the
     ``log lam`` updates, ``width * 3 / sqrt(1 + p m_k)``, which the move leaves fixed.
 
     Returns
@@ -684,7 +705,7 @@ def rescale_penalties(
     """
     J, p = beta.shape
     K = lam1.shape[0]
-    m, used, pos, lam_width = _used_priors(c, K, p)
+    m, used, _, lam_width = _used_priors(c, K, p)
     idx = np.arange(z.shape[0])
     r = y - intercept[z]
     q = fitted[idx, z] - intercept[z]
@@ -693,17 +714,23 @@ def rescale_penalties(
     C = np.bincount(z, weights=q * q, minlength=J)
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
-    u1, u2 = np.log(lam1[used]), np.log(lam2[used])
-    L2 = lam2[c]
-    mp = m[used] * p
+    u1, u2 = np.log(lam1[used]).tolist(), np.log(lam2[used]).tolist()
+    groups = [np.flatnonzero(c == k) for k in used]
+    args = [
+        (u1[i], u2[i], int(m[k] * p), l1[g].tolist(), l2[g].tolist(), (A[g].tolist(), B[g].tolist(), C[g].tolist()),
+         float(lam2[k]), sigma2[g].tolist())
+        for i, (k, g) in enumerate(zip(used, groups))
+    ]
 
-    def logf(t):
-        return rescale_log_target(t, u1, u2, mp, pos, l1, l2, (A, B, C), L2, sigma2, p, priors)
+    def logf(i, t):
+        return rescale_log_target(t, *args[i], p, priors)
 
     t, n_evals = slice_sample(rng, np.zeros(used.size), logf, width * lam_width, max_steps)
-    s = np.exp(t)[pos]
+    s = np.ones(J)
+    for ti, g in zip(np.exp(t), groups):
+        s[g] = ti
     lam1 = lam1.copy()
-    lam1[used] = np.exp(u1 - t)
+    lam1[used] = lam1[used] * np.exp(-t)
     fitted = intercept[None, :] + (fitted - intercept[None, :]) * s[None, :]
     return beta * s[:, None], fitted, lam1, n_evals
 
@@ -718,33 +745,34 @@ def sample_w(rng: np.random.Generator, c: np.ndarray, priors: Priors) -> np.ndar
 # --------------------------------------------------------------------------- (9) lambda
 
 
-def lambda_log_target(log_lam1, log_lam2, pos, l1, l2, sigma2, p, priors):
-    """Collapsed log target of ``(log lam1_k, log lam2_k)`` for the used priors, Jacobian included.
+def lambda_log_target(log_lam1, log_lam2, l1, l2, sigma2, p, priors) -> float:
+    """Collapsed log target of ``(log lam1_k, log lam2_k)`` of one used prior, Jacobian included.
 
     Parameters
     ----------
-    log_lam1, log_lam2 : ndarray of shape (U,)
-        Log penalties of the ``U`` priors used by at least one component.
-    pos : ndarray of shape (J,), int
-        For each component, the position of its prior ``c_j`` among the used ones.
-    l1, l2, sigma2 : ndarray of shape (J,)
+    log_lam1, log_lam2 : float
+        Log penalties of the prior.
+    l1, l2, sigma2 : sequences of floats, one per component ``j`` with ``c_j = k``
         ``||beta_j||_1``, ``||beta_j||^2`` and ``sigma2_j``.
 
     Returns
     -------
-    ndarray of shape (U,)
+    float
         ``(L) log lam1 - (V/2) lam1 + (R) log lam2 - (V/2) lam2 + sum_{j: c_j = k} sum_l log EN(beta_jl)``.
     """
+    lam1, lam2 = math.exp(log_lam1), math.exp(log_lam2)
     out = _log_lambda_prior(log_lam1, log_lam2, priors)
-    en = en_logpdf_sum(l1, l2, p, np.exp(log_lam1)[pos], np.exp(log_lam2)[pos], sigma2)
-    return out + np.bincount(pos, weights=en, minlength=out.shape[0])
+    for a, b, s2 in zip(l1, l2, sigma2):
+        out += en_logpdf_sum1(a, b, p, lam1, lam2, s2)
+    return out
 
 
 def _log_lambda_prior(u1, u2, priors: Priors):
     """Log density of ``(log lam1, log lam2)`` under the Gamma priors, Jacobian included, up to
-    its normalising constant: ``a1 u1 - r e^u1 + a2 u2 - r e^u2``."""
+    its normalising constant: ``a1 u1 - r e^u1 + a2 u2 - r e^u2`` (floats or arrays)."""
+    exp = math.exp if isinstance(u1, float) and isinstance(u2, float) else np.exp
     rate = priors.lam_rate
-    return priors.lam1_shape * u1 - rate * np.exp(u1) + priors.lam2_shape * u2 - rate * np.exp(u2)
+    return priors.lam1_shape * u1 - rate * exp(u1) + priors.lam2_shape * u2 - rate * exp(u2)
 
 
 def sample_lambda(
@@ -762,20 +790,22 @@ def sample_lambda(
     """
     K = priors.n_priors
     p = beta.shape[1]
-    m, used, pos, lam_width = _used_priors(c, K, p)
+    _, used, _, lam_width = _used_priors(c, K, p)
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
+    groups = [np.flatnonzero(c == k) for k in used]
+    comps = [(l1[g].tolist(), l2[g].tolist(), sigma2[g].tolist()) for g in groups]
     a1, a2 = np.log(state.lam1[used]), np.log(state.lam2[used])
     width = settings.lambda_width * lam_width
     n_evals = 0
     for _ in range(settings.lambda_steps):
+        b2 = a2.tolist()
         a1, e1 = slice_sample(
-            rng, a1, lambda v: lambda_log_target(v, a2, pos, l1, l2, sigma2, p, priors),
-            width, settings.slice_max_steps,
+            rng, a1, lambda i, v: lambda_log_target(v, b2[i], *comps[i], p, priors), width, settings.slice_max_steps
         )
+        b1 = a1.tolist()
         a2, e2 = slice_sample(
-            rng, a2, lambda v: lambda_log_target(a1, v, pos, l1, l2, sigma2, p, priors),
-            width, settings.slice_max_steps,
+            rng, a2, lambda i, v: lambda_log_target(b1[i], v, *comps[i], p, priors), width, settings.slice_max_steps
         )
         n_evals += e1 + e2
     # priors used by no component: exact draws from the Gamma priors
@@ -789,16 +819,16 @@ def sample_lambda(
 # --------------------------------------------------------------------------- (6) sigma2
 
 
-def sigma2_log_target(log_s2, n, rss, l1, l2, p, lam1, lam2, priors):
-    """Collapsed log target of ``log sigma2_j`` (Jacobian included), vectorised over components.
+def sigma2_log_target(log_s2, n, rss, l1, l2, p, lam1, lam2, priors) -> float:
+    """Collapsed log target of one ``log sigma2_j`` (Jacobian included); floats in and out.
 
     ``(sigma2)^-(a + 1 + n_j/2) exp(-(b + RSS_j/2) / sigma2) prod_l EN(beta_jl | lam, sigma2)``
     times ``sigma2`` for the log transform. Equal, up to a constant, to the spec's
     ``(sigma2)^-(a + n_j/2 + p/2) - 1 exp(-B~_j / sigma2) Phi(-lam1 / (2 sigma sqrt(lam2)))^-p``.
     """
-    s2 = np.exp(log_s2)
+    s2 = math.exp(log_s2)
     a, b = priors.sigma2_shape, priors.sigma2_scale
-    return (-(a + n / 2.0) * log_s2 - (b + rss / 2.0) / s2 + en_logpdf_sum(l1, l2, p, lam1, lam2, s2))
+    return -(a + n / 2.0) * log_s2 - (b + rss / 2.0) / s2 + en_logpdf_sum1(l1, l2, p, lam1, lam2, s2)
 
 
 def sample_sigma2(
@@ -815,13 +845,14 @@ def sample_sigma2(
     n = state.counts.astype(float)
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
-    L1, L2 = lam1[c], lam2[c]
     # log sigma2 has posterior sd about sqrt(2 / (n_j + p)): scale the initial widths
     width = settings.sigma2_width * 1.5 * np.sqrt(2.0 / (n + p + 2.0 * priors.sigma2_shape))
+    cols = [v.tolist() for v in (n, np.asarray(rss, dtype=float), l1, l2, lam1[c], lam2[c])]
+    comps = list(zip(*cols))
     out, n_evals = slice_sample(
         rng,
         np.log(state.sigma2),
-        lambda v: sigma2_log_target(v, n, rss, l1, l2, p, L1, L2, priors),
+        lambda j, v: sigma2_log_target(v, *comps[j][:4], p, *comps[j][4:], priors),
         width,
         settings.slice_max_steps,
     )
@@ -849,18 +880,23 @@ def sample_xi(rng: np.random.Generator, beta, sigma2, c, lam1, lam2) -> np.ndarr
 # --------------------------------------------------------------------------- log joint
 
 
-def log_joint(state: State, data: Data, priors: Priors) -> float:
+def log_joint(state: State, data: Data, priors: Priors, logdens: np.ndarray | None = None) -> float:
     """Complete-data log joint density with ``tau`` integrated out (label-invariant).
 
     ``log p(y, z, u, alpha, b0, beta, sigma2, c, w, lam)``; the stick variables enter through
     ``log(1 - u_j)``; the Jacobian of ``pi`` is not included (densities are w.r.t. ``u``).
+    ``logdens``, if given, must be :func:`component_log_densities` of this state: its entries
+    ``(i, z_i)`` are the first two terms.
     """
     J, p = state.beta.shape
     idx = np.arange(data.n)
-    resid = data.y - state.fitted[idx, state.z]
-    s2z = state.sigma2[state.z]
-    out = float(np.sum(-0.5 * (LOG_2PI + np.log(s2z)) - 0.5 * resid * resid / s2z))
-    out += float(np.sum(state.log_pi[state.z]))
+    if logdens is None:
+        resid = data.y - state.fitted[idx, state.z]
+        s2z = state.sigma2[state.z]
+        out = float(np.sum(-0.5 * (LOG_2PI + np.log(s2z)) - 0.5 * resid * resid / s2z))
+        out += float(np.sum(state.log_pi[state.z]))
+    else:
+        out = float(np.sum(logdens[idx, state.z]))
     alpha = state.alpha
     if J > 1:
         out += float(np.sum(np.log(alpha) + (alpha - 1.0) * state.log1m_u[:-1]))

@@ -91,7 +91,7 @@ from .conditionals import (
     switch_priors,
     update_stats,
 )
-from .model import Data, Priors, Settings, State, check_priors, make_data
+from .model import SMALL_GRAM_WORK, Data, Priors, Settings, State, check_priors, make_data
 
 __all__ = [
     "Info",
@@ -232,7 +232,10 @@ def step(
     # (1) allocations and sufficient statistics
     z, _ = sample_z(rng, state, data)
     n_moved = int(np.count_nonzero(z != state.z))
-    recompute = it % settings.recompute_every == 0 or 4 * n_moved > data.n
+    # exact recomputation: periodically, when many samples moved, and always for small problems
+    # (n d^2 < SMALL_GRAM_WORK), where the per-component calls of the update cost more than it
+    small = data.n * data.design.shape[1] ** 2 < SMALL_GRAM_WORK
+    recompute = small or it % settings.recompute_every == 0 or 4 * n_moved > data.n
     if recompute:
         gram, xty, counts = component_stats(z, data, J)
     else:
@@ -287,7 +290,7 @@ def step(
     new = new._replace(logdens=logdens)
     info = Info(
         loglik=mixture_log_likelihood(logdens),
-        logjoint=log_joint(new, data, priors),
+        logjoint=log_joint(new, data, priors, logdens),
         n_occupied=int(np.count_nonzero(counts)),
         n_moved=n_moved,
         sigma2_evals=int(s2_evals),
