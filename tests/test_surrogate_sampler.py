@@ -152,6 +152,9 @@ def _replicate(state, J_new, c=None):
 
 def test_sigma2_update_leaves_the_brute_force_conditional_invariant():
     state, data, priors = _small_state(seed=5)
+    # lam1 large enough that Phi^-p matters (lam1 / (2 sigma sqrt(lam2)) about 0.9 instead of
+    # 0.09): the mutation below is then detected with p ~ 1e-75 for any stream, not by luck
+    state = state._replace(lam1=state.lam1 * 10.0)
     grid = np.exp(np.linspace(np.log(state.sigma2[0]) - 6, np.log(state.sigma2[0]) + 6, 4001))
     logp = np.array([C.log_joint(state._replace(sigma2=np.array([s])), data, priors) for s in grid])
     dens = np.exp(logp - logp.max())

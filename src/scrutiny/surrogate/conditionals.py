@@ -536,7 +536,7 @@ def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.
         norm = np.linalg.norm(step, axis=1, keepdims=True)
         step = np.where(norm > 1.0, step / np.maximum(norm, 1e-300), step)
         u = u + np.nan_to_num(step)
-        if np.all(norm < 1e-6):
+        if np.all(norm < 1e-4):  # Newton converges quadratically: the mode is then within ~1e-8
             break
     cov = np.where(ok[:, None, None], -np.linalg.inv(H), 0.25 * np.eye(2))
     chol = np.linalg.cholesky(cov * _T_INFLATE**2 + 1e-10 * np.eye(2))
@@ -635,14 +635,12 @@ def switch_priors(
     return np.array(cs, dtype=c.dtype), lam1, lam2, n_acc
 
 
-def _used_priors(c: np.ndarray, K: int, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Components per prior ``m``, the used priors, each component's position among them, and
-    the initial slice width on ``log lam`` (before ``settings.lambda_width``) of every used prior:
-    the posterior sd of ``log lam_k`` shrinks like ``1 / sqrt(p m_k)`` (a width that depends only
-    on quantities the lambda and rescaling updates leave fixed, so they stay exact)."""
+def _used_priors(c: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Components per prior ``m`` (K,), the used priors (those with ``m_k > 0``) and, for each
+    used prior, the indices of its components."""
     m = np.bincount(c, minlength=K)
     used = np.flatnonzero(m)
-    return m, used, np.searchsorted(used, c), 3.0 / np.sqrt(1.0 + p * m[used])
+    return m, used, [np.flatnonzero(c == k) for k in used]
 
 
 def rescale_log_target(t, u1, u2, mp, l1, l2, rss_terms, lam2, sigma2, p, priors: Priors) -> float:
@@ -692,8 +690,10 @@ def rescale_penalties(
     The target along ``t`` is ``log p(log lam1 - t, log lam2) + t m_k p + sum_j [sum_l log
     EN(e^t beta_jl | e^-t lam1, lam2, sigma2_j) - RSS_j(e^t) / (2 sigma2_j)]``, with
     ``RSS_j(s) = sum_i (r_i - s q_i)^2`` (``r = y - b0_j``, ``q = x' beta_j``) from three sums
-    formed once (``O(n)``): each evaluation is ``O(m_k)``. The initial width is that of the
-    ``log lam`` updates, ``width * 3 / sqrt(1 + p m_k)``, which the move leaves fixed.
+    formed once (``O(n)``): each evaluation is ``O(m_k)``. The initial width is ``width * 3 /
+    sqrt(1 + p m_k + sum_j B_j^2 / (C_j sigma2_j))`` (``B``, ``C`` the last two sums): the
+    ``log lam`` updates' information plus the likelihood's curvature at its maximum in ``t``,
+    quantities the move leaves fixed.
 
     Returns
     -------
@@ -705,7 +705,7 @@ def rescale_penalties(
     """
     J, p = beta.shape
     K = lam1.shape[0]
-    m, used, _, lam_width = _used_priors(c, K, p)
+    m, used, groups = _used_priors(c, K)
     idx = np.arange(z.shape[0])
     r = y - intercept[z]
     q = fitted[idx, z] - intercept[z]
@@ -715,7 +715,6 @@ def rescale_penalties(
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
     u1, u2 = np.log(lam1[used]).tolist(), np.log(lam2[used]).tolist()
-    groups = [np.flatnonzero(c == k) for k in used]
     args = [
         (u1[i], u2[i], int(m[k] * p), l1[g].tolist(), l2[g].tolist(), (A[g].tolist(), B[g].tolist(), C[g].tolist()),
          float(lam2[k]), sigma2[g].tolist())
@@ -725,7 +724,13 @@ def rescale_penalties(
     def logf(i, t):
         return rescale_log_target(t, *args[i], p, priors)
 
-    t, n_evals = slice_sample(rng, np.zeros(used.size), logf, width * lam_width, max_steps)
+    # initial widths: 3 sd of a target whose information adds the prior-driven 1 + p m_k (the
+    # log lam width) and the likelihood's sum_j B_j^2 / (C_j sigma2_j), its curvature in t at
+    # s = B / C; both are invariant under the move (B -> s B, C -> s^2 C), as the width must be
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lik_info = np.where(C > 0, B * B / C, 0.0) / sigma2
+    info = 1.0 + p * m[used] + np.bincount(c, weights=lik_info, minlength=K)[used]
+    t, n_evals = slice_sample(rng, np.zeros(used.size), logf, width * 3.0 / np.sqrt(info), max_steps)
     s = np.ones(J)
     for ti, g in zip(np.exp(t), groups):
         s[g] = ti
@@ -790,13 +795,14 @@ def sample_lambda(
     """
     K = priors.n_priors
     p = beta.shape[1]
-    _, used, _, lam_width = _used_priors(c, K, p)
+    m, used, groups = _used_priors(c, K)
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
-    groups = [np.flatnonzero(c == k) for k in used]
     comps = [(l1[g].tolist(), l2[g].tolist(), sigma2[g].tolist()) for g in groups]
     a1, a2 = np.log(state.lam1[used]), np.log(state.lam2[used])
-    width = settings.lambda_width * lam_width
+    # the posterior sd of log lam_k shrinks like 1 / sqrt(p m_k): about a sixth of this width
+    # (a width that depends only on quantities the update leaves fixed, as it must)
+    width = settings.lambda_width * 6.0 / np.sqrt(1.0 + p * m[used])
     n_evals = 0
     for _ in range(settings.lambda_steps):
         b2 = a2.tolist()
@@ -845,8 +851,8 @@ def sample_sigma2(
     n = state.counts.astype(float)
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
-    # log sigma2 has posterior sd about sqrt(2 / (n_j + p)): scale the initial widths
-    width = settings.sigma2_width * 1.5 * np.sqrt(2.0 / (n + p + 2.0 * priors.sigma2_shape))
+    # log sigma2 has posterior sd about sqrt(2 / (n_j + p)): initial widths of three times that
+    width = settings.sigma2_width * 3.0 * np.sqrt(2.0 / (n + p + 2.0 * priors.sigma2_shape))
     cols = [v.tolist() for v in (n, np.asarray(rss, dtype=float), l1, l2, lam1[c], lam2[c])]
     comps = list(zip(*cols))
     out, n_evals = slice_sample(

@@ -268,7 +268,7 @@ def step(
     for _ in range(settings.penalty_rescales):
         beta, fitted, lam1, _ = rescale_penalties(
             rng, beta, intercept, fitted, z, data.y, st.sigma2, st.c, lam1, st.lam2, priors,
-            settings.lambda_width, settings.slice_max_steps,
+            max_steps=settings.slice_max_steps,
         )
     # (4)-(7) collapsed over tau
     c = sample_c(rng, beta, st.sigma2, lam1, st.lam2, st.w)

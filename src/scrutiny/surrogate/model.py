@@ -112,7 +112,8 @@ class Settings(NamedTuple):
     sigma2_width, lambda_width : float
         Multipliers of the initial slice widths on ``log sigma2`` and ``log lambda`` (the widths
         are scaled to the expected posterior spread, ``3 sqrt(2 / (n_j + p))`` and
-        ``3 / sqrt(1 + p m_k)`` at the default 1).
+        ``6 / sqrt(1 + p m_k)`` at the default 1: 5.8-6.6 evaluations per update on MNIST
+        superpixel and Fashion-MNIST logit problems, against 6.3-8.1 at half these widths).
     lambda_steps : int
         Slice updates of each ``log lambda`` per sweep.
     slice_max_steps : int
