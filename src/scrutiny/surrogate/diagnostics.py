@@ -23,6 +23,7 @@ Geyer, C. J. (1992). Practical Markov chain Monte Carlo. Statistical Science 7(4
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -108,18 +109,18 @@ def _ess_raw(x: np.ndarray) -> float:
     M, N = x.shape
     if np.ptp(x) < np.finfo(float).resolution:
         return float(x.size)
-    acov = _autocov(x)
-    mean_var = acov[:, 0].mean() * N / (N - 1.0)
+    acov = _autocov(x).mean(axis=0).tolist()  # averaged over chains once; the loop reads floats
+    mean_var = acov[0] * N / (N - 1.0)
     var_plus = mean_var * (N - 1.0) / N
     if M > 1:
         var_plus += x.mean(axis=1).var(ddof=1)
-    rho = np.zeros(N)
-    rho_even, rho_odd = 1.0, 1.0 - (mean_var - acov[:, 1].mean()) / var_plus
+    rho = [0.0] * N
+    rho_even, rho_odd = 1.0, 1.0 - (mean_var - acov[1]) / var_plus
     rho[0], rho[1] = rho_even, rho_odd
     t = 1
     while t < N - 3 and rho_even + rho_odd > 0.0:
-        rho_even = 1.0 - (mean_var - acov[:, t + 1].mean()) / var_plus
-        rho_odd = 1.0 - (mean_var - acov[:, t + 2].mean()) / var_plus
+        rho_even = 1.0 - (mean_var - acov[t + 1]) / var_plus
+        rho_odd = 1.0 - (mean_var - acov[t + 2]) / var_plus
         if rho_even + rho_odd >= 0:
             rho[t + 1], rho[t + 2] = rho_even, rho_odd
         t += 2
@@ -132,8 +133,8 @@ def _ess_raw(x: np.ndarray) -> float:
             rho[t + 1] = rho[t + 2] = (rho[t - 1] + rho[t]) / 2.0
         t += 2
     ess = M * N
-    tau = -1.0 + 2.0 * rho[: max_t + 1].sum() + rho[max_t + 1 : max_t + 2].sum()
-    tau = max(tau, 1.0 / np.log10(ess))
+    tau = -1.0 + 2.0 * sum(rho[: max_t + 1]) + sum(rho[max_t + 1 : max_t + 2])
+    tau = max(tau, 1.0 / math.log10(ess))
     return float(ess / tau)
 
 
