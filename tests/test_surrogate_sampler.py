@@ -23,7 +23,7 @@ from scipy import integrate, stats
 from scipy.special import log_ndtr
 
 from scrutiny.surrogate import conditionals as C
-from scrutiny.surrogate._math import en_log_norm, rinvgauss, slice_sample
+from scrutiny.surrogate._math import en_log_norm, en_log_norm1, rinvgauss, slice_sample
 from scrutiny.surrogate.conditionals import Priors, Settings, make_data
 from scrutiny.surrogate.conditionals import prior_xi
 from scrutiny.surrogate.mcmc import init, run_chain, sample_prior, sample_y, step, with_data
@@ -65,6 +65,22 @@ def test_en_normaliser_matches_quadrature(lam1, lam2, sigma2):
     val, _ = integrate.quad(lambda u: np.exp(-(lam1 * u * scale + lam2 * (u * scale) ** 2) / (2 * sigma2)), 0, np.inf)
     expected = np.log(2.0 * val * scale)
     assert en_log_norm(lam1, lam2, sigma2) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    # the scalar form used inside the slice targets
+    assert en_log_norm1(lam1, lam2, sigma2) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_scalar_and_vectorised_penalty_targets_agree():
+    """The switch moves evaluate own_lambda_log_target and the Student-t proposal on floats."""
+    priors = Priors()
+    u1, u2 = np.array([-2.0, 0.5, 3.0]), np.array([1.0, -1.5, 0.2])
+    vec = C.own_lambda_log_target(u1, u2, 4.0, 2.5, 30, 0.7, priors)
+    for i in range(3):
+        assert C.own_lambda_log_target(float(u1[i]), float(u2[i]), 4.0, 2.5, 30, 0.7, priors) == pytest.approx(
+            vec[i], rel=1e-12)
+    chol = np.linalg.cholesky(np.array([[0.5, 0.2], [0.2, 0.3]]))
+    mode = [0.3, -1.0]
+    ref = stats.multivariate_t(loc=mode, shape=chol @ chol.T, df=C._T_DF).logpdf([1.1, -0.4])
+    assert C._t_logpdf((1.1, -0.4), mode, chol) == pytest.approx(ref, rel=1e-12)
 
 
 def test_log_joint_matches_independent_scipy_computation():
