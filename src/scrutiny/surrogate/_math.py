@@ -1,10 +1,12 @@
 """Numerical building blocks of the DMM-MEN sampler (private).
 
-Everything here works in log space and is vectorised over components:
+Everything here works in log space and is vectorised over components, except the scalar
+forms that the slice samplers evaluate one component at a time:
 
 * :func:`en_log_norm` / :func:`en_logpdf_sum`: the Bayesian elastic-net prior (Li & Lin 2010;
   Hans 2011) and its normaliser, written with ``erfcx`` so that the ``exp(theta)`` and
-  ``Phi(-sqrt(2 theta))`` factors cancel analytically instead of numerically;
+  ``Phi(-sqrt(2 theta))`` factors cancel analytically instead of numerically
+  (:func:`en_log_norm1` / :func:`en_logpdf_sum1`: the same for Python floats);
 * :func:`log_gamma_rvs`: ``log`` of Gamma draws that never underflow, even for tiny shapes
   (the ``Dir(1/K)`` weights and the stick-breaking variables);
 * :func:`rinvgauss`: inverse-Gaussian draws in a cancellation-free form of Michael, Schucany &

@@ -480,12 +480,13 @@ _T_INFLATE = 1.5
 _LOG_LAM_GRID = np.arange(-10.0, 8.0 + 1e-9, 1.0)
 
 
-def own_lambda_log_target(u1, u2, l1, l2, p, sigma2, priors: Priors) -> np.ndarray:
+def own_lambda_log_target(u1, u2, l1, l2, p, sigma2, priors: Priors) -> np.ndarray | float:
     """``log p0(u) + sum_l log EN(beta_l | e^u1, e^u2, sigma2)`` on the log scale, normalised prior.
 
     ``p0(u)`` is the density of ``(log lam1, log lam2)`` under the Gamma priors (Jacobian
     included). This is the log posterior, up to a constant, of the penalties of a prior used by
-    one component with ``||beta||_1 = l1``, ``||beta||^2 = l2``. Broadcasts over every argument.
+    one component with ``||beta||_1 = l1``, ``||beta||^2 = l2``. Broadcasts over every argument;
+    floats ``u1``, ``u2`` take a scalar ``math`` path and give a float.
     """
     rate = priors.lam_rate
     a1, a2 = priors.lam1_shape, priors.lam2_shape

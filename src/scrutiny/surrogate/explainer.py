@@ -393,7 +393,7 @@ class DMMMENExplainer(Explainer):
         The explainer's fits default to ``init="mixed"`` and ``chain_selection="best"`` (see
         Notes); pass e.g. ``{"init": "kmeans", "chain_selection": "all"}`` for plain pooling.
         They run their chains in parallel processes (``n_jobs``: one per chain, at most one per
-        CPU; 1.17 s per MNIST explanation on 2 cores, median of 10 images, and about 1.5 times
+        CPU; 1.17 s per MNIST explanation on 2 cores, median of 10 images, and 1.2-1.6 times
         that in one process); ``{"n_jobs": 1}`` runs
         them in this process.
     batch_size : int, optional
