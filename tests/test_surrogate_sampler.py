@@ -669,3 +669,14 @@ def test_the_cached_log_densities_change_nothing():
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
     assert with_data(st, data).logdens is None
 
+
+
+def test_cholesky_draw_jitters_a_singular_precision_and_refuses_an_indefinite_one():
+    rng = np.random.default_rng(5)
+    v = np.array([1.0, 2.0, -1.0])
+    G = np.outer(v, v)  # rank 1: the plain factorisation fails, the jittered one succeeds
+    theta = C._draw_cholesky(rng, G, G @ np.ones(3), np.zeros(3), 1e-8)
+    assert theta.shape == (3,) and np.all(np.isfinite(theta))
+    assert v @ theta == pytest.approx(v @ np.ones(3), abs=1e-3)  # the data pin the direction v
+    with pytest.raises(FloatingPointError, match="not positive definite"):
+        C._draw_cholesky(rng, -1e12 * np.eye(3), np.zeros(3), np.zeros(3), 0.5)

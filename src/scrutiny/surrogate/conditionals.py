@@ -380,7 +380,8 @@ def _draw_cholesky(rng, G, h, pen, sigma2):
         return lapack.dpotrf(A, lower=1, clean=0, overwrite_a=1)
 
     L, info = factor(0.0)
-    jitter = 1e-10 * max(float(np.trace(G) + np.sum(pen)) / d, 1e-300)
+    if info != 0:  # the jitter's scale is only needed when the plain factorisation fails
+        jitter = 1e-10 * max(float(np.trace(G) + np.sum(pen)) / d, 1e-300)
     extra = 0.0
     while info != 0:
         extra += jitter
