@@ -675,7 +675,7 @@ def rescale_log_target(t, u1, u2, mp, l1, l2, rss_terms, lam2, sigma2, p, priors
 
 
 def rescale_penalties(
-    rng: np.random.Generator, beta, intercept, fitted, z, y, sigma2, c, lam1, lam2, priors: Priors, width: float = 1.0,
+    rng: np.random.Generator, beta, intercept, fitted, z, y, sigma2, c, lam1, lam2, priors: Priors,
     max_steps: int = 50,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Joint rescaling of each used prior's ``lam1_k`` and the coefficients of its components.
@@ -692,7 +692,7 @@ def rescale_penalties(
     The target along ``t`` is ``log p(log lam1 - t, log lam2) + t m_k p + sum_j [sum_l log
     EN(e^t beta_jl | e^-t lam1, lam2, sigma2_j) - RSS_j(e^t) / (2 sigma2_j)]``, with
     ``RSS_j(s) = sum_i (r_i - s q_i)^2`` (``r = y - b0_j``, ``q = x' beta_j``) from three sums
-    formed once (``O(n)``): each evaluation is ``O(m_k)``. The initial width is ``width * 3 /
+    formed once (``O(n)``): each evaluation is ``O(m_k)``. The initial width is ``3 /
     sqrt(1 + p m_k + sum_j B_j^2 / (C_j sigma2_j))`` (``B``, ``C`` the last two sums): the
     ``log lam`` updates' information plus the likelihood's curvature at its maximum in ``t``,
     quantities the move leaves fixed.
@@ -732,7 +732,7 @@ def rescale_penalties(
     with np.errstate(divide="ignore", invalid="ignore"):
         lik_info = np.where(C > 0, B * B / C, 0.0) / sigma2
     info = 1.0 + p * m[used] + np.bincount(c, weights=lik_info, minlength=K)[used]
-    t, n_evals = slice_sample(rng, np.zeros(used.size), logf, width * 3.0 / np.sqrt(info), max_steps)
+    t, n_evals = slice_sample(rng, np.zeros(used.size), logf, 3.0 / np.sqrt(info), max_steps)
     s = np.ones(J)
     for ti, g in zip(np.exp(t), groups):
         s[g] = ti
