@@ -17,13 +17,22 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from scipy import integrate, stats
-from scipy.special import log_ndtr
 
 from scrutiny.surrogate import conditionals as C
-from scrutiny.surrogate._math import en_log_norm, en_log_norm1, rinvgauss, slice_sample
+from scrutiny.surrogate._math import (
+    en_log_norm,
+    en_log_norm1,
+    log_erfcx,
+    rinvgauss,
+    rng_random,
+    rng_state,
+    slice_loop,
+    slice_sample,
+)
 from scrutiny.surrogate.conditionals import Priors, Settings, make_data
 from scrutiny.surrogate.conditionals import prior_xi
 from scrutiny.surrogate.mcmc import init, run_chain, sample_prior, sample_y, step, with_data
@@ -78,9 +87,31 @@ def test_scalar_and_vectorised_penalty_targets_agree():
         assert C.own_lambda_log_target(float(u1[i]), float(u2[i]), 4.0, 2.5, 30, 0.7, priors) == pytest.approx(
             vec[i], rel=1e-12)
     chol = np.linalg.cholesky(np.array([[0.5, 0.2], [0.2, 0.3]]))
-    mode = [0.3, -1.0]
+    mode = np.array([0.3, -1.0])
     ref = stats.multivariate_t(loc=mode, shape=chol @ chol.T, df=C._T_DF).logpdf([1.1, -0.4])
     assert C._t_logpdf((1.1, -0.4), mode, chol) == pytest.approx(ref, rel=1e-12)
+
+
+def test_prior_switch_proposals_sit_at_the_mode_with_the_inflated_laplace_scale():
+    """The compiled proposal search: its location maximises own_lambda_log_target (checked with
+    scipy's optimiser on the vectorised form) and its scale is the inverse negative Hessian there
+    (by finite differences) times _T_INFLATE^2."""
+    from scipy.optimize import minimize
+
+    priors = Priors()
+    l1, l2, sig2, p = np.array([4.0, 40.0, 0.3]), np.array([2.5, 30.0, 0.01]), np.array([0.7, 2.0, 0.05]), 30
+    mode, chol = C.lambda_proposals(l1, l2, p, sig2, priors)
+    for j in range(3):
+        f = lambda u: -C.own_lambda_log_target(u[0], u[1], l1[j], l2[j], p, sig2[j], priors)  # noqa: E731
+        ref = minimize(f, mode[j] + 0.5, method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-12}).x
+        np.testing.assert_allclose(mode[j], ref, atol=1e-4)
+        h = 1e-3
+        H = np.empty((2, 2))
+        for a in range(2):
+            for b in range(2):
+                ea, eb = np.eye(2)[a] * h, np.eye(2)[b] * h
+                H[a, b] = (f(ref + ea + eb) - f(ref + ea - eb) - f(ref - ea + eb) + f(ref - ea - eb)) / (4 * h * h)
+        np.testing.assert_allclose(chol[j] @ chol[j].T, np.linalg.inv(H) * C._T_INFLATE**2, rtol=1e-3)
 
 
 def test_log_joint_matches_independent_scipy_computation():
@@ -166,7 +197,27 @@ def _replicate(state, J_new, c=None):
     )
 
 
-def test_sigma2_update_leaves_the_brute_force_conditional_invariant():
+def _sigma2_kernel_without_phi():
+    """``sample_sigma2``'s compiled kernel with a target that lacks ``Phi^-p`` (the mutation the
+    conditional tests must catch): the exact target plus ``p log Phi(-lam1 / (2 sigma sqrt(lam2)))``."""
+    exact = C.sigma2_log_target
+
+    @numba.njit(error_model="numpy")
+    def element(j, x, args):
+        n, rss, l1, l2, p, lam1, lam2, a, b = args
+        t = lam1[j] / (2.0 * math.exp(0.5 * x) * math.sqrt(lam2[j]))
+        log_phi = math.log(0.5 * math.erfc(t / math.sqrt(2.0)))
+        return exact(x, n[j], rss[j], l1[j], l2[j], p, lam1[j], lam2[j], a, b) + p * log_phi
+
+    @numba.njit(error_model="numpy")
+    def kernel(seed, x0, width, max_steps, args):
+        x = x0.copy()
+        return x, slice_loop(element, args, rng_state(seed), x, width, max_steps)
+
+    return kernel
+
+
+def test_sigma2_update_leaves_the_brute_force_conditional_invariant(monkeypatch):
     state, data, priors = _small_state(seed=5)
     # lam1 large enough that Phi^-p matters (lam1 / (2 sigma sqrt(lam2)) about 0.9 instead of
     # 0.09): the mutation below is then detected with p ~ 1e-75 for any stream, not by luck
@@ -187,15 +238,9 @@ def test_sigma2_update_leaves_the_brute_force_conditional_invariant():
     assert stats.kstest(s2, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
     # and the test has power: the same check fails for a sampler whose target lacks Phi^-p
     bad = start
-    orig = C.sigma2_log_target
-    try:
-        C.sigma2_log_target = lambda v, n, rss_, l1, l2, p, L1, L2, pr: orig(v, n, rss_, l1, l2, p, L1, L2, pr) + p * log_ndtr(
-            -L1 / (2 * np.exp(0.5 * v) * np.sqrt(L2))
-        )
-        for _ in range(20):
-            bad, _ = C.sample_sigma2(rng, rep._replace(sigma2=bad), rep.beta, rss, rep.c, state.lam1, state.lam2, priors, Settings())
-    finally:
-        C.sigma2_log_target = orig
+    monkeypatch.setattr(C, "_sigma2_kernel", _sigma2_kernel_without_phi())
+    for _ in range(20):
+        bad, _ = C.sample_sigma2(rng, rep._replace(sigma2=bad), rep.beta, rss, rep.c, state.lam1, state.lam2, priors, Settings())
     assert stats.kstest(bad, lambda x: np.interp(x, grid, cdf)).pvalue < 1e-6
 
 
@@ -296,11 +341,38 @@ def test_sticks_alpha_and_slice_sampler():
     # below: outside the support)
     x = rng.standard_normal(5000)
     g = rng.gamma(3.0, size=5000)
+    normal = numba.njit(lambda i, v, args: -0.5 * v * v)
+    gamma3 = numba.njit(error_model="numpy")(lambda i, v, args: 2 * math.log(v) - v)
     for _ in range(3):
-        x, _ = slice_sample(rng, x, lambda i, v: -0.5 * v * v, 1.0)
-        g, _ = slice_sample(rng, g, lambda i, v: 2 * math.log(v) - v, 0.5)
+        x, _ = slice_sample(rng, x, normal, 1.0)
+        g, _ = slice_sample(rng, g, gamma3, 0.5)
     assert stats.kstest(x, "norm").pvalue > 1e-3
     assert stats.kstest(g, stats.gamma(3.0).cdf).pvalue > 1e-3
+    # +inf is outside the support too (no target has a pole; a NaN or overflow must not be taken)
+    spike = numba.njit(lambda i, v, args: math.inf if abs(v - 0.5) < 1e-3 else -0.5 * v * v)
+    x, _ = slice_sample(rng, rng.standard_normal(5000), spike, 1.0)
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+
+
+def test_compiled_uniforms_are_uniform_and_independent_across_seeds():
+    """The xoshiro256** stream behind the compiled slice loops: uniform on [0, 1), serially
+    uncorrelated, and distinct for neighbouring seeds."""
+    s = rng_state(np.uint64(12345))
+    u = np.array([rng_random(s) for _ in range(20000)])
+    assert u.min() >= 0.0 and u.max() < 1.0
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 0.03
+    t = rng_state(np.uint64(12346))
+    v = np.array([rng_random(t) for _ in range(20000)])
+    assert abs(np.corrcoef(u, v)[0, 1]) < 0.03 and not np.any(u == v)
+
+
+def test_log_erfcx_matches_scipy_across_both_branches():
+    from scipy.special import erfcx
+
+    x = np.concatenate([np.linspace(0.0, 30.0, 3001), [24.999, 25.0, 25.001, 50.0, 1e3, 1e8]])
+    got = np.array([log_erfcx(float(v)) for v in x])
+    np.testing.assert_allclose(got, np.log(erfcx(x)), rtol=1e-12, atol=1e-13)
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -442,13 +514,7 @@ def test_geweke_without_intercept_and_three_priors():
 @pytest.mark.slow
 def test_geweke_detects_a_dropped_phi_term(monkeypatch):
     """The mutation the Geweke test is meant to catch: the sigma2 target without Phi^-p."""
-    orig = C.sigma2_log_target
-
-    def without_phi(log_s2, n, rss, l1, l2, p, lam1, lam2, priors):
-        x = lam1 / (2 * np.exp(0.5 * log_s2) * np.sqrt(lam2))
-        return orig(log_s2, n, rss, l1, l2, p, lam1, lam2, priors) + p * log_ndtr(-x)
-
-    monkeypatch.setattr(C, "sigma2_log_target", without_phi)
+    monkeypatch.setattr(C, "_sigma2_kernel", _sigma2_kernel_without_phi())
     z = _geweke(2500, seed=20)
     assert np.max(np.abs(z)) > 8.0
 
@@ -633,20 +699,39 @@ def _rescaling_pvalue(stats_):
 
 
 def _drop_jacobian(exact):
-    return lambda t, u1, u2, mp, *rest: exact(t, u1, u2, mp, *rest) - t * mp
+    return numba.njit(error_model="numpy")(
+        lambda t, u1, u2, mp, lam2, k, c, l1, l2, A, B, Cq, s2, p, a1, a2, rate:
+        exact(t, u1, u2, mp, lam2, k, c, l1, l2, A, B, Cq, s2, p, a1, a2, rate) - t * mp
+    )
 
 
 def _drop_likelihood(exact):
-    def target(t, u1, u2, mp, l1, l2, rss_terms, *rest):
-        return exact(t, u1, u2, mp, l1, l2, tuple([0.0] * len(a) for a in rss_terms), *rest)
-    return target
+    return numba.njit(error_model="numpy")(
+        lambda t, u1, u2, mp, lam2, k, c, l1, l2, A, B, Cq, s2, p, a1, a2, rate:
+        exact(t, u1, u2, mp, lam2, k, c, l1, l2, 0.0 * A, 0.0 * B, 0.0 * Cq, s2, p, a1, a2, rate)
+    )
+
+
+def _rescale_kernel_with(target):
+    """``rescale_penalties``' compiled kernel with another target (same signature)."""
+    @numba.njit(error_model="numpy")
+    def element(i, t, args):
+        u1, u2, mp, lam2, used, c, l1, l2, A, B, Cq, s2, p, a1, a2, rate = args
+        return target(t, u1[i], u2[i], mp[i], lam2[i], used[i], c, l1, l2, A, B, Cq, s2, p, a1, a2, rate)
+
+    @numba.njit(error_model="numpy")
+    def kernel(seed, x0, width, max_steps, args):
+        x = x0.copy()
+        return x, slice_loop(element, args, rng_state(seed), x, width, max_steps)
+
+    return kernel
 
 
 @pytest.mark.parametrize("mutation", [_drop_jacobian, _drop_likelihood])
 def test_penalty_rescaling_mutations_are_caught(monkeypatch, mutation):
     """The same test must fail when the Jacobian ``t m_k p`` of the coefficients or the
     likelihood change ``RSS_j(e^t)`` is dropped from the target."""
-    monkeypatch.setattr(C, "rescale_log_target", mutation(C.rescale_log_target))
+    monkeypatch.setattr(C, "_rescale_kernel", _rescale_kernel_with(mutation(C.rescale_log_target)))
     stats_, _ = _rescaled_joint_draws(3000, 5)
     assert _rescaling_pvalue(stats_) < 1e-3
 

@@ -39,8 +39,11 @@ from ._math import (
     invgamma_logpdf,
     log_beta_pair_rvs,
     log_dirichlet_rvs,
+    jit,
     rinvgauss,
-    slice_sample,
+    rng_state,
+    slice_loop,
+    slice_seed,
 )
 from .model import Data, Priors, Settings, State, check_priors, make_data  # noqa: F401  (re-exported)
 
@@ -487,16 +490,75 @@ def own_lambda_log_target(u1, u2, l1, l2, p, sigma2, priors: Priors) -> np.ndarr
     ``p0(u)`` is the density of ``(log lam1, log lam2)`` under the Gamma priors (Jacobian
     included). This is the log posterior, up to a constant, of the penalties of a prior used by
     one component with ``||beta||_1 = l1``, ``||beta||^2 = l2``. Broadcasts over every argument;
-    floats ``u1``, ``u2`` take a scalar ``math`` path and give a float.
+    floats ``u1``, ``u2`` take the compiled scalar form (:func:`_own_lambda_log_target1`, what
+    the prior switches evaluate) and give a float.
     """
-    rate = priors.lam_rate
-    a1, a2 = priors.lam1_shape, priors.lam2_shape
-    norm = (a1 + a2) * math.log(rate) - float(gammaln(a1) + gammaln(a2))
-    if isinstance(u1, float) and isinstance(u2, float):  # scalar path (the switch moves): math, not numpy
-        en = en_logpdf_sum1(l1, l2, p, math.exp(u1), math.exp(u2), sigma2)
+    prior = _own_prior_args(priors)
+    if isinstance(u1, float) and isinstance(u2, float):
+        return _own_lambda_log_target1(u1, u2, float(l1), float(l2), int(p), float(sigma2), *prior)
+    en = en_logpdf_sum(l1, l2, p, np.exp(u1), np.exp(u2), sigma2)
+    return prior[3] + _log_lambda_prior(u1, u2, priors) + en
+
+
+def _own_prior_args(priors: Priors) -> tuple[float, float, float, float]:
+    """``(a1, a2, rate, log normaliser)`` of the Gamma priors of ``(log lam1, log lam2)``."""
+    a1, a2, rate = _lambda_prior_args(priors)
+    return a1, a2, rate, (a1 + a2) * math.log(rate) - float(gammaln(a1) + gammaln(a2))
+
+
+@jit
+def _own_lambda_log_target1(u1, u2, l1, l2, p, sigma2, a1, a2, rate, norm) -> float:
+    return norm + log_lambda_prior1(u1, u2, a1, a2, rate) + en_logpdf_sum1(l1, l2, p, math.exp(u1), math.exp(u2), sigma2)
+
+
+@jit
+def _proposal(l1, l2, p, sigma2, a1, a2, rate, norm):
+    """Mode and lower Cholesky factor ``(a, 0; b, c)`` of the Student-t proposal of one component
+    (:func:`lambda_proposals`)."""
+    best, u0, u1 = -math.inf, 0.0, 0.0
+    for g0 in _LOG_LAM_GRID:
+        for g1 in _LOG_LAM_GRID:
+            v = _own_lambda_log_target1(g0, g1, l1, l2, p, sigma2, a1, a2, rate, norm)
+            if v > best:
+                best, u0, u1 = v, g0, g1
+    h = 1e-3
+    ok = False
+    d11 = d22 = d12 = 0.0
+    for _ in range(8):
+        f = np.empty(7)
+        for q in range(7):
+            f[q] = _own_lambda_log_target1(u0 + h * _OFFSETS[q, 0], u1 + h * _OFFSETS[q, 1], l1, l2, p, sigma2,
+                                           a1, a2, rate, norm)
+        g0 = (f[1] - f[2]) / (2 * h)
+        g1 = (f[3] - f[4]) / (2 * h)
+        d11 = (f[1] - 2 * f[0] + f[2]) / h**2
+        d22 = (f[3] - 2 * f[0] + f[4]) / h**2
+        d12 = (f[5] - f[1] - f[3] + 2 * f[0] - f[2] - f[4] + f[6]) / (2 * h**2)
+        det = d11 * d22 - d12 * d12
+        # a negative definite Hessian takes a (damped) Newton step, others a gradient step
+        ok = d11 < 0 and det > 0 and det < math.inf
+        if ok:
+            s0 = -(d22 * g0 - d12 * g1) / det
+            s1 = -(d11 * g1 - d12 * g0) / det
+        else:
+            s0, s1 = 0.1 * g0, 0.1 * g1
+        norm_step = math.sqrt(s0 * s0 + s1 * s1)
+        if norm_step > 1.0:
+            s0, s1 = s0 / norm_step, s1 / norm_step
+        if s0 == s0 and s1 == s1:  # a NaN step (non-finite target) is not taken
+            u0, u1 = u0 + s0, u1 + s1
+        if norm_step < 1e-4:  # Newton converges quadratically: the mode is then within ~1e-8
+            break
+    if ok:  # covariance -H^-1
+        det = d11 * d22 - d12 * d12
+        c00, c01, c11 = -d22 / det, d12 / det, -d11 / det
     else:
-        en = en_logpdf_sum(l1, l2, p, np.exp(u1), np.exp(u2), sigma2)
-    return norm + _log_lambda_prior(u1, u2, priors) + en
+        c00, c01, c11 = 0.25, 0.0, 0.25
+    f2 = _T_INFLATE * _T_INFLATE
+    c00, c01, c11 = c00 * f2 + 1e-10, c01 * f2, c11 * f2 + 1e-10
+    a = math.sqrt(c00)
+    b = c01 / a
+    return u0, u1, a, b, math.sqrt(c11 - b * b)
 
 
 def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
@@ -513,46 +575,27 @@ def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.
     chol : ndarray of shape (J, 2, 2)
         Lower Cholesky factors of the scale matrices.
     """
-    l1, l2, sigma2 = (np.asarray(v, dtype=float)[:, None, None] for v in (l1, l2, sigma2))
-    g = _LOG_LAM_GRID
-    f = own_lambda_log_target(g[None, :, None], g[None, None, :], l1, l2, p, sigma2, priors)
-    J = f.shape[0]
-    flat = np.argmax(f.reshape(J, -1), axis=1)
-    u = np.column_stack([g[flat // g.size], g[flat % g.size]])
-    l1, l2, sigma2 = l1[:, :, 0], l2[:, :, 0], sigma2[:, :, 0]
-    h = 1e-3
-    offsets = np.array([[0, 0], [h, 0], [-h, 0], [0, h], [0, -h], [h, h], [-h, -h]])
-    for _ in range(8):
-        pts = u[:, None, :] + offsets[None]
-        v = own_lambda_log_target(pts[..., 0], pts[..., 1], l1, l2, p, sigma2, priors)
-        grad = np.column_stack([v[:, 1] - v[:, 2], v[:, 3] - v[:, 4]]) / (2 * h)
-        d11 = (v[:, 1] - 2 * v[:, 0] + v[:, 2]) / h**2
-        d22 = (v[:, 3] - 2 * v[:, 0] + v[:, 4]) / h**2
-        d12 = (v[:, 5] - v[:, 1] - v[:, 3] + 2 * v[:, 0] - v[:, 2] - v[:, 4] + v[:, 6]) / (2 * h**2)
-        H = np.stack([np.column_stack([d11, d12]), np.column_stack([d12, d22])], axis=1)
-        # negative definite Hessians take a (damped) Newton step, others a gradient step
-        det = d11 * d22 - d12 * d12
-        ok = (d11 < 0) & (det > 0) & np.isfinite(det)
-        H = np.where(ok[:, None, None], H, -np.eye(2))  # the identity stands in where H is not usable
-        step = np.where(ok[:, None], -np.linalg.solve(H, grad[..., None])[..., 0], 0.1 * grad)
-        norm = np.linalg.norm(step, axis=1, keepdims=True)
-        step = np.where(norm > 1.0, step / np.maximum(norm, 1e-300), step)
-        u = u + np.nan_to_num(step)
-        if np.all(norm < 1e-4):  # Newton converges quadratically: the mode is then within ~1e-8
-            break
-    cov = np.where(ok[:, None, None], -np.linalg.inv(H), 0.25 * np.eye(2))
-    chol = np.linalg.cholesky(cov * _T_INFLATE**2 + 1e-10 * np.eye(2))
-    return u, chol
+    l1, l2, sigma2 = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (l1, l2, sigma2))
+    J = l1.shape[0]
+    mode, chol = np.zeros((J, 2)), np.zeros((J, 2, 2))
+    for j in range(J):
+        u0, u1, a, b, c = _proposal(l1[j], l2[j], int(p), sigma2[j], *_own_prior_args(priors))
+        mode[j] = u0, u1
+        chol[j] = [[a, 0.0], [b, c]]
+    return mode, chol
 
 
+#: Finite-difference stencil of the proposal's Newton steps (in units of h).
+_OFFSETS = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, -1]], dtype=float)
 #: Log normaliser of the bivariate Student-t with ``_T_DF`` degrees of freedom (unit scale).
 _T_LOG_NORM = float(gammaln((_T_DF + 2) / 2) - gammaln(_T_DF / 2) - math.log(_T_DF * math.pi))
 
 
+@jit
 def _t_logpdf(x, mode, chol):
     """Log density of the bivariate Student-t (``_T_DF`` degrees of freedom) at the point ``x``
     (two floats), location ``mode``, scale ``chol chol'`` (``chol`` lower triangular 2 x 2)."""
-    (a, _), (b, c) = chol.tolist()
+    a, b, c = chol[0, 0], chol[1, 0], chol[1, 1]
     r0 = (x[0] - mode[0]) / a
     r1 = (x[1] - mode[1] - b * r0) / c
     nu = _T_DF
@@ -577,6 +620,8 @@ def switch_priors(
     * if it is alone in its prior ``k``, propose joining a prior ``l`` in ``U`` (uniformly) and
       redrawing the then unused ``lam_k`` from its prior: the reverse move.
 
+    Compiled (:func:`_switch_kernel`), drawing from ``rng`` itself.
+
     Returns
     -------
     c : ndarray of shape (J,)
@@ -585,56 +630,86 @@ def switch_priors(
     """
     J, p = beta.shape
     K = priors.n_priors
-    c, lam1, lam2 = np.array(c, copy=True), np.array(lam1, dtype=float), np.array(lam2, dtype=float)
+    c = np.array(c, dtype=np.int64)
+    lam1, lam2 = np.array(lam1, dtype=float), np.array(lam2, dtype=float)
     if K == 1 or J == 1:
         return c, lam1, lam2, 0
-    l1 = np.abs(beta).sum(axis=1)
-    l2 = (beta * beta).sum(axis=1)
-    mode, chol = lambda_proposals(l1, l2, p, sigma2, priors)
-    ae = priors.alpha_e
-    # Python scalars and lists from here on: J is small and numpy calls on scalars cost more
-    # than the arithmetic
-    cs, modes = c.tolist(), mode.tolist()
-    l1, l2, sigma2 = l1.tolist(), l2.tolist(), np.asarray(sigma2, dtype=float).tolist()
+    n_acc = _switch_kernel(rng, beta, np.asarray(sigma2, dtype=float), c, lam1, lam2, float(priors.alpha_e),
+                           *_own_prior_args(priors))
+    return c, lam1, lam2, n_acc
+
+
+@jit
+def _switch_kernel(rng, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
+    """:func:`switch_priors` on ``c``, ``lam1``, ``lam2`` in place; returns the acceptances."""
+    J, p = beta.shape
+    K = lam1.shape[0]
+    l1, l2 = np.zeros(J), np.zeros(J)
+    for j in range(J):
+        for l in range(p):
+            l1[j] += abs(beta[j, l])
+            l2[j] += beta[j, l] * beta[j, l]
+    mode, chol = np.zeros(2), np.zeros((2, 2))
+    u = np.zeros(2)
     n_acc = 0
-    for j in rng.permutation(J).tolist():
-        others = cs[:j] + cs[j + 1:]
-        used = sorted(set(others))
-        n_used = len(used)
-        k_now = cs[j]
-        shared = k_now in used
+    for j in rng.permutation(J):
+        cnt = np.zeros(K, dtype=np.int64)  # components per prior, j excluded
+        for i in range(J):
+            if i != j:
+                cnt[c[i]] += 1
+        n_used = 0
+        for k in range(K):
+            n_used += cnt[k] > 0
+        k_now = c[j]
+        shared = cnt[k_now] > 0
         if shared and n_used == K:  # no unused prior to split off to
             continue
+        mode[0], mode[1], chol[0, 0], chol[1, 0], chol[1, 1] = _proposal(l1[j], l2[j], p, sigma2[j], a1, a2, rate, norm)
         log_ratio_choices = math.log(K - n_used) - math.log(n_used)
         if shared:  # split off to an unused prior with proposed penalties
-            free = [k for k in range(K) if k not in used]
-            k = free[int(rng.integers(len(free)))]
-            r = chol[j] @ rng.standard_normal(2) / np.sqrt(rng.chisquare(_T_DF) / _T_DF)
-            u = (modes[j][0] + float(r[0]), modes[j][1] + float(r[1]))
+            pick = rng.integers(0, K - n_used)
+            k = 0
+            for kk in range(K):
+                if cnt[kk] == 0:
+                    if pick == 0:
+                        k = kk
+                        break
+                    pick -= 1
+            e0, e1 = rng.standard_normal(), rng.standard_normal()
+            scale = 1.0 / math.sqrt(rng.chisquare(_T_DF) / _T_DF)
+            u[0] = mode[0] + chol[0, 0] * e0 * scale
+            u[1] = mode[1] + (chol[1, 0] * e0 + chol[1, 1] * e1) * scale
             # Dirichlet-multinomial ratio: (ae + 0) / (ae + #others in k_now)
-            log_a = (math.log(ae) - math.log(ae + others.count(k_now))
-                     + own_lambda_log_target(u[0], u[1], l1[j], l2[j], p, sigma2[j], priors)
-                     - _t_logpdf(u, modes[j], chol[j])
-                     - en_logpdf_sum1(l1[j], l2[j], p, float(lam1[k_now]), float(lam2[k_now]), sigma2[j])
+            log_a = (math.log(ae) - math.log(ae + cnt[k_now])
+                     + _own_lambda_log_target1(u[0], u[1], l1[j], l2[j], p, sigma2[j], a1, a2, rate, norm)
+                     - _t_logpdf(u, mode, chol)
+                     - en_logpdf_sum1(l1[j], l2[j], p, lam1[k_now], lam2[k_now], sigma2[j])
                      + log_ratio_choices)
             if math.log(rng.random()) < log_a:
-                cs[j] = k
+                c[j] = k
                 lam1[k], lam2[k] = math.exp(u[0]), math.exp(u[1])
                 n_acc += 1
         else:  # alone: join a prior used by others; the freed penalties return to the prior
-            l = used[int(rng.integers(n_used))]
-            u = (math.log(lam1[k_now]), math.log(lam2[k_now]))
-            log_a = (math.log(ae + others.count(l)) - math.log(ae)
-                     + en_logpdf_sum1(l1[j], l2[j], p, float(lam1[l]), float(lam2[l]), sigma2[j])
-                     - own_lambda_log_target(u[0], u[1], l1[j], l2[j], p, sigma2[j], priors)
-                     + _t_logpdf(u, modes[j], chol[j])
+            pick = rng.integers(0, n_used)
+            l = 0
+            for kk in range(K):
+                if cnt[kk] > 0:
+                    if pick == 0:
+                        l = kk
+                        break
+                    pick -= 1
+            u[0], u[1] = math.log(lam1[k_now]), math.log(lam2[k_now])
+            log_a = (math.log(ae + cnt[l]) - math.log(ae)
+                     + en_logpdf_sum1(l1[j], l2[j], p, lam1[l], lam2[l], sigma2[j])
+                     - _own_lambda_log_target1(u[0], u[1], l1[j], l2[j], p, sigma2[j], a1, a2, rate, norm)
+                     + _t_logpdf(u, mode, chol)
                      - log_ratio_choices)
             if math.log(rng.random()) < log_a:
-                cs[j] = l
-                lam1[k_now] = rng.gamma(priors.lam1_shape, 1.0 / priors.lam_rate)
-                lam2[k_now] = rng.gamma(priors.lam2_shape, 1.0 / priors.lam_rate)
+                c[j] = l
+                lam1[k_now] = rng.gamma(a1, 1.0 / rate)
+                lam2[k_now] = rng.gamma(a2, 1.0 / rate)
                 n_acc += 1
-    return np.array(cs, dtype=c.dtype), lam1, lam2, n_acc
+    return n_acc
 
 
 def _used_priors(c: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -645,8 +720,10 @@ def _used_priors(c: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, list[np
     return m, used, [np.flatnonzero(c == k) for k in used]
 
 
-def rescale_log_target(t, u1, u2, mp, l1, l2, rss_terms, lam2, sigma2, p, priors: Priors) -> float:
-    """Log density of the rescaling ``t`` of one used prior (:func:`rescale_penalties`).
+@jit
+def rescale_log_target(t, u1, u2, mp, lam2, k, c, l1, l2, A, B, C, sigma2, p, a1, a2, rate) -> float:
+    """Log density of the rescaling ``t`` of one used prior ``k`` (:func:`rescale_penalties`);
+    compiled.
 
     Parameters
     ----------
@@ -656,22 +733,44 @@ def rescale_log_target(t, u1, u2, mp, l1, l2, rss_terms, lam2, sigma2, p, priors
         Current ``log lam1_k`` and ``log lam2_k`` of the prior.
     mp : int
         ``m_k p``, the Jacobian exponent (``p`` coefficients per component of the prior).
-    l1, l2 : sequences of floats, one per component ``j`` with ``c_j = k``
-        ``||beta_j||_1`` and ``||beta_j||^2`` at ``t = 0``.
-    rss_terms : tuple of three sequences of floats, one entry per component
-        ``(sum r^2, sum r q, sum q^2)`` with ``r = y - b0_j`` and ``q = x' beta_j`` over the
-        component's samples: ``RSS_j(s) = sum r^2 - 2 s sum r q + s^2 sum q^2``.
     lam2 : float
         ``lam2_k``.
-    sigma2 : sequence of floats
-        The components' ``sigma2_j``.
+    k : int
+        The prior; the terms are summed over the components ``j`` with ``c[j] == k``.
+    c : ndarray of shape (J,)
+        Prior of each component.
+    l1, l2 : ndarray of shape (J,)
+        ``||beta_j||_1`` and ``||beta_j||^2`` at ``t = 0``.
+    A, B, C : ndarray of shape (J,)
+        ``(sum r^2, sum r q, sum q^2)`` with ``r = y - b0_j`` and ``q = x' beta_j`` over the
+        component's samples: ``RSS_j(s) = A_j - 2 s B_j + s^2 C_j``.
+    sigma2 : ndarray of shape (J,)
+    p : int
+    a1, a2, rate : float
+        Shapes and rate of the Gamma priors of ``lam1`` and ``lam2``.
     """
     s = math.exp(t)
     lam1 = math.exp(u1 - t)
-    out = _log_lambda_prior(u1 - t, u2, priors) + t * mp
-    for a, b, A, B, C, s2 in zip(l1, l2, *rss_terms, sigma2):
-        out += en_logpdf_sum1(s * a, s * s * b, p, lam1, lam2, s2) - (A - 2.0 * s * B + s * s * C) / (2.0 * s2)
+    out = log_lambda_prior1(u1 - t, u2, a1, a2, rate) + t * mp
+    for j in range(c.shape[0]):
+        if c[j] == k:
+            s2 = sigma2[j]
+            out += (en_logpdf_sum1(s * l1[j], s * s * l2[j], p, lam1, lam2, s2)
+                    - (A[j] - 2.0 * s * B[j] + s * s * C[j]) / (2.0 * s2))
     return out
+
+
+@jit
+def _rescale_element(i, t, args):
+    u1, u2, mp, lam2, used, c, l1, l2, A, B, C, sigma2, p, a1, a2, rate = args
+    return rescale_log_target(t, u1[i], u2[i], mp[i], lam2[i], used[i], c, l1, l2, A, B, C, sigma2, p, a1, a2, rate)
+
+
+@jit
+def _rescale_kernel(seed, x0, width, max_steps, args):
+    x = x0.copy()
+    n_evals = slice_loop(_rescale_element, args, rng_state(seed), x, width, max_steps)
+    return x, n_evals
 
 
 def rescale_penalties(
@@ -692,7 +791,7 @@ def rescale_penalties(
     The target along ``t`` is ``log p(log lam1 - t, log lam2) + t m_k p + sum_j [sum_l log
     EN(e^t beta_jl | e^-t lam1, lam2, sigma2_j) - RSS_j(e^t) / (2 sigma2_j)]``, with
     ``RSS_j(s) = sum_i (r_i - s q_i)^2`` (``r = y - b0_j``, ``q = x' beta_j``) from three sums
-    formed once (``O(n)``): each evaluation is ``O(m_k)``. The initial width is ``3 /
+    formed once (``O(n)``): each evaluation is ``O(J)``. The initial width is ``3 /
     sqrt(1 + p m_k + sum_j B_j^2 / (C_j sigma2_j))`` (``B``, ``C`` the last two sums): the
     ``log lam`` updates' information plus the likelihood's curvature at its maximum in ``t``,
     quantities the move leaves fixed.
@@ -705,41 +804,66 @@ def rescale_penalties(
     n_evals : int
         Target evaluations of the slice sampler.
     """
+    args, width = _rescale_prepare(beta, intercept, fitted, z, y, np.asarray(sigma2, dtype=float),
+                                   np.asarray(c, dtype=np.int64), lam1, lam2)
+    t, n_evals = _rescale_kernel(slice_seed(rng), np.zeros(width.size), width, max_steps, args + _lambda_prior_args(priors))
+    beta, fitted, lam1 = _rescale_apply(t, args[4], args[5], beta, intercept, fitted, lam1)
+    return beta, fitted, lam1, n_evals
+
+
+@jit
+def _rescale_prepare(beta, intercept, fitted, z, y, sigma2, c, lam1, lam2):
+    """The rescaling target's arguments (all but the Gamma priors') and initial widths: ``O(n + J p)``."""
     J, p = beta.shape
     K = lam1.shape[0]
-    m, used, groups = _used_priors(c, K)
-    idx = np.arange(z.shape[0])
-    r = y - intercept[z]
-    q = fitted[idx, z] - intercept[z]
-    A = np.bincount(z, weights=r * r, minlength=J)
-    B = np.bincount(z, weights=r * q, minlength=J)
-    C = np.bincount(z, weights=q * q, minlength=J)
-    l1 = np.abs(beta).sum(axis=1)
-    l2 = (beta * beta).sum(axis=1)
-    u1, u2 = np.log(lam1[used]).tolist(), np.log(lam2[used]).tolist()
-    args = [
-        (u1[i], u2[i], int(m[k] * p), l1[g].tolist(), l2[g].tolist(), (A[g].tolist(), B[g].tolist(), C[g].tolist()),
-         float(lam2[k]), sigma2[g].tolist())
-        for i, (k, g) in enumerate(zip(used, groups))
-    ]
-
-    def logf(i, t):
-        return rescale_log_target(t, *args[i], p, priors)
-
+    A, B, C = np.zeros(J), np.zeros(J), np.zeros(J)
+    for i in range(z.shape[0]):
+        j = z[i]
+        r = y[i] - intercept[j]
+        q = fitted[i, j] - intercept[j]
+        A[j] += r * r
+        B[j] += r * q
+        C[j] += q * q
+    l1, l2 = np.zeros(J), np.zeros(J)
+    for j in range(J):
+        for l in range(p):
+            b = beta[j, l]
+            l1[j] += abs(b)
+            l2[j] += b * b
+    m = np.zeros(K, dtype=np.int64)
+    info = np.ones(K)
+    for j in range(J):
+        m[c[j]] += 1
+        # the likelihood's curvature in t at s = B / C (invariant under the move)
+        if C[j] > 0:
+            info[c[j]] += B[j] * B[j] / C[j] / sigma2[j]
+    used = np.flatnonzero(m)
     # initial widths: 3 sd of a target whose information adds the prior-driven 1 + p m_k (the
-    # log lam width) and the likelihood's sum_j B_j^2 / (C_j sigma2_j), its curvature in t at
-    # s = B / C; both are invariant under the move (B -> s B, C -> s^2 C), as the width must be
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lik_info = np.where(C > 0, B * B / C, 0.0) / sigma2
-    info = 1.0 + p * m[used] + np.bincount(c, weights=lik_info, minlength=K)[used]
-    t, n_evals = slice_sample(rng, np.zeros(used.size), logf, 3.0 / np.sqrt(info), max_steps)
-    s = np.ones(J)
-    for ti, g in zip(np.exp(t), groups):
-        s[g] = ti
+    # log lam width) and the likelihood's sum_j B_j^2 / (C_j sigma2_j); both are invariant
+    # under the move (B -> s B, C -> s^2 C), as the width must be
+    width = 3.0 / np.sqrt(info[used] + p * m[used])
+    return (np.log(lam1[used]), np.log(lam2[used]), m[used] * p, lam2[used], used, c,
+            l1, l2, A, B, C, sigma2, p), width
+
+
+@jit
+def _rescale_apply(t, used, c, beta, intercept, fitted, lam1):
+    """``beta_j -> e^t beta_j``, the fitted values likewise (intercepts fixed), ``lam1_k -> e^-t lam1_k``."""
+    J = beta.shape[0]
+    scale = np.ones(lam1.shape[0])
     lam1 = lam1.copy()
-    lam1[used] = lam1[used] * np.exp(-t)
-    fitted = intercept[None, :] + (fitted - intercept[None, :]) * s[None, :]
-    return beta * s[:, None], fitted, lam1, n_evals
+    for i in range(used.shape[0]):
+        scale[used[i]] = math.exp(t[i])
+        lam1[used[i]] *= math.exp(-t[i])
+    s = np.empty(J)
+    for j in range(J):
+        s[j] = scale[c[j]]
+    beta = beta * s[:, None]
+    fitted = fitted.copy()
+    for i in range(fitted.shape[0]):
+        for j in range(J):
+            fitted[i, j] = intercept[j] + (fitted[i, j] - intercept[j]) * s[j]
+    return beta, fitted, lam1
 
 
 def sample_w(rng: np.random.Generator, c: np.ndarray, priors: Priors) -> np.ndarray:
@@ -752,15 +876,21 @@ def sample_w(rng: np.random.Generator, c: np.ndarray, priors: Priors) -> np.ndar
 # --------------------------------------------------------------------------- (9) lambda
 
 
-def lambda_log_target(log_lam1, log_lam2, l1, l2, sigma2, p, priors) -> float:
-    """Collapsed log target of ``(log lam1_k, log lam2_k)`` of one used prior, Jacobian included.
+@jit
+def lambda_log_target(log_lam1, log_lam2, k, c, l1, l2, sigma2, p, a1, a2, rate) -> float:
+    """Collapsed log target of ``(log lam1_k, log lam2_k)`` of one used prior ``k``, Jacobian
+    included; compiled.
 
     Parameters
     ----------
     log_lam1, log_lam2 : float
         Log penalties of the prior.
-    l1, l2, sigma2 : sequences of floats, one per component ``j`` with ``c_j = k``
-        ``||beta_j||_1``, ``||beta_j||^2`` and ``sigma2_j``.
+    k : int
+        The prior; the sum runs over the components ``j`` with ``c[j] == k``.
+    c, l1, l2, sigma2 : ndarray of shape (J,)
+        Every component's prior, ``||beta_j||_1``, ``||beta_j||^2`` and ``sigma2_j``.
+    a1, a2, rate : float
+        Shapes and rate of the Gamma priors of ``lam1`` and ``lam2``.
 
     Returns
     -------
@@ -768,18 +898,55 @@ def lambda_log_target(log_lam1, log_lam2, l1, l2, sigma2, p, priors) -> float:
         ``(L) log lam1 - (V/2) lam1 + (R) log lam2 - (V/2) lam2 + sum_{j: c_j = k} sum_l log EN(beta_jl)``.
     """
     lam1, lam2 = math.exp(log_lam1), math.exp(log_lam2)
-    out = _log_lambda_prior(log_lam1, log_lam2, priors)
-    for a, b, s2 in zip(l1, l2, sigma2):
-        out += en_logpdf_sum1(a, b, p, lam1, lam2, s2)
+    out = log_lambda_prior1(log_lam1, log_lam2, a1, a2, rate)
+    for j in range(c.shape[0]):
+        if c[j] == k:
+            out += en_logpdf_sum1(l1[j], l2[j], p, lam1, lam2, sigma2[j])
     return out
 
 
-def _log_lambda_prior(u1, u2, priors: Priors):
+@jit
+def log_lambda_prior1(u1, u2, a1, a2, rate) -> float:
     """Log density of ``(log lam1, log lam2)`` under the Gamma priors, Jacobian included, up to
-    its normalising constant: ``a1 u1 - r e^u1 + a2 u2 - r e^u2`` (floats or arrays)."""
-    exp = math.exp if isinstance(u1, float) and isinstance(u2, float) else np.exp
+    its normalising constant: ``a1 u1 - r e^u1 + a2 u2 - r e^u2`` (compiled, scalars)."""
+    return a1 * u1 - rate * math.exp(u1) + a2 * u2 - rate * math.exp(u2)
+
+
+def _log_lambda_prior(u1, u2, priors: Priors):
+    """:func:`log_lambda_prior1` for arrays (broadcast) or floats."""
+    if isinstance(u1, float) and isinstance(u2, float):
+        return log_lambda_prior1(u1, u2, *_lambda_prior_args(priors))
     rate = priors.lam_rate
-    return priors.lam1_shape * u1 - rate * exp(u1) + priors.lam2_shape * u2 - rate * exp(u2)
+    return priors.lam1_shape * u1 - rate * np.exp(u1) + priors.lam2_shape * u2 - rate * np.exp(u2)
+
+
+def _lambda_prior_args(priors: Priors) -> tuple[float, float, float]:
+    return float(priors.lam1_shape), float(priors.lam2_shape), float(priors.lam_rate)
+
+
+@jit
+def _lambda_kernel(seed, u1, u2, width, max_steps, steps, args):
+    """``steps`` slice updates of every used prior's ``log lam1`` then ``log lam2``."""
+    used, c, l1, l2, sigma2, p, a1, a2, rate = args
+    u1, u2 = u1.copy(), u2.copy()
+    s = rng_state(seed)
+    n_evals = 0
+    for _ in range(steps):
+        n_evals += slice_loop(_lam1_element, (u2, used, c, l1, l2, sigma2, p, a1, a2, rate), s, u1, width, max_steps)
+        n_evals += slice_loop(_lam2_element, (u1, used, c, l1, l2, sigma2, p, a1, a2, rate), s, u2, width, max_steps)
+    return u1, u2, n_evals
+
+
+@jit
+def _lam1_element(i, x, args):
+    u2, used, c, l1, l2, sigma2, p, a1, a2, rate = args
+    return lambda_log_target(x, u2[i], used[i], c, l1, l2, sigma2, p, a1, a2, rate)
+
+
+@jit
+def _lam2_element(i, x, args):
+    u1, used, c, l1, l2, sigma2, p, a1, a2, rate = args
+    return lambda_log_target(u1[i], x, used[i], c, l1, l2, sigma2, p, a1, a2, rate)
 
 
 def sample_lambda(
@@ -797,25 +964,17 @@ def sample_lambda(
     """
     K = priors.n_priors
     p = beta.shape[1]
-    m, used, groups = _used_priors(c, K)
+    m, used, _ = _used_priors(c, K)
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
-    comps = [(l1[g].tolist(), l2[g].tolist(), sigma2[g].tolist()) for g in groups]
-    a1, a2 = np.log(state.lam1[used]), np.log(state.lam2[used])
+    args = (used, np.asarray(c, dtype=np.int64), l1, l2, np.asarray(sigma2, dtype=float), p, *_lambda_prior_args(priors))
     # the posterior sd of log lam_k shrinks like 1 / sqrt(p m_k): about a sixth of this width
     # (a width that depends only on quantities the update leaves fixed, as it must)
     width = settings.lambda_width * 6.0 / np.sqrt(1.0 + p * m[used])
-    n_evals = 0
-    for _ in range(settings.lambda_steps):
-        b2 = a2.tolist()
-        a1, e1 = slice_sample(
-            rng, a1, lambda i, v: lambda_log_target(v, b2[i], *comps[i], p, priors), width, settings.slice_max_steps
-        )
-        b1 = a1.tolist()
-        a2, e2 = slice_sample(
-            rng, a2, lambda i, v: lambda_log_target(b1[i], v, *comps[i], p, priors), width, settings.slice_max_steps
-        )
-        n_evals += e1 + e2
+    a1, a2, n_evals = _lambda_kernel(
+        slice_seed(rng), np.log(state.lam1[used]), np.log(state.lam2[used]), width,
+        settings.slice_max_steps, settings.lambda_steps, args,
+    )
     # priors used by no component: exact draws from the Gamma priors
     lam1 = rng.gamma(priors.lam1_shape, 1.0 / priors.lam_rate, K)
     lam2 = rng.gamma(priors.lam2_shape, 1.0 / priors.lam_rate, K)
@@ -827,16 +986,30 @@ def sample_lambda(
 # --------------------------------------------------------------------------- (6) sigma2
 
 
-def sigma2_log_target(log_s2, n, rss, l1, l2, p, lam1, lam2, priors) -> float:
-    """Collapsed log target of one ``log sigma2_j`` (Jacobian included); floats in and out.
+@jit
+def sigma2_log_target(log_s2, n, rss, l1, l2, p, lam1, lam2, a, b) -> float:
+    """Collapsed log target of one ``log sigma2_j`` (Jacobian included); compiled, scalars.
 
     ``(sigma2)^-(a + 1 + n_j/2) exp(-(b + RSS_j/2) / sigma2) prod_l EN(beta_jl | lam, sigma2)``
-    times ``sigma2`` for the log transform. Equal, up to a constant, to the spec's
+    times ``sigma2`` for the log transform (``a``, ``b``: the inverse-gamma prior's shape and
+    scale). Equal, up to a constant, to the spec's
     ``(sigma2)^-(a + n_j/2 + p/2) - 1 exp(-B~_j / sigma2) Phi(-lam1 / (2 sigma sqrt(lam2)))^-p``.
     """
     s2 = math.exp(log_s2)
-    a, b = priors.sigma2_shape, priors.sigma2_scale
     return -(a + n / 2.0) * log_s2 - (b + rss / 2.0) / s2 + en_logpdf_sum1(l1, l2, p, lam1, lam2, s2)
+
+
+@jit
+def _sigma2_element(j, x, args):
+    n, rss, l1, l2, p, lam1, lam2, a, b = args
+    return sigma2_log_target(x, n[j], rss[j], l1[j], l2[j], p, lam1[j], lam2[j], a, b)
+
+
+@jit
+def _sigma2_kernel(seed, x0, width, max_steps, args):
+    x = x0.copy()
+    n_evals = slice_loop(_sigma2_element, args, rng_state(seed), x, width, max_steps)
+    return x, n_evals
 
 
 def sample_sigma2(
@@ -855,15 +1028,9 @@ def sample_sigma2(
     l2 = (beta * beta).sum(axis=1)
     # log sigma2 has posterior sd about sqrt(2 / (n_j + p)): initial widths of three times that
     width = settings.sigma2_width * 3.0 * np.sqrt(2.0 / (n + p + 2.0 * priors.sigma2_shape))
-    cols = [v.tolist() for v in (n, np.asarray(rss, dtype=float), l1, l2, lam1[c], lam2[c])]
-    comps = list(zip(*cols))
-    out, n_evals = slice_sample(
-        rng,
-        np.log(state.sigma2),
-        lambda j, v: sigma2_log_target(v, *comps[j][:4], p, *comps[j][4:], priors),
-        width,
-        settings.slice_max_steps,
-    )
+    args = (n, np.asarray(rss, dtype=float), l1, l2, p, lam1[c], lam2[c],
+            float(priors.sigma2_shape), float(priors.sigma2_scale))
+    out, n_evals = _sigma2_kernel(slice_seed(rng), np.log(state.sigma2), width, settings.slice_max_steps, args)
     return np.exp(out), n_evals
 
 

@@ -46,7 +46,7 @@ from .._validation import (
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from .conditionals import Priors, Settings
 from .diagnostics import chain_diagnostics
-from .mcmc import DEFAULT_STORE, blas_limits, init, run_chain
+from .mcmc import DEFAULT_STORE, blas_limits, init, load_kernels, run_chain
 from .relabel import canonical_penalty_order, relabel_chains
 
 __all__ = ["DMMMEN"]
@@ -461,6 +461,7 @@ class DMMMEN:
         if self.n_jobs > 1 and len(args) > 1:
             from concurrent.futures import ProcessPoolExecutor
 
+            load_kernels()  # forked workers inherit the compiled kernels instead of each loading them
             with ProcessPoolExecutor(max_workers=min(self.n_jobs, len(args))) as pool:
                 return list(pool.map(_run_one, args))
         return [_run_one(a) for a in args]
