@@ -297,7 +297,7 @@ def test_c_conditional_matches_log_joint_and_sampler_frequencies():
 
 
 @pytest.mark.parametrize("n_j,p", [(30, 4), (5, 8), (0, 3)])
-@pytest.mark.parametrize("solver", ["cholesky", "bhattacharya"])
+@pytest.mark.parametrize("solver", ["cholesky", "compiled", "bhattacharya"])
 def test_beta_samplers_match_the_exact_gaussian_posterior(n_j, p, solver):
     rng = np.random.default_rng(11)
     d = p + 1
@@ -311,6 +311,12 @@ def test_beta_samplers_match_the_exact_gaussian_posterior(n_j, p, solver):
     N = 20000
     if solver == "cholesky":
         draws = np.array([C._draw_cholesky(rng, D.T @ D, D.T @ yj, pen, sigma2) for _ in range(N)])
+    elif solver == "compiled":  # the small-d path of sample_beta: N copies as N components
+        draws = np.empty((N, d))
+        done = C._draw_cholesky_small(np.broadcast_to(D.T @ D, (N, d, d)), np.broadcast_to(D.T @ yj, (N, d)),
+                                      np.broadcast_to(pen, (N, d)), np.full(N, sigma2), rng.standard_normal((N, d)),
+                                      np.ones(N, dtype=bool), draws)
+        assert done.all()
     else:
         draws = np.array([C._draw_bhattacharya(rng, D, yj, pen, sigma2) for _ in range(N)])
     z = (draws.mean(axis=0) - mu) / np.sqrt(np.diag(cov) / N)
@@ -552,7 +558,7 @@ def _exact_c_lambda_sampler(beta, sigma2, priors, step=0.02):
 
     from scipy.special import gammaln
 
-    from scrutiny.surrogate._math import en_logpdf_sum, gamma_logpdf
+    from scrutiny.surrogate._math import en_logpdf_sum
 
     J, p = beta.shape
     K = priors.n_priors
@@ -560,8 +566,8 @@ def _exact_c_lambda_sampler(beta, sigma2, priors, step=0.02):
     g = np.arange(-14.0, 8.0, step)
     u1, u2 = g[:, None], g[None, :]
     rate = priors.lam_rate
-    log_p0 = (gamma_logpdf(np.exp(u1), priors.lam1_shape, rate) + u1
-              + gamma_logpdf(np.exp(u2), priors.lam2_shape, rate) + u2)
+    log_p0 = (stats.gamma.logpdf(np.exp(u1), priors.lam1_shape, scale=1.0 / rate) + u1
+              + stats.gamma.logpdf(np.exp(u2), priors.lam2_shape, scale=1.0 / rate) + u2)
     en = [en_logpdf_sum(l1[j], l2[j], p, np.exp(u1), np.exp(u2), sigma2[j]) for j in range(J)]
     cdf, logM = {}, {(): 0.0}
     for r in range(1, J + 1):
@@ -765,3 +771,10 @@ def test_cholesky_draw_jitters_a_singular_precision_and_refuses_an_indefinite_on
     assert v @ theta == pytest.approx(v @ np.ones(3), abs=1e-3)  # the data pin the direction v
     with pytest.raises(FloatingPointError, match="not positive definite"):
         C._draw_cholesky(rng, -1e12 * np.eye(3), np.zeros(3), np.zeros(3), 0.5)
+    # the compiled small-d factorisation leaves such a component to that path instead of drawing
+    G2 = np.stack([G, np.eye(3)])
+    theta = np.zeros((2, 3))
+    done = C._draw_cholesky_small(G2, np.zeros((2, 3)), np.zeros((2, 3)), np.ones(2), np.ones((2, 3)),
+                                  np.ones(2, dtype=bool), theta)
+    assert done.tolist() == [False, True] and np.all(theta[0] == 0.0)
+    np.testing.assert_allclose(theta[1], np.ones(3))  # A = I, h = 0: theta = sigma eps

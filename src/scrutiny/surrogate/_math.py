@@ -30,7 +30,7 @@ import math
 
 import numba
 import numpy as np
-from scipy.special import erfcx, gammaln
+from scipy.special import erfcx
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 _SQRT_PI = math.sqrt(math.pi)
@@ -372,15 +372,3 @@ def kmeans(rng: np.random.Generator, F: np.ndarray, k: int, n_iter: int = 30) ->
             if members.any():
                 C[j] = F[members].mean(axis=0)
     return labels
-
-
-def gamma_logpdf(x, shape, rate):
-    """``log Gamma(x | shape, rate)``."""
-    x = np.asarray(x, dtype=float)
-    return shape * np.log(rate) - gammaln(shape) + (shape - 1.0) * np.log(x) - rate * x
-
-
-def invgamma_logpdf(x, shape, scale):
-    """``log InvGamma(x | shape, scale)``, density ``prop. to x^(-shape-1) exp(-scale/x)``."""
-    x = np.asarray(x, dtype=float)
-    return shape * np.log(scale) - gammaln(shape) - (shape + 1.0) * np.log(x) - scale / x

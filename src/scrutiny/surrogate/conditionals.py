@@ -35,8 +35,6 @@ from ._math import (
     categorical_from_logits,
     en_logpdf_sum,
     en_logpdf_sum1,
-    gamma_logpdf,
-    invgamma_logpdf,
     log_beta_pair_rvs,
     log_dirichlet_rvs,
     jit,
@@ -204,9 +202,20 @@ def sample_z(rng: np.random.Generator, state: State, data: Data) -> tuple[np.nda
 
 def component_log_densities(state: State, y: np.ndarray) -> np.ndarray:
     """``log pi_j + log N(y_i | fitted_ij, sigma2_j)``, shape (n, J)."""
-    resid = y[:, None] - state.fitted
-    with np.errstate(divide="ignore"):
-        return state.log_pi - 0.5 * (LOG_2PI + np.log(state.sigma2)) - 0.5 * resid * resid / state.sigma2
+    return _log_densities(y, state.fitted, state.log_pi, np.asarray(state.sigma2, dtype=float))
+
+
+@jit
+def _log_densities(y, fitted, log_pi, sigma2):
+    n, J = fitted.shape
+    const = log_pi - 0.5 * (LOG_2PI + np.log(sigma2))
+    half_prec = 0.5 / sigma2
+    out = np.empty((n, J))
+    for i in range(n):
+        for j in range(J):
+            r = y[i] - fitted[i, j]
+            out[i, j] = const[j] - half_prec[j] * r * r
+    return out
 
 
 def responsibilities(state: State, y: np.ndarray) -> np.ndarray:
@@ -399,6 +408,58 @@ def _draw_cholesky(rng, G, h, pen, sigma2):
     return theta[:, 0]
 
 
+#: Largest ``d`` (coefficients plus intercept) whose ``beta`` draws use the compiled Cholesky
+#: (:func:`_draw_cholesky_small`); LAPACK's blocked factorisation wins beyond a few dozen.
+SMALL_CHOLESKY_DIM = 64
+
+
+@jit
+def _draw_cholesky_small(G, h, pen, sigma2, eps, which, theta):
+    """:func:`_draw_cholesky` for the components ``j`` with ``which[j]``, compiled, into
+    ``theta[j]``, with standard normal ``eps[j]``: ``A = G_j + diag(pen_j) = L L'``, ``theta =
+    L^-T (L^-1 h_j + sigma_j eps_j)``. Returns which components were drawn: a factorisation that
+    meets a non-positive pivot is left to the caller (the jittered path)."""
+    J, d = h.shape
+    done = np.zeros(J, dtype=np.bool_)
+    L = np.zeros((d, d))
+    v = np.empty(d)
+    for j in range(J):
+        if not which[j]:
+            continue
+        ok = True
+        for a in range(d):  # Cholesky-Banachiewicz, row by row
+            for b in range(a + 1):
+                acc = G[j, a, b] + (pen[j, a] if a == b else 0.0)
+                for q in range(b):
+                    acc -= L[a, q] * L[b, q]
+                if a == b:
+                    if not acc > 0.0:  # also catches NaN
+                        ok = False
+                        break
+                    L[a, a] = math.sqrt(acc)
+                else:
+                    L[a, b] = acc / L[b, b]
+            if not ok:
+                break
+        if not ok:
+            continue
+        sd = math.sqrt(sigma2[j])
+        for a in range(d):  # v = L^-1 h + sd eps
+            acc = h[j, a]
+            for q in range(a):
+                acc -= L[a, q] * v[q]
+            v[a] = acc / L[a, a]
+        for a in range(d):
+            v[a] += sd * eps[j, a]
+        for a in range(d - 1, -1, -1):  # theta = L^-T v
+            acc = v[a]
+            for q in range(a + 1, d):
+                acc -= L[q, a] * theta[j, q]
+            theta[j, a] = acc / L[a, a]
+        done[j] = True
+    return done
+
+
 def _draw_bhattacharya(rng, Dj, yj, pen, sigma2):
     """The ``O(n_j^2 d)`` sampler of Bhattacharya et al. (2016) for the same Gaussian.
 
@@ -439,15 +500,26 @@ def sample_beta(
     """
     J, d = state.xty.shape
     pen = _prior_precision(state, data, priors, state.sigma2)
+    solver = settings.beta_solver
+    if solver == "auto":
+        cholesky = state.counts >= d
+    else:
+        cholesky = np.full(J, solver == "cholesky")
     theta = np.empty((J, d))
+    if d <= SMALL_CHOLESKY_DIM and cholesky.any():
+        # small d: one compiled call factors and solves every such component; a failed
+        # factorisation (not positive definite in round-off) falls back to the jittered LAPACK path
+        eps = rng.standard_normal((J, d))
+        done = _draw_cholesky_small(state.gram, state.xty, pen, state.sigma2, eps, cholesky, theta)
+    else:
+        done = np.zeros(J, dtype=bool)
     for j in range(J):
-        nj = int(state.counts[j])
-        solver = settings.beta_solver
-        if solver == "auto":
-            solver = "bhattacharya" if nj < d else "cholesky"
-        if solver == "cholesky":
+        if done[j]:
+            continue
+        if cholesky[j]:
             theta[j] = _draw_cholesky(rng, state.gram[j], state.xty[j], pen[j], state.sigma2[j])
         else:
+            nj = int(state.counts[j])
             rows = np.flatnonzero(state.z == j) if nj else np.empty(0, dtype=np.int64)
             theta[j] = _draw_bhattacharya(rng, data.design[rows], data.y[rows], pen[j], state.sigma2[j])
     if data.intercept:
@@ -1061,35 +1133,48 @@ def log_joint(state: State, data: Data, priors: Priors, logdens: np.ndarray | No
     ``log p(y, z, u, alpha, b0, beta, sigma2, c, w, lam)``; the stick variables enter through
     ``log(1 - u_j)``; the Jacobian of ``pi`` is not included (densities are w.r.t. ``u``).
     ``logdens``, if given, must be :func:`component_log_densities` of this state: its entries
-    ``(i, z_i)`` are the first two terms.
+    ``(i, z_i)`` are the first two terms. Compiled (:func:`_log_joint`).
     """
-    J, p = state.beta.shape
-    idx = np.arange(data.n)
     if logdens is None:
-        resid = data.y - state.fitted[idx, state.z]
-        s2z = state.sigma2[state.z]
-        out = float(np.sum(-0.5 * (LOG_2PI + np.log(s2z)) - 0.5 * resid * resid / s2z))
-        out += float(np.sum(state.log_pi[state.z]))
-    else:
-        out = float(np.sum(logdens[idx, state.z]))
-    alpha = state.alpha
-    if J > 1:
-        out += float(np.sum(np.log(alpha) + (alpha - 1.0) * state.log1m_u[:-1]))
-    out += float(gamma_logpdf(alpha, priors.alpha_shape, priors.alpha_rate))
-    out += float(np.sum(invgamma_logpdf(state.sigma2, priors.sigma2_shape, priors.sigma2_scale)))
-    if data.intercept:
-        s0 = priors.intercept_scale
-        out += float(np.sum(-0.5 * (LOG_2PI + 2.0 * np.log(s0)) - 0.5 * (state.intercept / s0) ** 2))
-    l1 = np.abs(state.beta).sum(axis=1)
-    l2 = (state.beta**2).sum(axis=1)
-    out += float(np.sum(en_logpdf_sum(l1, l2, p, state.lam1[state.c], state.lam2[state.c], state.sigma2)))
-    with np.errstate(divide="ignore"):
-        logw = np.log(state.w)
-    out += float(np.sum(logw[state.c]))
-    ae, K = priors.alpha_e, priors.n_priors
-    out += float(gammaln(K * ae) - K * gammaln(ae) + (ae - 1.0) * np.sum(logw))
-    rate = priors.lam_rate
-    out += float(np.sum(gamma_logpdf(state.lam1, priors.lam1_shape, rate)))
-    out += float(np.sum(gamma_logpdf(state.lam2, priors.lam2_shape, rate)))
-    return out
+        logdens = component_log_densities(state, data.y)
+    s0 = priors.intercept_scale if data.intercept else math.nan
+    ae, K = float(priors.alpha_e), priors.n_priors
+    return float(_log_joint(
+        logdens, state.z, state.log1m_u, float(state.alpha), state.sigma2, state.intercept, state.beta, state.c,
+        state.w, state.lam1, state.lam2, float(priors.alpha_shape), float(priors.alpha_rate),
+        float(priors.sigma2_shape), float(priors.sigma2_scale), float(s0),
+        float(math.lgamma(K * ae) - K * math.lgamma(ae)), ae, *_lambda_prior_args(priors),
+    ))
 
+
+@jit
+def _gamma_logpdf1(x, shape, rate):
+    return shape * math.log(rate) - math.lgamma(shape) + (shape - 1.0) * math.log(x) - rate * x
+
+
+@jit
+def _log_joint(logdens, z, log1m_u, alpha, sigma2, intercept, beta, c, w, lam1, lam2,
+               alpha_shape, alpha_rate, s2_shape, s2_scale, s0, dir_norm, ae, a1, a2, rate):
+    J, p = beta.shape
+    out = 0.0
+    for i in range(z.shape[0]):  # log pi_z + log N(y | ...): the (i, z_i) entries
+        out += logdens[i, z[i]]
+    for j in range(J - 1):  # sticks u_j ~ Beta(1, alpha)
+        out += math.log(alpha) + (alpha - 1.0) * log1m_u[j]
+    out += _gamma_logpdf1(alpha, alpha_shape, alpha_rate)
+    for j in range(J):
+        s2 = sigma2[j]
+        out += s2_shape * math.log(s2_scale) - math.lgamma(s2_shape) - (s2_shape + 1.0) * math.log(s2) - s2_scale / s2
+        if s0 == s0:  # an intercept with a N(0, s0^2) prior
+            out += -0.5 * (LOG_2PI + 2.0 * math.log(s0)) - 0.5 * (intercept[j] / s0) ** 2
+        l1 = 0.0
+        l2 = 0.0
+        for q in range(p):
+            l1 += abs(beta[j, q])
+            l2 += beta[j, q] * beta[j, q]
+        out += en_logpdf_sum1(l1, l2, p, lam1[c[j]], lam2[c[j]], s2) + math.log(w[c[j]])
+    out += dir_norm  # w ~ Dir(ae)
+    for k in range(w.shape[0]):
+        out += (ae - 1.0) * math.log(w[k])
+        out += _gamma_logpdf1(lam1[k], a1, rate) + _gamma_logpdf1(lam2[k], a2, rate)
+    return out
