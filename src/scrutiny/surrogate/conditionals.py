@@ -120,6 +120,8 @@ def component_stats(z: np.ndarray, data: Data, n_components: int) -> tuple[np.nd
     xty : ndarray of shape (J, d)
     counts : ndarray of shape (J,), int64
     """
+    if data.gram_total is None and data.design32 is None:  # small problems: one compiled call
+        return _component_stats_small(np.asarray(z, dtype=np.int64), data.design, data.y, n_components)
     d = data.design.shape[1]
     counts = np.bincount(z, minlength=n_components).astype(np.int64)
     # with the totals at hand, the largest component's statistics are the totals minus the rest
@@ -143,6 +145,28 @@ def component_stats(z: np.ndarray, data: Data, n_components: int) -> tuple[np.nd
     if by_difference >= 0:
         gram[by_difference] = data.gram_total - gram.sum(axis=0)
         xty[by_difference] = data.xty_total - xty.sum(axis=0)
+    return gram, xty, counts
+
+
+@jit
+def _component_stats_small(z, D, y, J):
+    """:func:`component_stats` without the totals or float32 products (compiled): the samples
+    sorted by component, then one BLAS product per contiguous block."""
+    d = D.shape[1]
+    counts = np.bincount(z, minlength=J).astype(np.int64)
+    order = np.argsort(z, kind="mergesort")
+    Ds = D[order]
+    ys = y[order]
+    gram = np.zeros((J, d, d))
+    xty = np.zeros((J, d))
+    start = 0
+    for j in range(J):
+        stop = start + counts[j]
+        if stop > start:
+            block = Ds[start:stop]
+            gram[j] = np.dot(block.T, block)
+            xty[j] = np.dot(block.T, ys[start:stop])
+        start = stop
     return gram, xty, counts
 
 
