@@ -152,11 +152,20 @@ def component_stats(z: np.ndarray, data: Data, n_components: int) -> tuple[np.nd
 def _component_stats_small(z, D, y, J):
     """:func:`component_stats` without the totals or float32 products (compiled): the samples
     sorted by component, then one BLAS product per contiguous block."""
-    d = D.shape[1]
-    counts = np.bincount(z, minlength=J).astype(np.int64)
-    order = np.argsort(z, kind="mergesort")
-    Ds = D[order]
-    ys = y[order]
+    n, d = D.shape
+    counts = np.zeros(J, dtype=np.int64)
+    for i in range(n):
+        counts[z[i]] += 1
+    nxt = np.zeros(J, dtype=np.int64)  # counting sort (stable)
+    for j in range(1, J):
+        nxt[j] = nxt[j - 1] + counts[j - 1]
+    Ds = np.empty((n, d))
+    ys = np.empty(n)
+    for i in range(n):
+        r = nxt[z[i]]
+        nxt[z[i]] += 1
+        Ds[r] = D[i]
+        ys[r] = y[i]
     gram = np.zeros((J, d, d))
     xty = np.zeros((J, d))
     start = 0
@@ -716,7 +725,7 @@ def switch_priors(
     * if it is alone in its prior ``k``, propose joining a prior ``l`` in ``U`` (uniformly) and
       redrawing the then unused ``lam_k`` from its prior: the reverse move.
 
-    Compiled (:func:`_switch_kernel`), drawing from ``rng`` itself.
+    Compiled (:func:`_switch_kernel`), with its random numbers drawn from ``rng`` beforehand.
 
     Returns
     -------
@@ -730,14 +739,22 @@ def switch_priors(
     lam1, lam2 = np.array(lam1, dtype=float), np.array(lam2, dtype=float)
     if K == 1 or J == 1:
         return c, lam1, lam2, 0
-    n_acc = _switch_kernel(rng, beta, np.asarray(sigma2, dtype=float), c, lam1, lam2, float(priors.alpha_e),
+    # the move's randomness, drawn up front (each draw is used at most once): visiting order,
+    # two uniforms (choice of prior, acceptance), the t proposal's normals and chi-square, and
+    # the Gamma prior draws of penalties freed by a merge
+    a1, a2, rate, _ = _own_prior_args(priors)
+    draws = (rng.permutation(J), rng.random((J, 2)), rng.standard_normal((J, 2)), rng.chisquare(_T_DF, J),
+             rng.gamma(a1, 1.0 / rate, J), rng.gamma(a2, 1.0 / rate, J))
+    n_acc = _switch_kernel(draws, beta, np.asarray(sigma2, dtype=float), c, lam1, lam2, float(priors.alpha_e),
                            *_own_prior_args(priors))
     return c, lam1, lam2, n_acc
 
 
 @jit
-def _switch_kernel(rng, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
-    """:func:`switch_priors` on ``c``, ``lam1``, ``lam2`` in place; returns the acceptances."""
+def _switch_kernel(draws, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
+    """:func:`switch_priors` on ``c``, ``lam1``, ``lam2`` in place; returns the acceptances.
+    ``draws``: see :func:`switch_priors`."""
+    order, unif, normal, chi2, gam1, gam2 = draws
     J, p = beta.shape
     K = lam1.shape[0]
     l1, l2 = np.zeros(J), np.zeros(J)
@@ -748,7 +765,7 @@ def _switch_kernel(rng, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
     mode, chol = np.zeros(2), np.zeros((2, 2))
     u = np.zeros(2)
     n_acc = 0
-    for j in rng.permutation(J):
+    for j in order:
         cnt = np.zeros(K, dtype=np.int64)  # components per prior, j excluded
         for i in range(J):
             if i != j:
@@ -763,7 +780,7 @@ def _switch_kernel(rng, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
         mode[0], mode[1], chol[0, 0], chol[1, 0], chol[1, 1] = _proposal(l1[j], l2[j], p, sigma2[j], a1, a2, rate, norm)
         log_ratio_choices = math.log(K - n_used) - math.log(n_used)
         if shared:  # split off to an unused prior with proposed penalties
-            pick = rng.integers(0, K - n_used)
+            pick = min(int(unif[j, 0] * (K - n_used)), K - n_used - 1)
             k = 0
             for kk in range(K):
                 if cnt[kk] == 0:
@@ -771,8 +788,8 @@ def _switch_kernel(rng, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
                         k = kk
                         break
                     pick -= 1
-            e0, e1 = rng.standard_normal(), rng.standard_normal()
-            scale = 1.0 / math.sqrt(rng.chisquare(_T_DF) / _T_DF)
+            e0, e1 = normal[j, 0], normal[j, 1]
+            scale = 1.0 / math.sqrt(chi2[j] / _T_DF)
             u[0] = mode[0] + chol[0, 0] * e0 * scale
             u[1] = mode[1] + (chol[1, 0] * e0 + chol[1, 1] * e1) * scale
             # Dirichlet-multinomial ratio: (ae + 0) / (ae + #others in k_now)
@@ -781,12 +798,12 @@ def _switch_kernel(rng, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
                      - _t_logpdf(u, mode, chol)
                      - en_logpdf_sum1(l1[j], l2[j], p, lam1[k_now], lam2[k_now], sigma2[j])
                      + log_ratio_choices)
-            if math.log(rng.random()) < log_a:
+            if math.log(unif[j, 1]) < log_a:
                 c[j] = k
                 lam1[k], lam2[k] = math.exp(u[0]), math.exp(u[1])
                 n_acc += 1
         else:  # alone: join a prior used by others; the freed penalties return to the prior
-            pick = rng.integers(0, n_used)
+            pick = min(int(unif[j, 0] * n_used), n_used - 1)
             l = 0
             for kk in range(K):
                 if cnt[kk] > 0:
@@ -800,10 +817,10 @@ def _switch_kernel(rng, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
                      - _own_lambda_log_target1(u[0], u[1], l1[j], l2[j], p, sigma2[j], a1, a2, rate, norm)
                      + _t_logpdf(u, mode, chol)
                      - log_ratio_choices)
-            if math.log(rng.random()) < log_a:
+            if math.log(unif[j, 1]) < log_a:
                 c[j] = l
-                lam1[k_now] = rng.gamma(a1, 1.0 / rate)
-                lam2[k_now] = rng.gamma(a2, 1.0 / rate)
+                lam1[k_now] = gam1[j]
+                lam2[k_now] = gam2[j]
                 n_acc += 1
     return n_acc
 
