@@ -113,11 +113,45 @@ def test_fitted_attributes_shapes_and_predictions(small_fit):
     assert set(model.rhat_) >= {"loglik", "logjoint", "alpha", "n_occupied", "pi", "sigma2"}
     pred = model.predict(X)
     assert pred.shape == (n,) and np.all(np.isfinite(pred))
+    # sum_h pi_h (b0_h + x' beta_h) over the draws, components left empty by a draw's z counted as 0
     expected = np.mean([
-        (d["pi"][:, None, :] * (X @ d["beta"].transpose(0, 2, 1) + d["intercept"][:, None, :])).sum(-1)
+        ((d["pi"] * (d["z"][:, :, None] == np.arange(4)).any(axis=1))[:, None, :]
+         * (X @ d["beta"].transpose(0, 2, 1) + d["intercept"][:, None, :])).sum(-1)
         for d in model.draws_
     ], axis=(0, 1))
     np.testing.assert_allclose(pred, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_prior_draws_of_empty_components_do_not_move_the_mixture_prediction(monkeypatch):
+    """coef_mixture_ (and predict) Rao-Blackwellise the empty components: replacing their
+    coefficient and intercept draws by huge values must change nothing (the raw average would
+    move by pi_h * 1e6)."""
+    X, y, *_ = simulate_regimes(300, 4, seed=3, n_active=4)
+    captured = {}
+    summarise = DMMMEN._summarise
+
+    def spy(self, results, *args):
+        captured["results"], captured["args"] = results, args
+        return summarise(self, results, *args)
+
+    monkeypatch.setattr(DMMMEN, "_summarise", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = DMMMEN(n_components=6, n_iter=120, n_burnin=60, random_state=0).fit(X, y)
+    before = model.coef_mixture_.copy(), model.intercept_mixture_
+    n_empty = 0
+    for r in captured["results"]:
+        d = r.draws
+        empty = ~(d["z"][:, :, None] == np.arange(6)).any(axis=1)  # (draws, J), the chain's own labels
+        d["beta"][empty] = 1e6
+        d["intercept"][empty] = -1e6
+        n_empty += int(empty.sum())
+    assert n_empty > 0  # six components for three regimes: some draws leave components empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        summarise(model, captured["results"], *captured["args"])
+    np.testing.assert_allclose(model.coef_mixture_, before[0], rtol=1e-12, atol=1e-12)
+    assert model.intercept_mixture_ == pytest.approx(before[1], rel=1e-12, abs=1e-12)
     labels, proba = model.predict_component(X, y)
     np.testing.assert_array_equal(labels, np.argmax(model.responsibilities_, axis=1))
     assert np.all((proba > 0) & (proba <= 1))

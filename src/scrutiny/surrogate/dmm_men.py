@@ -177,7 +177,9 @@ class DMMMEN:
     penalty_proba_ : ndarray of shape (J, K)
         ``P(c_h = k | data)``.
     coef_mixture_ : ndarray of shape (p,), intercept_mixture_ : float
-        Posterior mean of ``sum_h pi_h beta_h`` (``sum_h pi_h b0_h``), used by :meth:`predict`.
+        Posterior mean of ``sum_h pi_h beta_h`` (``sum_h pi_h b0_h``), used by :meth:`predict`;
+        Rao-Blackwellised: a component left empty by a draw's allocations contributes its prior
+        mean, 0, instead of its prior draw (same posterior mean, finite Monte Carlo variance).
     rhat_, ess_ : dict
         Rank-normalised split R-hat and bulk ESS of ``loglik``, ``logjoint``, ``alpha``,
         ``n_occupied`` (label-invariant) and of relabelled ``pi`` and ``sigma2``.
@@ -490,8 +492,15 @@ class DMMMEN:
         self.penalty_weights_ = pooled["w"].mean(axis=0)
         c = pooled["c"].astype(np.int64)
         self.penalty_proba_ = np.stack([(c == k).mean(axis=0) for k in range(priors.n_priors)], axis=1)
-        self.coef_mixture_ = np.einsum("tj,tjp->p", pooled["pi"], pooled["beta"]) / pooled["pi"].shape[0]
-        self.intercept_mixture_ = float(np.einsum("tj,tj->", pooled["pi"], pooled["intercept"]) / pooled["pi"].shape[0])
+        # Rao-Blackwellised over empty components: given an allocation that leaves h empty, b0_h
+        # and beta_h follow their prior, whose mean is 0, so their term's conditional mean is 0.
+        # The raw draws would average prior draws whose scale has no finite variance (sigma2 ~
+        # IG(0.5, 0.5)): one empty component with pi = 1e-3 and coefficients of 1e4 moved the
+        # predictions of a 400-sample fit far off (correlation with the truth 0.53)
+        occupied = np.stack([(z == h).any(axis=1) for h in range(J)], axis=1)
+        pi_occ = pooled["pi"] * occupied
+        self.coef_mixture_ = np.einsum("tj,tjp->p", pi_occ, pooled["beta"]) / pi_occ.shape[0]
+        self.intercept_mixture_ = float(np.einsum("tj,tj->", pi_occ, pooled["intercept"]) / pi_occ.shape[0])
         self.responsibilities_ = self._component_proba(X, y)
         diag = chain_diagnostics(self.trace_, draws, int(self.n_burnin))
         self.diagnostics_ = diag
