@@ -825,12 +825,10 @@ def _switch_kernel(draws, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
     return n_acc
 
 
-def _used_priors(c: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Components per prior ``m`` (K,), the used priors (those with ``m_k > 0``) and, for each
-    used prior, the indices of its components."""
+def _used_priors(c: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Components per prior ``m`` (K,) and the used priors (those with ``m_k > 0``)."""
     m = np.bincount(c, minlength=K)
-    used = np.flatnonzero(m)
-    return m, used, [np.flatnonzero(c == k) for k in used]
+    return m, np.flatnonzero(m)
 
 
 @jit
@@ -1077,7 +1075,7 @@ def sample_lambda(
     """
     K = priors.n_priors
     p = beta.shape[1]
-    m, used, _ = _used_priors(c, K)
+    m, used = _used_priors(c, K)
     l1 = np.abs(beta).sum(axis=1)
     l2 = (beta * beta).sum(axis=1)
     args = (used, np.asarray(c, dtype=np.int64), l1, l2, np.asarray(sigma2, dtype=float), p, *_lambda_prior_args(priors))
