@@ -393,9 +393,8 @@ class DMMMENExplainer(Explainer):
         The explainer's fits default to ``init="mixed"`` and ``chain_selection="best"`` (see
         Notes); pass e.g. ``{"init": "kmeans", "chain_selection": "all"}`` for plain pooling.
         They run their chains in parallel processes (``n_jobs``: one per chain, at most one per
-        CPU; 1.17 s per MNIST explanation on 2 cores, median of 10 images, and 1.2-1.6 times
-        that in one process); ``{"n_jobs": 1}`` runs
-        them in this process.
+        CPU; 0.80-0.94 s per MNIST explanation on 2 cores, median of 10 images, and about 1.5
+        times that in one process); ``{"n_jobs": 1}`` runs them in this process.
     batch_size : int, optional
         Perturbed images built and passed to the model at once.
     random_state : int, numpy.random.Generator or None
@@ -427,15 +426,17 @@ class DMMMENExplainer(Explainer):
       superpixels of ``h*`` (what the explanation consumes; NaN with one chain),
       ``fit_time`` (n,) seconds per fit.
 
-    Speed and convergence: a sweep costs about 3.5 ms at 1000 masks x 40-50 superpixels on
-    one core, almost all of it Python overhead spread over the sweep's steps, so the defaults
-    (2 chains x 200 sweeps, 100 burn-in, chains in parallel processes) take 1.0-1.25 s per MNIST
-    image with the CNN's 1000 evaluations included (the fit 0.8-1.1 s; measured on a host whose
-    10^6-step Python loop takes 70 ms, see ``benchmarks/dmm_men.py``). Longer chains give more
-    faithful rankings: on 24 MNIST test images, hiding the top-3 superpixels left P(class) at
-    0.79 on average with the defaults and at 0.69 with ``n_iter=1000, n_burnin=500`` (about 4 s
-    per fit); 150 sweeps gave 0.83. The mixture posterior of these problems is multimodal and the
-    Gibbs sampler does not move between modes: on MNIST the R-hat of the log-likelihood stays
+    Speed and convergence: a sweep costs 1.7-2.3 ms at 1000 masks x 40-50 superpixels on one
+    core (its scalar loops compiled with numba, the rest numpy), so the defaults (2 chains x
+    200 sweeps, 100 burn-in, chains in parallel processes) take 0.80-0.94 s per MNIST image
+    with the CNN's 1000 evaluations (about 0.15 s) included, on hosts whose 10^6-step Python
+    loop takes 45-80 ms (see ``benchmarks/dmm_men.py``); ``n_iter=1000, n_burnin=500`` takes
+    about 2.9 s per fit. Longer chains give more faithful rankings: on 24 MNIST test images,
+    hiding the top-3 superpixels left P(class) at 0.67 on average with the defaults and at 0.59
+    with 1000 sweeps (one seed); the same average over seeds spreads by about +-0.1 (0.59-0.80
+    over 9 runs of the defaults), so compare settings on several seeds. The mixture posterior
+    of these problems is multimodal and the Gibbs sampler does not move between modes: on
+    MNIST the R-hat of the log-likelihood stays
     near 1.8 even after 2000 sweeps, because chains settle on different numbers of components,
     and the k-means warm start alone leaves about half of the chains in a mode that explains a
     dominant superpixel by two intercepts instead of a slope. The fits therefore start one
