@@ -16,6 +16,7 @@ from scrutiny.exceptions import ConvergenceWarning, InvalidParameterError, Missi
 from scrutiny.surrogate import (
     DMMMEN,
     Priors,
+    chain_pool,
     apply_permutations,
     canonical_penalty_order,
     ess_bulk,
@@ -120,6 +121,10 @@ def test_fitted_attributes_shapes_and_predictions(small_fit):
         for d in model.draws_
     ], axis=(0, 1))
     np.testing.assert_allclose(pred, expected, rtol=1e-10, atol=1e-10)
+    labels, proba = model.predict_component(X, y)
+    np.testing.assert_array_equal(labels, np.argmax(model.responsibilities_, axis=1))
+    assert np.all((proba > 0) & (proba <= 1))
+    assert np.mean(labels == model.labels_) > 0.95
 
 
 def test_prior_draws_of_empty_components_do_not_move_the_mixture_prediction(monkeypatch):
@@ -152,10 +157,6 @@ def test_prior_draws_of_empty_components_do_not_move_the_mixture_prediction(monk
         summarise(model, captured["results"], *captured["args"])
     np.testing.assert_allclose(model.coef_mixture_, before[0], rtol=1e-12, atol=1e-12)
     assert model.intercept_mixture_ == pytest.approx(before[1], rel=1e-12, abs=1e-12)
-    labels, proba = model.predict_component(X, y)
-    np.testing.assert_array_equal(labels, np.argmax(model.responsibilities_, axis=1))
-    assert np.all((proba > 0) & (proba <= 1))
-    assert np.mean(labels == model.labels_) > 0.95
 
 
 def test_same_seed_same_fit_and_global_rng_untouched(small_fit, rng_guard):
@@ -185,6 +186,35 @@ def test_parallel_chains_match_sequential_ones(small_fit):
         warnings.simplefilter("ignore", ConvergenceWarning)
         par = DMMMEN(n_components=4, n_iter=120, n_burnin=60, n_jobs=2, random_state=0).fit(X, y)
     np.testing.assert_array_equal(par.coef_, model.coef_)
+
+
+def test_chain_pool_shares_one_process_pool_and_changes_no_result(small_fit, monkeypatch):
+    """Fits inside chain_pool(2) start no process pool of their own and give the same fits."""
+    import concurrent.futures
+
+    from scrutiny.surrogate import dmm_men
+
+    model, X, y = small_fit
+    started = []
+
+    class Counting(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with chain_pool(2):
+            fits = [DMMMEN(n_components=4, n_iter=120, n_burnin=60, n_jobs=2, random_state=s).fit(X, y)
+                    for s in (0, 1)]
+            assert dmm_men._SHARED_POOL is not None
+        assert dmm_men._SHARED_POOL is None
+        assert started == [2]  # the block's pool only, for both fits' pilots and chains
+        DMMMEN(n_components=4, n_iter=120, n_burnin=60, n_jobs=2, random_state=0).fit(X, y)
+    assert started == [2, 2, 2]  # outside the block a fit starts its own again (pilots, then chains)
+    np.testing.assert_array_equal(fits[0].coef_, model.coef_)
+    assert not np.array_equal(fits[1].coef_, model.coef_)
 
 
 def test_pilot_start_continues_every_chain_from_the_best_pilot():

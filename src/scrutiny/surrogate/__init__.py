@@ -3,7 +3,8 @@
 * :class:`DMMMEN` (``dmm_men.py``): the scikit-learn style estimator, with
   :meth:`DMMMEN.from_model` (fit one class of a black box), :meth:`DMMMEN.explain` (per-sample
   explanations by the most probable component) and :meth:`DMMMEN.explain_global` (one
-  :class:`GlobalInsight` per occupied component);
+  :class:`GlobalInsight` per occupied component); :func:`chain_pool` shares one process pool
+  among the fits inside a ``with`` block;
 * :class:`DMMMENExplainer` (``explainer.py``): the paper's individual explanations of images
   over superpixels, one DMM-MEN fit per image;
 * :func:`scrutability_test` and :func:`crafted_samples_test` (``scrutability.py``): the paper's
@@ -40,7 +41,7 @@ from .diagnostics import (
     to_inferencedata,
     topk_stability,
 )
-from .dmm_men import DMMMEN
+from .dmm_men import DMMMEN, chain_pool
 from .explainer import DMMMENExplainer, GlobalInsight, uniform_size_masks
 from .mcmc import (
     ChainResult,
@@ -68,6 +69,7 @@ from .scrutability import (
 
 __all__ = [
     "DMMMEN",
+    "chain_pool",
     "ChainResult",
     "CraftedSamplesResult",
     "DMMMENExplainer",

@@ -51,7 +51,7 @@ from ..attribution._surrogate._compose import (
 from ..attribution._surrogate._design import bernoulli_masks, root_seed, stream
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ..explanation import read_only_copy as _readonly
-from .dmm_men import DMMMEN
+from .dmm_men import DMMMEN, chain_pool
 
 __all__ = ["DMMMENExplainer", "GlobalInsight", "explain_fitted", "fit_from_model", "global_insights", "uniform_size_masks"]
 
@@ -580,40 +580,41 @@ class DMMMENExplainer(Explainer):
         chains_used = np.zeros(n, dtype=np.int64)
         intercept = np.zeros(n)
         fills = resolve_fills(self.baseline, X, labels, n_seg, owner)
-        for i in range(n):
-            S = int(n_seg[i])
-            Z = self._masks(seed, S)
-            image, lab, fill = X[i], labels[i], fills[i]
+        with chain_pool(int(params["n_jobs"])):  # one process pool for every image's fit
+            for i in range(n):
+                S = int(n_seg[i])
+                Z = self._masks(seed, S)
+                image, lab, fill = X[i], labels[i], fills[i]
 
-            def build(s, e, image=image, fill=fill, lab=lab, Z=Z):
-                return compose_images(image, fill, lab, Z[s:e])
+                def build(s, e, image=image, fill=fill, lab=lab, Z=Z):
+                    return compose_images(image, fill, lab, Z[s:e])
 
-            y = evaluate(self.model, self.output, Z.shape[0], build, rows_per_chunk)[:, target[i]]
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)  # summarised once below
-                try:
-                    est = DMMMEN(**params).fit(Z, y)
-                except InvalidParameterError as exc:
-                    raise InvalidParameterError(f"{owner}: fitting DMM-MEN to input {i} failed: {exc}") from exc
-            P = est._component_proba(Z[:1], y[:1])[0]
-            h = int(np.argmax(P))
-            beta = est.coef_[h]
-            seg_values[i, :S] = beta
-            mix_values[i, :S] = est.coef_mixture_
-            seg_ci[i, :S] = est.coef_ci_[h]
-            ranking[i, :S] = np.argsort(-beta, kind="stable")
-            component[i] = h
-            intercept[i] = est.intercept_[h]
-            converged[i] = est.converged_
-            scalars["component_proba"][i] = P[h]
-            scalars["component_weight"][i] = est.weights_[h]
-            scalars["response"][i] = y[0]
-            scalars["local_pred"][i] = est.intercept_[h] + beta.sum()
-            scalars["rhat_loglik"][i] = est.rhat_.get("loglik", np.nan)
-            scalars["topk_jaccard"][i] = self._topk_jaccard(est, h, min(10, S))
-            chains_used[i] = est.chains_used_.size
-            scalars["fit_time"][i] = time.perf_counter() - start
+                y = evaluate(self.model, self.output, Z.shape[0], build, rows_per_chunk)[:, target[i]]
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)  # summarised once below
+                    try:
+                        est = DMMMEN(**params).fit(Z, y)
+                    except InvalidParameterError as exc:
+                        raise InvalidParameterError(f"{owner}: fitting DMM-MEN to input {i} failed: {exc}") from exc
+                P = est._component_proba(Z[:1], y[:1])[0]
+                h = int(np.argmax(P))
+                beta = est.coef_[h]
+                seg_values[i, :S] = beta
+                mix_values[i, :S] = est.coef_mixture_
+                seg_ci[i, :S] = est.coef_ci_[h]
+                ranking[i, :S] = np.argsort(-beta, kind="stable")
+                component[i] = h
+                intercept[i] = est.intercept_[h]
+                converged[i] = est.converged_
+                scalars["component_proba"][i] = P[h]
+                scalars["component_weight"][i] = est.weights_[h]
+                scalars["response"][i] = y[0]
+                scalars["local_pred"][i] = est.intercept_[h] + beta.sum()
+                scalars["rhat_loglik"][i] = est.rhat_.get("loglik", np.nan)
+                scalars["topk_jaccard"][i] = self._topk_jaccard(est, h, min(10, S))
+                chains_used[i] = est.chains_used_.size
+                scalars["fit_time"][i] = time.perf_counter() - start
         unstable = np.flatnonzero(scalars["topk_jaccard"] < 0.5)
         if unstable.size:
             from ..attribution._surrogate import external_stacklevel
