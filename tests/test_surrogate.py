@@ -428,6 +428,26 @@ def test_diagnostics_agree_with_arviz_when_installed():
     assert ess_tail(x) == pytest.approx(float(az.ess(x, method="tail")), rel=1e-8)
 
 
+def test_diagnostics_of_many_quantities_equal_their_one_at_a_time_values():
+    """rhat / ess_* rank and diagnose every column at once; each column must get exactly what
+    it gets alone (a constant column: R-hat 1; a column with a NaN: NaN)."""
+    rng = np.random.default_rng(4)
+    x = np.empty((3, 200, 2, 3))
+    x[..., 0, 0] = np.cumsum(rng.normal(size=(3, 200)), axis=1)
+    x[..., 0, 1] = rng.normal(size=(3, 200)) + np.array([0.0, 0.0, 0.5])[:, None]
+    x[..., 0, 2] = rng.poisson(2.0, size=(3, 200))  # ties
+    x[..., 1, 0] = 7.0
+    x[..., 1, 1] = rng.normal(size=(3, 200))
+    x[0, 5, 1, 1] = np.nan
+    x[..., 1, 2] = rng.normal(size=(3, 200)) * np.array([1.0, 1.0, 3.0])[:, None]
+    for fn in (rhat, ess_bulk, ess_tail):
+        together = fn(x)
+        assert together.shape == (2, 3)
+        alone = np.array([[fn(x[..., i, j]) for j in range(3)] for i in range(2)])
+        np.testing.assert_allclose(together, alone, rtol=1e-12)
+    assert rhat(x)[1, 0] == 1.0 and np.isnan(rhat(x)[1, 1]) and np.isnan(ess_bulk(x)[1, 1])
+
+
 def test_topk_stability_and_inferencedata():
     a = np.array([[5.0, -4.0, 3.0, 0.1, 0.0]])
     assert topk_stability(np.stack([a, a]), 2).tolist() == [1.0]

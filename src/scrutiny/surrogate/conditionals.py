@@ -35,9 +35,9 @@ from ._math import (
     categorical_from_logits,
     en_logpdf_sum,
     en_logpdf_sum1,
+    jit,
     log_beta_pair_rvs,
     log_dirichlet_rvs,
-    jit,
     rinvgauss,
     rng_state,
     slice_loop,
@@ -112,7 +112,8 @@ def component_stats(z: np.ndarray, data: Data, n_components: int) -> tuple[np.nd
 
     Sorts the samples by component once and multiplies contiguous blocks (in float32 when
     ``data.design32`` is set: large problems; the results are float64). Large problems take the
-    largest component's statistics as ``data.gram_total`` / ``data.xty_total`` minus the others'.
+    largest component's statistics as ``data.gram_total`` / ``data.xty_total`` minus the others';
+    the others (neither set) do everything in one compiled call (:func:`_component_stats_small`).
 
     Returns
     -------

@@ -60,60 +60,78 @@ def _as_chains(x, name="x") -> np.ndarray:
 
 
 def _split(x: np.ndarray) -> np.ndarray:
-    """(M, N) -> (2M, N // 2), dropping the middle draw when N is odd."""
+    """(M, N, ...) -> (2M, N // 2, ...), dropping the middle draw when N is odd."""
     half = x.shape[1] // 2
     return np.concatenate([x[:, :half], x[:, -half:]], axis=0)
 
 
 def _z_scale(x: np.ndarray) -> np.ndarray:
-    """Normal scores of the pooled (average) ranks: ``Phi^-1((r - 3/8) / (S + 1/4))``."""
-    r = rankdata(x, method="average", axis=None).reshape(x.shape)
-    return ndtri((r - 0.375) / (x.size + 0.25))
+    """Normal scores of the pooled (average) ranks, ``Phi^-1((r - 3/8) / (S + 1/4))``, of each
+    column of (M, N, Q) draws (ranks pooled over chains and draws)."""
+    flat = x.reshape(-1, x.shape[2])
+    r = rankdata(flat, method="average", axis=0).reshape(x.shape)
+    return ndtri((r - 0.375) / (flat.shape[0] + 0.25))
 
 
-def _rhat_basic(x: np.ndarray) -> float:
-    """Classic R-hat of (M, N) chains."""
+def _rhat_basic(x: np.ndarray) -> np.ndarray:
+    """Classic R-hat of each column of (M, N, Q) chains."""
     n = x.shape[1]
-    means = x.mean(axis=1)
-    within = x.var(axis=1, ddof=1).mean()
-    between = n * means.var(ddof=1)
-    if within == 0:
-        return 1.0 if between == 0 else np.inf
-    return float(np.sqrt((between / within + n - 1) / n))
+    within = x.var(axis=1, ddof=1).mean(axis=0)
+    between = n * x.mean(axis=1).var(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.sqrt((between / within + n - 1) / n)
+    return np.where(within == 0, np.where(between == 0, 1.0, np.inf), out)
 
 
-def _rhat_1d(x: np.ndarray) -> float:
-    if not np.all(np.isfinite(x)):
-        return np.nan
-    if np.ptp(x) == 0:
-        return 1.0
-    s = _split(x)
-    bulk = _rhat_basic(_z_scale(s))
-    tail = _rhat_basic(_z_scale(np.abs(s - np.median(s))))
-    return max(bulk, tail)
+def _rhat_cols(x: np.ndarray) -> np.ndarray:
+    """Rank-normalised split R-hat of each column of (M, N, Q) draws (see :func:`rhat`)."""
+    out = np.full(x.shape[2], np.nan)
+    finite = np.all(np.isfinite(x), axis=(0, 1))
+    constant = finite & (np.ptp(np.where(np.isfinite(x), x, 0.0), axis=(0, 1)) == 0)
+    out[constant] = 1.0
+    cols = finite & ~constant
+    if cols.any():
+        s = _split(x[:, :, cols])
+        bulk = _rhat_basic(_z_scale(s))
+        tail = _rhat_basic(_z_scale(np.abs(s - np.median(s, axis=(0, 1)))))
+        out[cols] = np.maximum(bulk, tail)
+    return out
 
 
 def _autocov(x: np.ndarray) -> np.ndarray:
-    """Biased autocovariances of each row (FFT), shape (M, N)."""
+    """Biased autocovariances along axis 1 (FFT) of (M, N, Q) chains, averaged over the M chains:
+    shape (N, Q)."""
     n = x.shape[1]
     m = next_fast_len(2 * n)
     xc = x - x.mean(axis=1, keepdims=True)
     f = np.fft.rfft(xc, n=m, axis=1)
-    return np.fft.irfft(f * np.conjugate(f), n=m, axis=1)[:, :n] / n
+    return (np.fft.irfft(f * np.conjugate(f), n=m, axis=1)[:, :n] / n).mean(axis=0)
 
 
-def _ess_raw(x: np.ndarray) -> float:
-    """ESS of (M, N) chains with Geyer's initial positive and monotone sequences."""
-    if not np.all(np.isfinite(x)):
-        return np.nan
-    M, N = x.shape
-    if np.ptp(x) < np.finfo(float).resolution:
-        return float(x.size)
-    acov = _autocov(x).mean(axis=0).tolist()  # averaged over chains once; the loop reads floats
-    mean_var = acov[0] * N / (N - 1.0)
-    var_plus = mean_var * (N - 1.0) / N
-    if M > 1:
-        var_plus += x.mean(axis=1).var(ddof=1)
+def _ess_cols(x: np.ndarray) -> np.ndarray:
+    """ESS of each column of (M, N, Q) chains with Geyer's initial positive and monotone
+    sequences (NaN for a column with a non-finite draw, ``M N`` for a constant one)."""
+    M, N, Q = x.shape
+    finite = np.all(np.isfinite(x), axis=(0, 1))
+    x = np.where(finite, x, 0.0)
+    constant = np.ptp(x, axis=(0, 1)) < np.finfo(float).resolution
+    acov = _autocov(x).T.tolist()  # (Q, N) as floats: the loop below reads them one by one
+    mean_var = [a[0] * N / (N - 1.0) for a in acov]
+    between = x.mean(axis=1).var(axis=0, ddof=1).tolist() if M > 1 else [0.0] * Q
+    out = np.full(Q, np.nan)
+    for q in range(Q):
+        if not finite[q]:
+            continue
+        if constant[q]:
+            out[q] = float(M * N)
+            continue
+        out[q] = _geyer_ess(acov[q], mean_var[q], mean_var[q] * (N - 1.0) / N + between[q], M, N)
+    return out
+
+
+def _geyer_ess(acov: list, mean_var: float, var_plus: float, M: int, N: int) -> float:
+    """ESS from chain-averaged autocovariances (floats) with Geyer's initial positive and
+    monotone sequences."""
     rho = [0.0] * N
     rho_even, rho_odd = 1.0, 1.0 - (mean_var - acov[1]) / var_plus
     rho[0], rho[1] = rho_even, rho_odd
@@ -138,11 +156,13 @@ def _ess_raw(x: np.ndarray) -> float:
     return float(ess / tau)
 
 
-def _apply(x, fn, name) -> np.ndarray | float:
+def _columns(x, name="x") -> tuple[np.ndarray, tuple]:
+    """``x`` as (M, N, Q) columns and the shape of its trailing dimensions."""
     x = _as_chains(x, name)
-    extra = x.shape[2:]
-    flat = x.reshape(x.shape[0], x.shape[1], -1)
-    out = np.array([fn(flat[:, :, i]) for i in range(flat.shape[2])])
+    return x.reshape(x.shape[0], x.shape[1], -1), x.shape[2:]
+
+
+def _shaped(out: np.ndarray, extra: tuple) -> np.ndarray | float:
     return float(out[0]) if extra == () else out.reshape(extra)
 
 
@@ -159,7 +179,8 @@ def rhat(x) -> np.ndarray | float:
         1.0 for a quantity that is constant across all draws, ``inf`` when chains are
         constant at different values, NaN when any draw is non-finite.
     """
-    return _apply(x, _rhat_1d, "x")
+    cols, extra = _columns(x)
+    return _shaped(_rhat_cols(cols), extra)
 
 
 def ess_bulk(x) -> np.ndarray | float:
@@ -169,7 +190,10 @@ def ess_bulk(x) -> np.ndarray | float:
     ----------
     x : array-like of shape (n_chains, n_draws, *extra)
     """
-    return _apply(x, lambda a: _ess_raw(_z_scale(_split(a))), "x")
+    cols, extra = _columns(x)
+    finite = np.all(np.isfinite(cols), axis=(0, 1))
+    ess = _ess_cols(_z_scale(_split(np.where(finite, cols, 0.0))))
+    return _shaped(np.where(finite, ess, np.nan), extra)
 
 
 def ess_tail(x, prob: tuple[float, float] = (0.05, 0.95)) -> np.ndarray | float:
@@ -180,15 +204,9 @@ def ess_tail(x, prob: tuple[float, float] = (0.05, 0.95)) -> np.ndarray | float:
     x : array-like of shape (n_chains, n_draws, *extra)
     prob : (float, float)
     """
-
-    def one(a):
-        vals = []
-        for q in prob:
-            ind = (a <= np.quantile(a, q)).astype(float)
-            vals.append(_ess_raw(_split(ind)))
-        return min(vals)
-
-    return _apply(x, one, "x")
+    cols, extra = _columns(x)
+    ess = [_ess_cols(_split((cols <= np.quantile(cols, q, axis=(0, 1))).astype(float))) for q in prob]
+    return _shaped(np.where(np.all(np.isfinite(cols), axis=(0, 1)), np.min(ess, axis=0), np.nan), extra)
 
 
 def topk_stability(coef: np.ndarray, k: int, *, signed: bool = False) -> np.ndarray:
