@@ -439,7 +439,7 @@ def _run_chain(rng, X, y, priors, n_iter, n_burnin, thin, callback, settings, in
 @functools.cache
 def load_kernels() -> None:
     """Load the sampler's compiled kernels into this process (numba compiles them the first time
-    on a machine, about 5 s, and caches them on disk; later processes load them in about 0.3 s).
+    on a machine, about 26 s, and caches them on disk; later processes load them in about 0.5 s).
 
     Runs a few sweeps of a tiny problem, so every kernel is loaded with the argument types that
     real problems pass. :class:`~scrutiny.surrogate.DMMMEN` calls it before forking chain
