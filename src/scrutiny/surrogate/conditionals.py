@@ -684,8 +684,9 @@ def lambda_proposals(l1, l2, p, sigma2, priors: Priors) -> tuple[np.ndarray, np.
     l1, l2, sigma2 = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (l1, l2, sigma2))
     J = l1.shape[0]
     mode, chol = np.zeros((J, 2)), np.zeros((J, 2, 2))
+    prior = _own_prior_args(priors)
     for j in range(J):
-        u0, u1, a, b, c = _proposal(l1[j], l2[j], int(p), sigma2[j], *_own_prior_args(priors))
+        u0, u1, a, b, c = _proposal(l1[j], l2[j], int(p), sigma2[j], *prior)
         mode[j] = u0, u1
         chol[j] = [[a, 0.0], [b, c]]
     return mode, chol
@@ -743,12 +744,25 @@ def switch_priors(
     # the move's randomness, drawn up front (each draw is used at most once): visiting order,
     # two uniforms (choice of prior, acceptance), the t proposal's normals and chi-square, and
     # the Gamma prior draws of penalties freed by a merge
-    a1, a2, rate, _ = _own_prior_args(priors)
+    prior = _own_prior_args(priors)
+    a1, a2, rate, _ = prior
     draws = (rng.permutation(J), rng.random((J, 2)), rng.standard_normal((J, 2)), rng.chisquare(_T_DF, J),
              rng.gamma(a1, 1.0 / rate, J), rng.gamma(a2, 1.0 / rate, J))
-    n_acc = _switch_kernel(draws, beta, np.asarray(sigma2, dtype=float), c, lam1, lam2, float(priors.alpha_e),
-                           *_own_prior_args(priors))
+    n_acc = _switch_kernel(draws, beta, np.asarray(sigma2, dtype=float), c, lam1, lam2, float(priors.alpha_e), *prior)
     return c, lam1, lam2, n_acc
+
+
+@jit
+def _beta_norms(beta):
+    """``||beta_j||_1`` and ``||beta_j||^2`` of every row (compiled kernels' shared helper)."""
+    J, p = beta.shape
+    l1, l2 = np.zeros(J), np.zeros(J)
+    for j in range(J):
+        for q in range(p):
+            b = beta[j, q]
+            l1[j] += abs(b)
+            l2[j] += b * b
+    return l1, l2
 
 
 @jit
@@ -758,11 +772,7 @@ def _switch_kernel(draws, beta, sigma2, c, lam1, lam2, ae, a1, a2, rate, norm):
     order, unif, normal, chi2, gam1, gam2 = draws
     J, p = beta.shape
     K = lam1.shape[0]
-    l1, l2 = np.zeros(J), np.zeros(J)
-    for j in range(J):
-        for l in range(p):
-            l1[j] += abs(beta[j, l])
-            l2[j] += beta[j, l] * beta[j, l]
+    l1, l2 = _beta_norms(beta)
     mode, chol = np.zeros(2), np.zeros((2, 2))
     u = np.zeros(2)
     n_acc = 0
@@ -936,12 +946,7 @@ def _rescale_prepare(beta, intercept, fitted, z, y, sigma2, c, lam1, lam2):
         A[j] += r * r
         B[j] += r * q
         C[j] += q * q
-    l1, l2 = np.zeros(J), np.zeros(J)
-    for j in range(J):
-        for l in range(p):
-            b = beta[j, l]
-            l1[j] += abs(b)
-            l2[j] += b * b
+    l1, l2 = _beta_norms(beta)
     m = np.zeros(K, dtype=np.int64)
     info = np.ones(K)
     for j in range(J):
@@ -1196,6 +1201,7 @@ def _gamma_logpdf1(x, shape, rate):
 def _log_joint(logdens, z, log1m_u, alpha, sigma2, intercept, beta, c, w, lam1, lam2,
                alpha_shape, alpha_rate, s2_shape, s2_scale, s0, dir_norm, ae, a1, a2, rate):
     J, p = beta.shape
+    l1, l2 = _beta_norms(beta)
     out = 0.0
     for i in range(z.shape[0]):  # log pi_z + log N(y | ...): the (i, z_i) entries
         out += logdens[i, z[i]]
@@ -1207,12 +1213,7 @@ def _log_joint(logdens, z, log1m_u, alpha, sigma2, intercept, beta, c, w, lam1, 
         out += s2_shape * math.log(s2_scale) - math.lgamma(s2_shape) - (s2_shape + 1.0) * math.log(s2) - s2_scale / s2
         if s0 == s0:  # an intercept with a N(0, s0^2) prior
             out += -0.5 * (LOG_2PI + 2.0 * math.log(s0)) - 0.5 * (intercept[j] / s0) ** 2
-        l1 = 0.0
-        l2 = 0.0
-        for q in range(p):
-            l1 += abs(beta[j, q])
-            l2 += beta[j, q] * beta[j, q]
-        out += en_logpdf_sum1(l1, l2, p, lam1[c[j]], lam2[c[j]], s2) + math.log(w[c[j]])
+        out += en_logpdf_sum1(l1[j], l2[j], p, lam1[c[j]], lam2[c[j]], s2) + math.log(w[c[j]])
     out += dir_norm  # w ~ Dir(ae)
     for k in range(w.shape[0]):
         out += (ae - 1.0) * math.log(w[k])
