@@ -348,7 +348,12 @@ def slice_sample(rng: np.random.Generator, x0, logf, width, max_steps: int = 50,
 
 
 def kmeans(rng: np.random.Generator, F: np.ndarray, k: int, n_iter: int = 30) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding; returns labels of shape (n,) in ``[0, k)``."""
+    """Lloyd's k-means with k-means++ seeding; returns labels of shape (n,) in ``[0, k)``.
+
+    The distances are ``(C F')'`` and the centroids one-hot products ``onehot' F``: OpenBLAS
+    multiplies a tall matrix by a skinny one (``F C'``, boolean-mask means) 5-10x slower
+    (Fashion-MNIST Trouser, n = 7,000, 302 columns: 1.1 s -> 0.15 s).
+    """
     n = F.shape[0]
     k = min(k, n)
     sq = np.einsum("ij,ij->i", F, F)
@@ -362,13 +367,13 @@ def kmeans(rng: np.random.Generator, F: np.ndarray, k: int, n_iter: int = 30) ->
     C = np.array(centers)
     labels = np.full(n, -1)
     for _ in range(n_iter):
-        dist = sq[:, None] - 2.0 * F @ C.T + np.einsum("ij,ij->i", C, C)[None, :]
+        dist = sq[:, None] - 2.0 * (C @ F.T).T + np.einsum("ij,ij->i", C, C)[None, :]
         new = np.argmin(dist, axis=1)
         if np.array_equal(new, labels):
             break
         labels = new
-        for j in range(k):
-            members = labels == j
-            if members.any():
-                C[j] = F[members].mean(axis=0)
+        onehot = (labels[:, None] == np.arange(k)).astype(F.dtype)
+        counts = onehot.sum(axis=0)
+        filled = counts > 0  # an empty cluster keeps its centre
+        C[filled] = (onehot.T @ F)[filled] / counts[filled, None]
     return labels
