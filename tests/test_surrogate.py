@@ -128,9 +128,10 @@ def test_fitted_attributes_shapes_and_predictions(small_fit):
 
 
 def test_prior_draws_of_empty_components_do_not_move_the_mixture_prediction(monkeypatch):
-    """coef_mixture_ (and predict) Rao-Blackwellise the empty components: replacing their
-    coefficient and intercept draws by huge values must change nothing (the raw average would
-    move by pi_h * 1e6)."""
+    """coef_mixture_ (and predict) Rao-Blackwellise the empty components, and the per-component
+    summaries use only the draws in which a component is occupied: replacing the empty
+    components' coefficient, intercept and variance draws by huge values must change nothing
+    (the raw averages would move by pi_h * 1e6, or by 1e6 times the fraction of empty draws)."""
     X, y, *_ = simulate_regimes(300, 4, seed=3, n_active=4)
     captured = {}
     summarise = DMMMEN._summarise
@@ -144,12 +145,18 @@ def test_prior_draws_of_empty_components_do_not_move_the_mixture_prediction(monk
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = DMMMEN(n_components=6, n_iter=120, n_burnin=60, random_state=0).fit(X, y)
     before = model.coef_mixture_.copy(), model.intercept_mixture_
+    names = ("coef_", "coef_ci_", "intercept_", "intercept_ci_", "sigma2_", "sigma2_ci_", "responsibilities_")
+    summaries = {k: getattr(model, k).copy() for k in names}
+    seen = model.occupancy_ > 0
+    # some components are empty in some draws but not all: the case the summaries must handle
+    assert np.any(seen & (model.occupancy_ < 1))
     n_empty = 0
     for r in captured["results"]:
         d = r.draws
         empty = ~(d["z"][:, :, None] == np.arange(6)).any(axis=1)  # (draws, J), the chain's own labels
         d["beta"][empty] = 1e6
         d["intercept"][empty] = -1e6
+        d["sigma2"][empty] = 1e6
         n_empty += int(empty.sum())
     assert n_empty > 0  # six components for three regimes: some draws leave components empty
     with warnings.catch_warnings():
@@ -157,6 +164,10 @@ def test_prior_draws_of_empty_components_do_not_move_the_mixture_prediction(monk
         summarise(model, captured["results"], *captured["args"])
     np.testing.assert_allclose(model.coef_mixture_, before[0], rtol=1e-12, atol=1e-12)
     assert model.intercept_mixture_ == pytest.approx(before[1], rel=1e-12, abs=1e-12)
+    for k in names[:-1]:
+        np.testing.assert_allclose(getattr(model, k)[seen], summaries[k][seen], rtol=1e-12, atol=1e-12, err_msg=k)
+    np.testing.assert_allclose(model.responsibilities_, summaries["responsibilities_"], rtol=1e-9, atol=1e-12)
+    assert np.all(model.responsibilities_[:, ~seen] == 0)
 
 
 def test_same_seed_same_fit_and_global_rng_untouched(small_fit, rng_guard):

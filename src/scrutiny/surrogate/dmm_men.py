@@ -111,6 +111,19 @@ def _run_one(args):
                      store=store, blas_threads=1)
 
 
+def _occupied_summary(x: np.ndarray, occupied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 95 % equal-tailed interval of every component's draws ``x`` (draws, J, ...) over
+    the draws in which it is occupied (``occupied``, (draws, J)); over all draws for a component
+    that never is. Returns arrays of shape (J, ...) and (J, ..., 2)."""
+    mean = np.empty(x.shape[1:])
+    ci = np.empty(x.shape[1:] + (2,))
+    for h in range(x.shape[1]):
+        xs = x[occupied[:, h], h] if occupied[:, h].any() else x[:, h]
+        mean[h] = xs.mean(axis=0)
+        ci[h] = np.moveaxis(np.percentile(xs, [2.5, 97.5], axis=0), 0, -1)
+    return mean, ci
+
+
 class DMMMEN:
     """Dirichlet-process regression mixture with multiple elastic nets (Guo et al. 2018).
 
@@ -185,18 +198,24 @@ class DMMMEN:
     ----------
     weights_ : ndarray of shape (J,)
         Posterior mean mixture weights ``pi``.
+    occupancy_ : ndarray of shape (J,)
+        Fraction of the kept draws in which each (relabelled) component has at least one sample.
     coef_ : ndarray of shape (J, p)
-        Posterior mean coefficients of each (relabelled) component.
+        Posterior mean coefficients of each (relabelled) component, given that it is occupied:
+        over the draws in which it has samples. (In the others its parameters are draws from
+        their prior, whose ``sigma2 ~ IG(0.5, 0.5)`` has no finite mean; averaging them in would
+        blur the regression the component stands for.) A component never occupied
+        (``occupancy_ == 0``) is summarised over all draws, i.e. its prior.
     coef_ci_ : ndarray of shape (J, p, 2)
-        95 % equal-tailed credible intervals of the coefficients.
+        95 % equal-tailed credible intervals of the coefficients, over the same draws.
     intercept_, sigma2_ : ndarray of shape (J,)
-        Posterior means (``intercept_`` is zero without an intercept).
+        Posterior means over the same draws (``intercept_`` is zero without an intercept).
     intercept_ci_, sigma2_ci_ : ndarray of shape (J, 2)
     allocation_proba_ : ndarray of shape (n_samples, J)
         ``P(z_i = h | data)``: relabelled allocations averaged over draws.
     responsibilities_ : ndarray of shape (n_samples, J)
         Plug-in responsibilities ``prop. to weights_h N(y_i | x_i' coef_h + intercept_h, sigma2_h)``
-        (the paper's assignment rule).
+        (the paper's assignment rule); 0 for a component never occupied.
     labels_ : ndarray of shape (n_samples,)
         ``argmax`` of ``allocation_proba_``.
     alpha_ : float
@@ -508,14 +527,16 @@ class DMMMEN:
         self.trace_ = [r.trace for r in results]
         self.reference_ = rel.reference
         self.weights_ = pooled["pi"].mean(axis=0)
-        self.coef_ = pooled["beta"].mean(axis=0)
-        self.coef_ci_ = np.moveaxis(np.percentile(pooled["beta"], [2.5, 97.5], axis=0), 0, -1)
-        self.intercept_ = pooled["intercept"].mean(axis=0)
-        self.intercept_ci_ = np.percentile(pooled["intercept"], [2.5, 97.5], axis=0).T
-        self.sigma2_ = pooled["sigma2"].mean(axis=0)
-        self.sigma2_ci_ = np.percentile(pooled["sigma2"], [2.5, 97.5], axis=0).T
-        self.alpha_ = float(pooled["alpha"].mean())
         z = pooled["z"].astype(np.int64)
+        occupied = np.stack([(z == h).any(axis=1) for h in range(J)], axis=1)  # (draws, J)
+        self.occupancy_ = occupied.mean(axis=0)
+        # a component's parameters are summarised over the draws in which it has samples: in the
+        # others they are prior draws (sigma2 ~ IG(0.5, 0.5) has no finite mean), which would
+        # swamp the regression the component stands for whenever it is occupied
+        self.coef_, self.coef_ci_ = _occupied_summary(pooled["beta"], occupied)
+        self.intercept_, self.intercept_ci_ = _occupied_summary(pooled["intercept"], occupied)
+        self.sigma2_, self.sigma2_ci_ = _occupied_summary(pooled["sigma2"], occupied)
+        self.alpha_ = float(pooled["alpha"].mean())
         self.allocation_proba_ = np.stack([(z == h).mean(axis=0) for h in range(J)], axis=1)
         self.labels_ = np.argmax(self.allocation_proba_, axis=1)
         self.lambda1_ = pooled["lam1"].mean(axis=0)
@@ -528,7 +549,6 @@ class DMMMEN:
         # The raw draws would average prior draws whose scale has no finite variance (sigma2 ~
         # IG(0.5, 0.5)): one empty component with pi = 1e-3 and coefficients of 1e4 moved the
         # predictions of a 400-sample fit far off (correlation with the truth 0.53)
-        occupied = np.stack([(z == h).any(axis=1) for h in range(J)], axis=1)
         pi_occ = pooled["pi"] * occupied
         self.coef_mixture_ = np.einsum("tj,tjp->p", pi_occ, pooled["beta"]) / pi_occ.shape[0]
         self.intercept_mixture_ = float(np.einsum("tj,tj->", pi_occ, pooled["intercept"]) / pi_occ.shape[0])
@@ -621,6 +641,7 @@ class DMMMEN:
         mean = X @ self.coef_.T + self.intercept_[None, :]
         with np.errstate(divide="ignore"):
             logd = np.log(self.weights_) - 0.5 * np.log(self.sigma2_) - 0.5 * (y[:, None] - mean) ** 2 / self.sigma2_
+        logd[:, self.occupancy_ == 0] = -np.inf  # never given a sample: no regression to assign to
         logd -= np.logaddexp.reduce(logd, axis=1, keepdims=True)
         return np.exp(logd)
 
