@@ -15,11 +15,15 @@ prints a table; ``--json`` writes everything, ``--out`` holds the heat maps):
    most 60 s against the paper's 105 min. Chains start from the best of four 100-sweep pilot
    chains, each from its own J-cluster k-means start (``init="pilot"``, the default). The
    Trouser fit runs with ``--trouser-seeds`` (3) seeds, and once more with ``--long-iter``
-   (2,500) sweeps: on real logits the
-   log-likelihood still climbs by tens of nats over thousands of sweeps (the partition drifts
-   towards more unequal components), so the R-hat of 1,200-2,500 sweeps ranged from 1.02 to
-   1.47 across seeds (about one run in three below 1.05). Every timing line is preceded by a
-   host reference (float32 Gram, Python loop): this VM's speed drifts by up to 2x.
+   (2,500) sweeps. Whether a 1,500-sweep fit converges is a matter of luck: 3 of 7 and 4 of
+   10 seeds did (two start variants, see ``KMEANS_EM_STEPS``). The components overlap heavily
+   (about 43 % of the samples change component in every sweep), and the partition has slow
+   fluctuations that two chains from the same start can sit in for about 1,000 sweeps, a
+   log-likelihood 20-40 nats apart. Between them the integrated autocorrelation time of the
+   log-likelihood is only 16-20 sweeps: in a 4,200-sweep pair, every 1,200-draw window after
+   sweep 600 had an R-hat below 1.05 for the log-likelihood, 80 % of them for the log joint.
+   Every timing line is preceded by a host reference (float32 Gram, Python loop): this VM's
+   speed drifts by up to 2x.
 2. **Fidelity and scrutability** for every (model, dataset, class) of ``--models`` x
    ``--datasets`` x ``--classes``: the zoo's reference ``SmallCNN`` and ``MLP`` on MNIST and
    Fashion-MNIST (the paper: an MLP on MNIST and a CNN on Fashion-MNIST). DMM-MEN is fitted
