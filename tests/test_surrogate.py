@@ -168,6 +168,11 @@ def test_prior_draws_of_empty_components_do_not_move_the_mixture_prediction(monk
         np.testing.assert_allclose(getattr(model, k)[seen], summaries[k][seen], rtol=1e-12, atol=1e-12, err_msg=k)
     np.testing.assert_allclose(model.responsibilities_, summaries["responsibilities_"], rtol=1e-9, atol=1e-12)
     assert np.all(model.responsibilities_[:, ~seen] == 0)
+    # a component never occupied (made so here: the heaviest) gets no responsibility and no insight
+    h = int(np.argmax(model.weights_))
+    model.occupancy_[h] = 0.0
+    assert np.all(model.component_proba(X, y)[:, h] == 0)
+    assert h not in [g.component for g in model.explain_global(k=2)]
 
 
 def test_same_seed_same_fit_and_global_rng_untouched(small_fit, rng_guard):

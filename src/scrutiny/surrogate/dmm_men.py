@@ -776,8 +776,8 @@ class DMMMEN:
             Rank by ``|coef|`` (the authors' code) instead of signed ``coef`` (evidence *for* the
             class).
         min_weight : float in [0, 1), default=0.01
-            Components whose posterior mean weight is below this are ignored (empty components
-            carry prior draws: huge ``sigma2``, meaningless coefficients).
+            Components whose posterior mean weight is below this are ignored, and so are
+            components never occupied (``occupancy_ == 0``: their summaries are prior draws).
         credible_only : bool, default=False
             Rank only features whose 95 % credible interval excludes 0 (the list may be shorter
             than ``k``); the elastic-net posterior means are never exactly sparse.

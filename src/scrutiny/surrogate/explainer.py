@@ -296,7 +296,7 @@ def global_insights(est: DMMMEN, k: int, absolute: bool, min_weight: float, cred
     counts = np.bincount(est.labels_, minlength=est.coef_.shape[0])
     out = []
     for h in np.argsort(-est.weights_, kind="stable"):
-        if est.weights_[h] < min_weight:
+        if est.weights_[h] < min_weight or est.occupancy_[h] == 0:  # never occupied: its prior, no insight
             continue
         beta, ci = est.coef_[h], est.coef_ci_[h]
         significant = (ci[:, 0] > 0) | (ci[:, 1] < 0)
