@@ -533,7 +533,7 @@ class DMMMEN:
         self.reference_ = rel.reference
         self.weights_ = pooled["pi"].mean(axis=0)
         z = pooled["z"].astype(np.int64)
-        occupied = np.stack([(z == h).any(axis=1) for h in range(J)], axis=1)  # (draws, J)
+        occupied = pooled["counts"] > 0  # (draws, J), relabelled with z
         self.occupancy_ = occupied.mean(axis=0)
         # a component's parameters are summarised over the draws in which it has samples: in the
         # others they are prior draws (sigma2 ~ IG(0.5, 0.5) has no finite mean), which would
