@@ -428,7 +428,7 @@ def test_blas_guard_limits_small_dense_work_and_data_attribution_uses_it():
     from threadpoolctl import threadpool_limits
 
     from scrutiny.data_attribution import InfluenceFunctions, RepresenterPoints
-    from scrutiny.models import DENSE_BLAS_FLOPS, blas_guard
+    from scrutiny._threads import DENSE_BLAS_FLOPS, blas_guard
 
     blas_threads = _blas_threads
 

@@ -1,6 +1,6 @@
 """Input validation shared by every scrutiny module.
 
-Three kinds of helpers live here:
+Four kinds of helpers live here:
 
 * array checks (:func:`check_array`, :func:`check_target`) that turn user input into
   float64 numpy arrays and refuse NaN/inf, empty arrays and wrong shapes with messages
@@ -9,14 +9,18 @@ Three kinds of helpers live here:
   :func:`validate_params`) used by estimators in ``fit``/``explain``;
 * randomness (:func:`check_random_state`, :func:`spawn_generators`): every stochastic API
   takes ``random_state: int | numpy.random.Generator | None`` and never touches global
-  RNG state.
+  RNG state;
+* the one parameter mechanism (:class:`ParamsMixin`): ``get_params`` / ``set_params`` /
+  ``repr`` from the ``__init__`` signature and class-level ``_constraints`` checked at
+  ``fit`` / ``explain`` / ``attribute`` time.
 """
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,6 +35,7 @@ __all__ = [
     "Interval",
     "Options",
     "validate_params",
+    "ParamsMixin",
 ]
 
 
@@ -351,3 +356,93 @@ def validate_params(
         want = " or ".join(_describe_constraint(c) for c in allowed)
         hint = f" {hints[name]}" if hints and name in hints else ""
         raise InvalidParameterError(f"{owner}: {name} must be {want}; got {_describe(value)}.{hint}")
+
+
+# --------------------------------------------------------------------------- the parameter mechanism
+
+
+_NO_DEFAULT = object()
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether a parameter value equals its default (arrays and odd types compare safely)."""
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return False
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # noqa: BLE001 - objects whose == raises or returns arrays
+        return False
+
+
+def _short_repr(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"<array {value.shape} {value.dtype}>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class ParamsMixin:
+    """The one parameter mechanism of scrutiny's classes (scikit-learn's contract).
+
+    ``__init__`` stores each keyword hyper-parameter under its own name, unchanged and
+    unvalidated; the parameter names are read from the ``__init__`` signature.
+    :meth:`get_params` / :meth:`set_params` round-trip them, so ``sklearn.base.clone`` works;
+    ``repr`` shows the parameters that differ from their defaults. Constraints are declared
+    once per class in ``_constraints`` (see :func:`validate_params`; ``_hints`` adds advice)
+    and checked by :meth:`_validate_params`, which ``fit`` / ``explain`` / ``attribute`` call
+    before any work, so a parameter changed with ``set_params`` is checked too.
+    """
+
+    _constraints: ClassVar[dict[str, list]] = {}
+    _hints: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def _init_signature(cls) -> list[inspect.Parameter]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p
+            for name, p in sig.parameters.items()
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """Names of the ``__init__`` parameters, in signature order (scikit-learn's name)."""
+        return [p.name for p in cls._init_signature()]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyper-parameters by name, as given to ``__init__`` (``deep`` is accepted for
+        scikit-learn compatibility; scrutiny's classes do not nest estimators)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> Any:
+        """Set hyper-parameters by name; unknown names raise. Returns ``self``."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise InvalidParameterError(
+                    f"{type(self).__name__} has no parameter {name!r}; valid parameters are "
+                    f"{', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def _validate_params(self) -> dict[str, Any]:
+        """Check every parameter against the class's ``_constraints``; returns the parameters."""
+        params = self.get_params()
+        validate_params(type(self).__name__, params, self._constraints, self._hints)
+        return params
+
+    def __repr__(self) -> str:
+        shown = []
+        for p in self._init_signature():
+            value = getattr(self, p.name, _NO_DEFAULT)
+            if value is _NO_DEFAULT:
+                continue
+            if p.default is inspect.Parameter.empty:
+                shown.append(_short_repr(value) if p.kind == p.POSITIONAL_OR_KEYWORD and not shown else f"{p.name}={_short_repr(value)}")
+            elif not _same_value(value, p.default):
+                shown.append(f"{p.name}={_short_repr(value)}")
+        return f"{type(self).__name__}({', '.join(shown)})"

@@ -31,7 +31,7 @@ import numpy as np
 
 from .exceptions import DataFormatError, InvalidParameterError
 
-__all__ = ["DataAttribution", "Explanation", "MetricResult", "load_result"]
+__all__ = ["DataAttribution", "Explanation", "MetricResult", "Result", "load_result"]
 
 FORMAT_VERSION = 1
 _META_KEY = "__scrutiny_meta__"
@@ -89,12 +89,14 @@ def _json_ready(value: Any, where: str) -> Any:
         return value
     if isinstance(value, (list, tuple)):
         return [_json_ready(v, where) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): _json_ready(v, where) for k, v in value.items()}
     if isinstance(value, np.ndarray):
         return {"__array__": value.tolist(), "dtype": str(value.dtype)}
     if isinstance(value, np.random.Generator):
         return {"__generator__": type(value.bit_generator).__name__}
+    if isinstance(value, Result):
+        return {"__result__": value.to_dict()}
     raise InvalidParameterError(
         f"{where} holds a {type(value).__name__}, which cannot be saved as JSON; store numbers, "
         "strings, lists, dicts or numpy arrays."
@@ -111,6 +113,9 @@ def _from_json_ready(value: Any) -> Any:
             return arr
         if "__float__" in value:
             return float(value["__float__"])
+        if "__result__" in value:
+            data = value["__result__"]
+            return _result_type(data, "a nested result").from_dict(data)
         return {k: _from_json_ready(v) for k, v in value.items()}
     return value
 
@@ -133,19 +138,40 @@ def _normalise_index(index: Any, n: int) -> Any:
     return index
 
 
-class _ResultIO:
-    """Shared to_dict / from_dict / save / load and slicing for the result dataclasses.
+#: every result type by name (filled by ``Result.__init_subclass__``); ``load_result`` reads it
+_RESULT_TYPES: dict[str, type] = {}
 
-    Subclasses declare ``_ARRAYS`` (array fields), ``_PER_SAMPLE`` (array fields whose first
-    axis is the sample axis) and ``_N_FIELD`` (the field giving the number of samples).
+
+class Result:
+    """The base of every result type: one to_dict / from_dict / save / load, and slicing.
+
+    A result type is a frozen dataclass deriving from ``Result``. It declares ``_ARRAYS``
+    (array fields, stored as arrays in the ``.npz``), ``_PER_SAMPLE`` (array fields whose
+    first axis is the sample axis) and ``_N_FIELD`` (the field giving the number of samples;
+    empty for results that are not per sample). Every other field is stored in the JSON
+    header: numbers, strings, lists, dicts, numpy arrays and nested results are accepted.
+    Defining the subclass registers it, so :func:`load_result` reads every result type.
     """
 
     _ARRAYS: ClassVar[tuple[str, ...]] = ()
     _PER_SAMPLE: ClassVar[tuple[str, ...]] = ()
     _N_FIELD: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__name__ in _RESULT_TYPES and _RESULT_TYPES[cls.__name__] is not cls:
+            other = _RESULT_TYPES[cls.__name__]
+            if (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise TypeError(f"two result types are named {cls.__name__!r}; result names must be unique.")
+        _RESULT_TYPES[cls.__name__] = cls
+
+
+
+
     # -- sizes and slicing -----------------------------------------------------------------
     def __len__(self) -> int:
+        if not self._N_FIELD:
+            raise TypeError(f"a {type(self).__name__} is not a per-sample result; it has no length.")
         return int(getattr(self, self._N_FIELD).shape[0])
 
     def __getitem__(self, index: Any):
@@ -167,7 +193,11 @@ class _ResultIO:
     # -- dict round trip ---------------------------------------------------------------------
     def _split(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Return (JSON metadata, arrays) with array extras moved to the arrays."""
-        meta: dict[str, Any] = {"type": type(self).__name__, "format_version": FORMAT_VERSION}
+        meta: dict[str, Any] = {
+            "type": type(self).__name__,
+            "module": type(self).__module__,
+            "format_version": FORMAT_VERSION,
+        }
         arrays: dict[str, np.ndarray] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -272,14 +302,33 @@ def _read_npz(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.nda
     return meta, arrays
 
 
+def _result_type(meta: Mapping[str, Any], where: Any) -> type:
+    """The registered result class named in a header; imports its scrutiny module if needed.
+
+    Only modules inside the ``scrutiny`` package are ever imported, and only to find a class
+    that registered itself as a result type, so a crafted header cannot run foreign code.
+    """
+    kind = meta.get("type")
+    if not isinstance(kind, str):
+        raise DataFormatError(f"{where} does not name its result type.")
+    if kind not in _RESULT_TYPES:
+        module = meta.get("module")
+        if isinstance(module, str) and (module == "scrutiny" or module.startswith("scrutiny.")):
+            import importlib
+
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
+    if kind not in _RESULT_TYPES:
+        raise DataFormatError(f"{where} holds an unknown result type {kind!r}.")
+    return _RESULT_TYPES[kind]
+
+
 def load_result(path: str | os.PathLike):
     """Load any saved scrutiny result, whatever its type."""
     meta, arrays = _read_npz(path)
-    types = {c.__name__: c for c in (Explanation, DataAttribution, MetricResult)}
-    kind = meta.get("type")
-    if kind not in types:
-        raise DataFormatError(f"{path} holds an unknown result type {kind!r}.")
-    return types[kind]._rebuild(meta, arrays)
+    return _result_type(meta, path)._rebuild(meta, arrays)
 
 
 def _check_optional_like(name: str, arr: np.ndarray | None, shape: tuple[int, ...], what: str) -> None:
@@ -300,7 +349,7 @@ def _check_names(names: Any, count: int, what: str) -> tuple[str, ...] | None:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Explanation(_ResultIO):
+class Explanation(Result):
     """Attributions for a batch of samples.
 
     Parameters
@@ -404,7 +453,7 @@ def _check_k(k: Any, limit: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DataAttribution(_ResultIO):
+class DataAttribution(Result):
     """Attribution of test predictions to training examples.
 
     Parameters
@@ -503,7 +552,7 @@ class DataAttribution(_ResultIO):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class MetricResult(_ResultIO):
+class MetricResult(Result):
     """A metric evaluated per sample, with its mean and a confidence interval.
 
     Parameters

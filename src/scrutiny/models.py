@@ -32,7 +32,6 @@ For a classifier with outputs ``z`` (logits) or ``p`` (probabilities):
 from __future__ import annotations
 
 import sys
-import functools
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
@@ -858,48 +857,3 @@ def as_model(obj: Any, *, output: str | None = None, batch_size: int | None = No
         f"as_model cannot wrap a {type(obj).__name__}: expected a torch.nn.Module, a fitted "
         "scikit-learn estimator or a callable f(X) -> outputs."
     )
-
-
-#: dense linear algebra (flops) above which numpy's BLAS keeps all its threads next to torch
-DENSE_BLAS_FLOPS = 1e10
-
-
-def blas_guard(model: Any, dense_flops: float = 0.0) -> Any:
-    """A context in which numpy's BLAS runs on one thread, while a torch model runs on several.
-
-    After each BLAS call (a least-squares solve, an einsum) OpenBLAS keeps its worker threads
-    spinning for a while; between torch forward passes they take the cores torch's own thread
-    pool needs, and on small matrices the second thread costs more than it gives. Measured on
-    2 cores: image LIME on an MNIST CNN 1.6 s with both pools at two threads, 1.0 s with BLAS
-    on one (the model alone: 0.85 s); exact influence functions on a 64-16-10 MLP 0.45 s ->
-    0.23 s, representer points 0.10 s -> 0.02 s. Work dominated by large dense algebra (a
-    3322-parameter Hessian: 1.4 s with two BLAS threads, 1.9 s with one) keeps its threads:
-    pass its flop count as ``dense_flops`` (left alone from :data:`DENSE_BLAS_FLOPS`). Models
-    other than torch ones (scikit-learn, callables) may rely on BLAS themselves and are left
-    alone. The previous limits are restored on exit.
-    """
-    import contextlib
-
-    torch_model = isinstance(model, TorchModel) or hasattr(model, "named_parameters")  # adapter or module
-    if not torch_model or dense_flops >= DENSE_BLAS_FLOPS:
-        return contextlib.nullcontext()
-    import torch
-
-    if torch.get_num_threads() < 2:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
-
-
-def blas_guarded(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run an estimator method inside :func:`blas_guard` of its model (``self.model_`` once
-    fitted, else ``self.model``) and its ``self.dense_flops_`` (default 0)."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        model = getattr(self, "model_", None)
-        with blas_guard(self.model if model is None else model, getattr(self, "dense_flops_", 0.0)):
-            return method(self, *args, **kwargs)
-
-    return wrapper

@@ -26,9 +26,10 @@ from typing import Any, ClassVar, Mapping, NamedTuple
 
 import numpy as np
 
-from .._validation import check_random_state, check_target, validate_params
+from .._validation import ParamsMixin, check_random_state, check_target
 from ..explanation import Explanation
-from ..models import as_model, blas_guard, require_capability
+from .._threads import blas_guard
+from ..models import as_model, require_capability
 
 __all__ = ["Explainer", "RawAttribution"]
 
@@ -83,7 +84,7 @@ def _record(value: Any) -> Any:
     return repr(value)
 
 
-class Explainer:
+class Explainer(ParamsMixin):
     """Base class of local explainers (template method; at most ``Explainer -> Method``).
 
     Parameters
@@ -93,31 +94,11 @@ class Explainer:
     """
 
     requires: ClassVar[tuple[str, ...]] = ()
-    _constraints: ClassVar[dict[str, list]] = {}
-    _hints: ClassVar[dict[str, str]] = {}
 
     def __init__(self, model: Any) -> None:
         self.model = as_model(model)
         for capability in self.requires:
             require_capability(self.model, capability, type(self).__name__)
-
-    # -- parameters ------------------------------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            name
-            for name, p in sig.parameters.items()
-            if name not in ("self", "model") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters by name (the model excluded), as given to ``__init__``."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, np.ndarray))
-        return f"{type(self).__name__}({shown})"
 
     # -- the template ----------------------------------------------------------------------
     def explain(self, X: Any, target: Any = None) -> Explanation:
@@ -135,8 +116,8 @@ class Explainer:
         -------
         Explanation
         """
-        params = self.get_params()
-        validate_params(type(self).__name__, params, self._constraints, self._hints)
+        params = self._validate_params()
+        params.pop("model")
         X = np.asarray(self.model.check_input(X), dtype=np.float64)
         self._check(X)
         with blas_guard(self.model):

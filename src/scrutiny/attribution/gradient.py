@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import Interval, Options, check_array, validate_params
+from .._validation import Interval, Options, check_array
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ._base import Explainer, RawAttribution, native_dtype
 
@@ -587,6 +587,7 @@ class SmoothGrad(Explainer):
             cls, params = spec, {}
         elif isinstance(spec, _WRAPPABLE):
             cls, params = type(spec), spec.get_params()
+            params.pop("model")
         else:
             raise InvalidParameterError(
                 f"SmoothGrad: explainer must be None, Saliency, GradientXInput or IntegratedGradients "
@@ -596,7 +597,7 @@ class SmoothGrad(Explainer):
         if self.batch_size is not None:
             params["batch_size"] = self.batch_size
         inner = cls(self.model, **params)
-        validate_params(cls.__name__, inner.get_params(), cls._constraints, cls._hints)
+        inner._validate_params()
         return inner
 
     def _check(self, X: np.ndarray) -> None:

@@ -45,7 +45,8 @@ import numpy as np
 from .._validation import Interval, Options, check_is_fitted, validate_params
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ..explanation import DataAttribution
-from ..models import as_model, blas_guard, blas_guarded, require_capability
+from .._threads import blas_guard, blas_guarded
+from ..models import as_model, require_capability
 from .hessian import NotAtOptimumError
 from .objective import TrainingObjective
 from .solvers import make_solver

@@ -58,7 +58,8 @@ from .._validation import (
 )
 from ..exceptions import CapabilityError, ConvergenceWarning, InvalidParameterError
 from ..explanation import DataAttribution
-from ..models import TorchModel, as_model, blas_guarded, require_capability
+from .._threads import blas_guarded
+from ..models import TorchModel, as_model, require_capability
 
 __all__ = ["Decomposition", "RepresenterPoints", "SensitivityDecomposition"]
 

@@ -47,7 +47,8 @@ from .._validation import (
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from .conditionals import Priors, Settings
 from .diagnostics import chain_diagnostics
-from .mcmc import DEFAULT_STORE, blas_limits, init, load_kernels, run_chain
+from .._threads import blas_limits
+from .mcmc import DEFAULT_STORE, init, load_kernels, run_chain
 from .relabel import canonical_penalty_order, relabel_chains
 
 __all__ = ["DMMMEN", "chain_pool"]

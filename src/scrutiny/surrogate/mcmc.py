@@ -62,13 +62,13 @@ Bayesian computation. Biometrika 87(2), 353-369.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from .._threads import blas_limits
 from ..exceptions import InvalidParameterError
 from ._start import init, sample_prior, sample_y
 from .conditionals import (
@@ -104,7 +104,6 @@ __all__ = [
     "sample_y",
     "with_data",
     "DEFAULT_STORE",
-    "blas_limits",
     "load_kernels",
 ]
 
@@ -391,15 +390,6 @@ def run_chain(
     _check_run_args(n_iter, n_burnin, thin, store, settings)
     with blas_limits(blas_threads):
         return _run_chain(rng, X, y, priors, n_iter, n_burnin, thin, callback, settings, init_state, store)
-
-
-def blas_limits(n_threads: Optional[int]):
-    """Context manager limiting BLAS threads (a no-op for ``None``)."""
-    if n_threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
-
-    return threadpool_limits(limits=int(n_threads), user_api="blas")
 
 
 def _run_chain(rng, X, y, priors, n_iter, n_burnin, thin, callback, settings, init_state, store):
