@@ -50,10 +50,10 @@ M. D. Zeiler, R. Fergus, "Visualizing and understanding convolutional networks",
 
 from __future__ import annotations
 
-from ._surrogate._clime import CLIME
-from ._surrogate._kernelshap import KernelSHAP
-from ._surrogate._lime import LIME
-from ._surrogate._occlusion import Occlusion
+from ._perturbation._clime import CLIME
+from ._perturbation._kernelshap import KernelSHAP
+from ._perturbation._lime import LIME
+from ._perturbation._occlusion import Occlusion
 
 __all__ = ["LIME", "CLIME", "KernelSHAP", "Occlusion"]
 

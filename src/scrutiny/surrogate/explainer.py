@@ -11,7 +11,7 @@
   unperturbed image.
 
 The local explainer reuses the perturbation engine of LIME
-(:mod:`scrutiny.attribution._surrogate`): the mask streams, image composition, the
+(:mod:`scrutiny.attribution._perturbation`): the mask streams, image composition, the
 segment-mean fill, chunked model evaluation and the output conversions.
 
 References
@@ -40,15 +40,15 @@ from .._validation import (
     validate_params,
 )
 from ..attribution._base import Explainer, RawAttribution, _record
-from ..attribution._surrogate._common import check_output
-from ..attribution._surrogate._compose import (
+from ..attribution._perturbation._common import check_output
+from ..attribution._perturbation._compose import (
     chunk_rows,
     compose_images,
     evaluate,
     resolve_fills,
     resolve_segments,
 )
-from ..attribution._surrogate._design import bernoulli_masks, root_seed, stream
+from ..attribution._perturbation._design import bernoulli_masks, root_seed, stream
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ..explanation import read_only_copy as _readonly
 from .dmm_men import DMMMEN, chain_pool
@@ -617,7 +617,7 @@ class DMMMENExplainer(Explainer):
                 scalars["fit_time"][i] = time.perf_counter() - start
         unstable = np.flatnonzero(scalars["topk_jaccard"] < 0.5)
         if unstable.size:
-            from ..attribution._surrogate import external_stacklevel
+            from ..attribution._perturbation import external_stacklevel
 
             warnings.warn(
                 f"{owner}: for {unstable.size} of {n} input(s) (first: {int(unstable[0])}) the chains disagree on the "
