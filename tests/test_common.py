@@ -181,3 +181,152 @@ def test_explainer_contract(logistic_trio, factory, needs_grad, tmp_path, rng_gu
         results[kind] = first.values
     for kind, values in results.items():
         np.testing.assert_allclose(values, results[_kinds_for(needs_grad)[0]], rtol=1e-5, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- every public class
+
+
+def _tiny_modules():
+    """Small torch modules built once, from numpy weights (no global RNG involved)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    image_net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).double()
+    with torch.no_grad():
+        image_net[1].weight.copy_(torch.as_tensor(rng.normal(scale=0.3, size=(10, 64))))
+        image_net[1].bias.copy_(torch.as_tensor(rng.normal(scale=0.1, size=10)))
+    return {"image_net": image_net}
+
+
+@pytest.fixture(scope="module")
+def contract_data(logistic_trio):
+    from scrutiny.data import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(1)
+    X_lin = rng.normal(size=(120, 3))
+    y_lin = np.where(X_lin[:, 0] > 0, 2.0 * X_lin[:, 1], -1.5 * X_lin[:, 2]) + 0.05 * rng.normal(size=120)
+    return {
+        **_tiny_modules(),
+        "images": digits.X[:3],
+        "X": logistic_trio["X"],
+        "y": logistic_trio["y"],
+        "X_lin": X_lin,
+        "y_lin": y_lin,
+    }
+
+
+def _public_classes(trio, data):
+    """(name, make() -> object, run(object) -> list of results) for every public class."""
+    from scrutiny.attribution import DMMMENExplainer
+    from scrutiny.data_attribution import InfluenceFunctions, RepresenterPoints
+    from scrutiny.nnk import NNK
+    from scrutiny.surrogate import DMMMEN
+
+    X, y = data["X"], data["y"]
+    entries = []
+    for name, factory, needs_grad in EXPLAINERS:
+        kind = "torch" if needs_grad else "sklearn"
+        entries.append((name, (lambda f=factory, k=kind: f(wrap(trio, k))), lambda e: [e.explain(X[:4])]))
+    entries += [
+        (
+            "DMMMENExplainer",
+            lambda: DMMMENExplainer(data["image_net"], n_samples=40, segments="grid", n_components=2, n_priors=2,
+                                    n_iter=40, n_burnin=20, random_state=0),
+            lambda e: [e.explain(data["images"][:2])],
+        ),
+        (
+            "InfluenceFunctions",
+            lambda: InfluenceFunctions(trio["torch"], "cross_entropy", l2=1e-2, check_optimum="ignore"),
+            lambda e: [e.fit(X, y).attribute(X[:3]), e.attribute(X[:3], y[:3])],
+        ),
+        (
+            "RepresenterPoints",
+            lambda: RepresenterPoints(trio["torch"]),
+            lambda e: [e.fit(X, y).attribute(X[:3])],
+        ),
+        ("NNK", lambda: NNK(k=7), lambda e: [e.fit(X[::2], y[::2]).attribute(X[1::2][:5])]),
+        (
+            "DMMMEN",
+            lambda: DMMMEN(n_components=2, n_priors=2, n_iter=60, n_burnin=30, random_state=0),
+            lambda e: [e.fit(data["X_lin"], data["y_lin"]).explain(data["X_lin"][:5], response=data["y_lin"][:5]),
+                       *e.explain_global(k=2)],
+        ),
+    ]
+    return entries
+
+
+_CONTRACT_NAMES = [name for name, _, _ in EXPLAINERS] + [
+    "DMMMENExplainer", "InfluenceFunctions", "RepresenterPoints", "NNK", "DMMMEN"]
+
+
+def _assert_same(a, b, where="result"):
+    import dataclasses
+
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), where
+        for f in dataclasses.fields(a):
+            _assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=where)
+    elif isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, z) in enumerate(zip(a, b)):
+            _assert_same(x, z, f"{where}[{i}]")
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b), where
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _thread_counts():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), [(i["user_api"], i["num_threads"]) for i in threadpool_info()]
+
+
+@pytest.mark.parametrize("name", _CONTRACT_NAMES)
+def test_public_class_contract(logistic_trio, contract_data, name, tmp_path, rng_guard):
+    """clone, get/set_params, repr, identical refits, result files and untouched global state."""
+    import inspect
+
+    from sklearn.base import clone
+
+    from scrutiny.exceptions import InvalidParameterError
+
+    make, run = next((m, r) for n, m, r in _public_classes(logistic_trio, contract_data) if n == name)
+    threads = _thread_counts()
+    obj = make()
+    first = run(obj)
+    twin = clone(obj)
+    assert type(twin) is type(obj) and twin is not obj
+    again = run(twin)
+    assert len(again) == len(first)
+    for a, b in zip(first, again):
+        _assert_same(a, b)
+
+    params = obj.get_params()
+    assert obj.set_params(**params) is obj and obj.get_params().keys() == params.keys()
+    assert all(obj.get_params()[k] is v for k, v in params.items())
+    with pytest.raises(InvalidParameterError, match="no parameter"):
+        obj.set_params(no_such_parameter=1)
+
+    text = repr(obj)
+    assert text.startswith(type(obj).__name__ + "(")
+    for p in inspect.signature(type(obj).__init__).parameters.values():
+        if p.default is inspect.Parameter.empty or p.name == "self" or p.kind == p.VAR_POSITIONAL:
+            continue
+        value = params[p.name]
+        is_default = value is p.default or (
+            not isinstance(value, np.ndarray) and type(value) is type(p.default) and value == p.default)
+        assert (f"{p.name}=" in text) != is_default, f"repr {text!r} and {p.name}={value!r}"
+
+    for i, result in enumerate(first):
+        loaded = load_result(result.save(tmp_path / f"{name}-{i}.npz"))
+        _assert_same(result, loaded)
+    assert _thread_counts() == threads
