@@ -1,13 +1,29 @@
-"""Result types: :class:`Explanation`, :class:`DataAttribution`, :class:`MetricResult`.
+"""Result types and the protocol that produces them.
 
-All three are frozen dataclasses holding read-only float64 numpy arrays. They check their
-shapes on construction, slice by sample (``result[3]``, ``result[:10]``, ``result[mask]``),
-convert to and from plain JSON-compatible dicts (``to_dict`` / ``from_dict``), and save to a
-single ``.npz`` file holding the arrays plus a JSON header (``save`` / ``load``). Loading
-never unpickles anything (``allow_pickle=False``), so opening a result file cannot run code.
+The protocol (stated once here and in the README)
+-------------------------------------------------
+* **Local explainers**: ``Method(model, **params).explain(X, target=None) -> Explanation``.
+  ``target`` is the output explained per sample (None: the predicted class); ``space``
+  (``"auto" | "raw" | "probability" | "log_odds"``) names the space explained; every
+  explainer takes ``feature_names``.
+* **Training-data attribution**: ``Method(model_or_none, **params).fit(X_train, y_train)``
+  returns the fitted object; ``.attribute(X, target=None) -> DataAttribution``, where
+  ``target`` is the label at which the loss is taken (None: the predicted class).
+* **Estimators** (DMM-MEN, NNK, the glass-box models): scikit-learn's contract. Hyper-parameters
+  in ``__init__`` (stored unchanged, so ``sklearn.base.clone`` works), data in ``fit``,
+  fitted attributes end in ``_``; ``get_params`` / ``set_params`` / ``repr`` come from
+  :class:`scrutiny._validation.ParamsMixin`, the one parameter mechanism.
+* **Results**: every result type derives from :class:`Result`, a frozen dataclass holding
+  read-only numpy arrays, and inherits one ``save`` / ``load`` (a ``.npz`` holding the arrays
+  plus a JSON header; never pickle) and ``to_dict`` / ``from_dict``. :func:`load_result`
+  reads every type. Per-sample results slice by sample (``result[3]``, ``result[:10]``,
+  ``result[mask]``).
+* ``batch_size`` only ever means memory chunking that cannot change a result; a
+  result-changing minibatch is called ``minibatch_size``.
 
-Plots and the HTML report accept only these objects, so a saved result can be re-plotted
-without re-running the method that produced it.
+Loading never unpickles anything (``allow_pickle=False``), so opening a result file cannot
+run code. Plots and the HTML report accept only result objects, so a saved result can be
+re-plotted without re-running the method that produced it.
 
 Per-sample extras
 -----------------
