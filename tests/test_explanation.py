@@ -171,3 +171,55 @@ def test_loading_the_wrong_type_or_a_newer_format_is_refused(tmp_path):
     d["format_version"] = 99
     with pytest.raises(DataFormatError, match="newer scrutiny"):
         Explanation.from_dict(d)
+
+
+# --------------------------------------------------------------------------- the one result base
+
+
+def test_any_result_subclass_round_trips_with_nested_arrays_and_results(tmp_path):
+    """A new result type needs only to derive from Result: load_result reads it back."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    from scrutiny.explanation import Result
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class _ProbeResult(Result):
+        weights: np.ndarray
+        summary: dict
+        parts: list
+
+        _ARRAYS = ("weights",)
+
+    inner = MetricResult(name="acc", values=[1.0, 0.0, 1.0], higher_is_better=True)
+    probe = _ProbeResult(weights=np.arange(6.0).reshape(2, 3), summary={"a": np.eye(2), "b": [1, "x"]},
+                         parts=[inner, {"inf": float("inf")}])
+    loaded = load_result(probe.save(tmp_path / "probe"))
+    assert type(loaded) is _ProbeResult
+    np.testing.assert_array_equal(loaded.weights, probe.weights)
+    np.testing.assert_array_equal(loaded.summary["a"], np.eye(2))
+    assert loaded.summary["b"] == [1, "x"] and loaded.parts[1]["inf"] == float("inf")
+    assert isinstance(loaded.parts[0], MetricResult) and loaded.parts[0].ci == inner.ci
+    with pytest.raises(TypeError, match="not a per-sample result"):
+        len(loaded)
+
+    # a fresh interpreter finds a library result type from the module named in the header
+    path = DataAttribution(scores=np.ones((2, 3)), method="Probe").save(tmp_path / "da")
+    code = f"import scrutiny; r = scrutiny.load_result({str(path)!r}); print(type(r).__name__, r.scores.shape)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["DataAttribution", "(2,", "3)"]
+
+
+def test_load_result_refuses_unknown_types_and_foreign_modules(tmp_path):
+    import json
+
+    path = Explanation(values=np.zeros((1, 2)), target=[0], method="M").save(tmp_path / "e")
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["__scrutiny_meta__"]))
+    meta.update(type="Evil", module="os")
+    arrays["__scrutiny_meta__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "evil.npz", **arrays)
+    with pytest.raises(DataFormatError, match="unknown result type 'Evil'"):
+        load_result(tmp_path / "evil.npz")

@@ -107,3 +107,35 @@ def test_check_is_fitted():
     check_is_fitted(est)
     with pytest.raises(NotFittedError):
         check_is_fitted(est, ["coef_", "alpha_"])
+
+
+# --------------------------------------------------------------------------- ParamsMixin
+
+
+def test_params_mixin_round_trips_clones_validates_and_shows_non_defaults():
+    from sklearn.base import clone
+
+    from scrutiny._validation import Interval, ParamsMixin
+
+    class Probe(ParamsMixin):
+        _constraints = {"n_steps": [Interval(int, 1, None)]}
+        _hints = {"n_steps": "50 is typical."}
+
+        def __init__(self, model=None, *, n_steps=50, name="x", weights=None):
+            self.model = model
+            self.n_steps = n_steps
+            self.name = name
+            self.weights = weights
+
+    p = Probe("m", n_steps=3, weights=np.ones(2))
+    assert p.get_params().keys() == {"model", "n_steps", "name", "weights"}
+    assert repr(p) == "Probe(model='m', n_steps=3, weights=<array (2,) float64>)"
+    assert repr(Probe()) == "Probe()"
+    twin = clone(p)
+    assert twin is not p and twin.n_steps == 3 and twin.weights is not p.weights
+    np.testing.assert_array_equal(twin.weights, p.weights)
+    assert p.set_params(n_steps=0) is p
+    with pytest.raises(InvalidParameterError, match=r"Probe: n_steps must be an int in \[1, inf\]; got 0\. 50 is typical"):
+        p._validate_params()
+    with pytest.raises(InvalidParameterError, match="no parameter 'steps'.*valid parameters are model, n_steps"):
+        p.set_params(steps=1)
