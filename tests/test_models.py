@@ -37,7 +37,7 @@ def test_as_model_refuses_unknown_objects_and_options_on_wrapped_models(logistic
         as_model(wrap(logistic_trio, "torch"), batch_size=3)
     with pytest.raises(InvalidParameterError, match="output must be one of"):
         as_model(lambda X: X, output="probabilities")
-    with pytest.raises(InvalidParameterError, match="batch_size must be a positive int; got 0"):
+    with pytest.raises(InvalidParameterError, match="batch_size must be a positive int or None; got 0"):
         as_model(lambda X: X, batch_size=0)
     with pytest.raises(InvalidParameterError, match="pass method="):
         as_model(logistic_trio["sklearn"], output="logit")
@@ -133,11 +133,11 @@ def test_torch_gradient_of_probability_matches_finite_differences():
     net = TwoLayer().double()
     model = as_model(net, dtype=torch.float64)
     x = np.random.default_rng(3).normal(size=(1, 5))
-    g = model.gradient(x, 2, output="probability")[0]
+    g = model.gradient(x, 2, space="probability")[0]
     h = 1e-6
     fd = [(model.predict_proba(x + h * e)[0, 2] - model.predict_proba(x - h * e)[0, 2]) / (2 * h) for e in np.eye(5)]
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
-    g_lo = model.gradient(x, 2, output="log_odds")[0]
+    g_lo = model.gradient(x, 2, space="log_odds")[0]
     fd_lo = [(model.predict_log_odds(x + h * e)[0, 2] - model.predict_log_odds(x - h * e)[0, 2]) / (2 * h) for e in np.eye(5)]
     np.testing.assert_allclose(g_lo, fd_lo, rtol=1e-6, atol=1e-9)
 
@@ -329,7 +329,7 @@ def test_torch_default_batch_size_follows_the_sample_size(shape, expected):
     assert model.rows_per_call(d) == expected == auto_batch_size(d)
     X = np.zeros((expected + 3,) + shape)
     model.predict(X)
-    assert model.batch_size == expected
+    assert model.batch_size is None  # resolved per call, never stored back on the adapter
     assert [n for n, _ in module.calls] == [expected, 3]  # full batches, then the remainder
     explicit = TorchModel(_RecordingModule(d), batch_size=7)
     explicit.predict(X[:10])

@@ -50,8 +50,9 @@ class TorchModel(ModelAdapter):
         ``"channels_last"`` runs the module on channels-last copies of those weights
         (``torch.func.functional_call``; the module itself is never changed, so later edits
         of its weights are always seen): on CPU, PyTorch's oneDNN convolutions are faster in
-        that layout (benchmarks/local_attribution.py prints the figure), and the outputs agree
-        with the contiguous run to float32 round-off. ``"auto"`` does this on CPU when the
+        that layout (benchmarks/local_attribution.py times captum with and without a
+        channels-last model beside ours), and the outputs agree with the contiguous run to
+        float32 round-off. ``"auto"`` does this on CPU when the
         module has a ``Conv2d`` layer.
 
     Notes
