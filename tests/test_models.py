@@ -494,6 +494,10 @@ def test_torch_adapter_follows_the_module_dtype(dtype, np_dtype):
     assert model.dtype == dtype and model.input_dtype == np_dtype
     out = model.predict(np.random.default_rng(0).normal(size=(4, 13)))
     assert out.dtype == np.float64 and out.shape == (4, 3) and np.isfinite(out).all()
+    later = _linear(torch.float32)
+    followed = as_model(later)
+    later.to(dtype)  # converted after wrapping: the adapter follows the module call by call
+    assert followed.dtype == dtype and followed.predict(np.ones((2, 13))).shape == (2, 3)
     explicit = as_model(_linear(torch.float32), dtype=torch.float64)  # dtype= overrides the module
     assert explicit.dtype == torch.float64 and explicit.input_dtype == np.float64
     with pytest.raises(InvalidParameterError, match="dtype must be a floating torch dtype or None; got torch.int64"):

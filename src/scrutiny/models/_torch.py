@@ -5,6 +5,7 @@ torch is imported inside the methods, so importing :mod:`scrutiny.models` never 
 
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
@@ -41,9 +42,9 @@ class TorchModel(ModelAdapter):
         the module's last ``torch.nn.Linear`` layer.
     device : str, default "cpu"
     dtype : torch dtype or None, default None
-        The dtype inputs are fed in. None follows the module: the dtype of its first floating
-        parameter (or buffer), so float64, float16 and bfloat16 modules are explained with
-        defaults; float32 for a module without floating parameters. Outputs and gradients
+        The dtype inputs are fed in. None follows the module, call by call: the dtype of its
+        first floating parameter (or buffer), so float64, float16 and bfloat16 modules are
+        explained with defaults; float32 for a module without floating parameters. Outputs and gradients
         always come back as float64 numpy arrays.
     memory_format : {"auto", "channels_last", "contiguous"}, default "auto"
         Layout of the 4-D (convolution) weights during predictions and input gradients.
@@ -82,14 +83,12 @@ class TorchModel(ModelAdapter):
             raise InvalidParameterError("output='decision' is for scikit-learn models; use 'logit' for torch.")
         self.module = module
         self.device = torch.device(device)
-        self.dtype = _module_dtype(module) if dtype is None else dtype
-        if not (isinstance(self.dtype, torch.dtype) and self.dtype.is_floating_point):
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise InvalidParameterError(
                 f"dtype must be a floating torch dtype or None; got {dtype!r}. None follows the "
                 "module's parameters (e.g. torch.float64 for module.double())."
             )
-        # numpy has no bfloat16: such modules take float32 rows, converted on the way in
-        self.input_dtype = {torch.float64: np.float64, torch.float16: np.float16}.get(self.dtype, np.float32)
+        self._dtype = dtype
         self.features_spec = features
         if features is not None and not (isinstance(features, str) or callable(features)):
             raise InvalidParameterError(
@@ -113,6 +112,18 @@ class TorchModel(ModelAdapter):
         self.capabilities = frozenset({"predict", "gradient", "features", "per_sample_grads"})
 
     # -- helpers ------------------------------------------------------------------------
+    @property
+    def dtype(self) -> Any:
+        """The torch dtype inputs are fed in: ``dtype=`` if given, else the module's parameter
+        dtype, read at every call (a module converted after wrapping is followed)."""
+        return _module_dtype(self.module) if self._dtype is None else self._dtype
+
+    @property
+    def input_dtype(self) -> Any:  # type: ignore[override]
+        """The numpy dtype of :attr:`dtype` (float32 for bfloat16, which numpy lacks: such
+        rows are converted on the way in)."""
+        return _NUMPY_DTYPES.get(str(self.dtype), np.float32)
+
     def rows_per_call(self, row_size: int) -> int:
         """Rows sent to the module per call for samples of ``row_size`` values: ``batch_size``
         if given, else :func:`~scrutiny.models.auto_batch_size` of the row size."""
@@ -378,11 +389,14 @@ class TorchModel(ModelAdapter):
         return np.concatenate(rows, axis=0)
 
 
+_NUMPY_DTYPES = {"torch.float64": np.float64, "torch.float32": np.float32, "torch.float16": np.float16}
+
+
 def _module_dtype(module: Any) -> Any:
     """The dtype of the module's first floating parameter or buffer (float32 if none)."""
     import torch
 
-    for t in list(module.parameters()) + list(module.buffers()):
+    for t in itertools.chain(module.parameters(), module.buffers()):
         if t.is_floating_point():
             return t.dtype
     return torch.float32
