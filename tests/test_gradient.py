@@ -155,6 +155,22 @@ def test_gradients_of_probabilities_and_log_odds_follow_the_softmax(logistic_tri
     np.testing.assert_allclose(e.extras["completeness_gap"], 0.0, atol=1e-8)
 
 
+def test_space_auto_is_the_raw_output_and_smoothgrad_space_overrides_the_wrapped_explainer(logistic_trio):
+    W, X = logistic_trio["coef"], logistic_trio["X"][:6]
+    model = wrap(logistic_trio, "torch")
+    c = 2
+    # "auto" (the default) differentiates the raw logits: the gradient is the weight row
+    np.testing.assert_allclose(Saliency(model).explain(X, c).values, np.tile(W[c], (6, 1)), atol=1e-12)
+    np.testing.assert_array_equal(Saliency(model).explain(X, c).values, Saliency(model, space="raw").explain(X, c).values)
+    # SmoothGrad: "auto" keeps the wrapped explainer's space, any other value overrides it
+    kept = SmoothGrad(model, Saliency(model, space="probability"), n_samples=8, random_state=0).explain(X, c)
+    over = SmoothGrad(model, Saliency(model, space="raw"), n_samples=8, space="probability", random_state=0).explain(X, c)
+    np.testing.assert_array_equal(kept.values, over.values)
+    raw = SmoothGrad(model, Saliency(model, space="probability"), n_samples=8, space="raw", random_state=0).explain(X, c)
+    np.testing.assert_allclose(raw.values, np.tile(W[c], (6, 1)), atol=1e-12)
+    assert not np.allclose(kept.values, raw.values)
+
+
 # --------------------------------------------------------------------------- Integrated Gradients convergence
 
 
