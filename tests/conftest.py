@@ -11,8 +11,8 @@ def _one_torch_thread():
     """Run the suite with one torch intra-op thread and one BLAS thread, then restore them.
 
     The test models are tiny: a second thread gains nothing, and when other processes share
-    the 2 cores, OpenMP barriers make 2-thread training of the digits CNN ~15x slower
-    (measured 5 s vs 88 s) with identical results. Library code never sets the thread count.
+    the cores, OpenMP barriers make multi-threaded training of the digits CNN many times
+    slower with identical results. Library code never sets the thread count.
     """
     import torch
     from threadpoolctl import threadpool_limits

@@ -147,12 +147,28 @@ def test_gradients_of_probabilities_and_log_odds_follow_the_softmax(logistic_tri
     P = model.predict_proba(X)
     c = 1
     expected = P[:, [c]] * (W[c] - P @ W)  # d p_c / d x for a softmax of linear logits
-    np.testing.assert_allclose(Saliency(model, output="probability").explain(X, c).values, expected, atol=1e-12)
+    np.testing.assert_allclose(Saliency(model, space="probability").explain(X, c).values, expected, atol=1e-12)
     # IG of the probability: completeness in probability space
-    e = IntegratedGradients(model, output="probability", n_steps=64).explain(X, c)
+    e = IntegratedGradients(model, space="probability", n_steps=64).explain(X, c)
     np.testing.assert_allclose(e.values.sum(axis=1), P[:, c] - model.predict_proba(np.zeros((1, 4)))[0, c], atol=1e-8)
-    e = IntegratedGradients(model, output="log_odds", n_steps=64).explain(X, c)
+    e = IntegratedGradients(model, space="log_odds", n_steps=64).explain(X, c)
     np.testing.assert_allclose(e.extras["completeness_gap"], 0.0, atol=1e-8)
+
+
+def test_space_auto_is_the_raw_output_and_smoothgrad_space_overrides_the_wrapped_explainer(logistic_trio):
+    W, X = logistic_trio["coef"], logistic_trio["X"][:6]
+    model = wrap(logistic_trio, "torch")
+    c = 2
+    # "auto" (the default) differentiates the raw logits: the gradient is the weight row
+    np.testing.assert_allclose(Saliency(model).explain(X, c).values, np.tile(W[c], (6, 1)), atol=1e-12)
+    np.testing.assert_array_equal(Saliency(model).explain(X, c).values, Saliency(model, space="raw").explain(X, c).values)
+    # SmoothGrad: "auto" keeps the wrapped explainer's space, any other value overrides it
+    kept = SmoothGrad(model, Saliency(model, space="probability"), n_samples=8, random_state=0).explain(X, c)
+    over = SmoothGrad(model, Saliency(model, space="raw"), n_samples=8, space="probability", random_state=0).explain(X, c)
+    np.testing.assert_array_equal(kept.values, over.values)
+    raw = SmoothGrad(model, Saliency(model, space="probability"), n_samples=8, space="raw", random_state=0).explain(X, c)
+    np.testing.assert_allclose(raw.values, np.tile(W[c], (6, 1)), atol=1e-12)
+    assert not np.allclose(kept.values, raw.values)
 
 
 # --------------------------------------------------------------------------- Integrated Gradients convergence
@@ -370,7 +386,7 @@ BAD_PARAMS = [
     (IntegratedGradients, {"n_steps": 2.5}, r"n_steps must be an int.*got 2\.5"),
     (IntegratedGradients, {"n_steps": 1, "method": "riemann_trapezoid"}, r"n_steps must be an int in \[2, inf\] with method='riemann_trapezoid'; got 1"),
     (IntegratedGradients, {"method": "simpson"}, r"method must be one of .*'gausslegendre'.*got 'simpson'"),
-    (IntegratedGradients, {"output": "softmax"}, r"output must be one of .*'log_odds'.*got 'softmax'.*Use 'raw'"),
+    (IntegratedGradients, {"space": "softmax"}, r"space must be one of .*'log_odds'.*got 'softmax'.*'auto' \(the default\) and 'raw'"),
     (IntegratedGradients, {"baseline": np.zeros(3)}, r"baseline must be None, a scalar, an array of one sample's shape \(4,\).*got an array of shape \(3,\)"),
     (IntegratedGradients, {"baseline": np.zeros((2, 4))}, r"one baseline per sample of shape \(6, 4\)"),
     (IntegratedGradients, {"baseline": np.array([0, np.nan, 0, 0])}, r"baseline contains 1 non-finite value"),

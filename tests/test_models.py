@@ -37,7 +37,7 @@ def test_as_model_refuses_unknown_objects_and_options_on_wrapped_models(logistic
         as_model(wrap(logistic_trio, "torch"), batch_size=3)
     with pytest.raises(InvalidParameterError, match="output must be one of"):
         as_model(lambda X: X, output="probabilities")
-    with pytest.raises(InvalidParameterError, match="batch_size must be a positive int; got 0"):
+    with pytest.raises(InvalidParameterError, match="batch_size must be a positive int or None; got 0"):
         as_model(lambda X: X, batch_size=0)
     with pytest.raises(InvalidParameterError, match="pass method="):
         as_model(logistic_trio["sklearn"], output="logit")
@@ -133,11 +133,11 @@ def test_torch_gradient_of_probability_matches_finite_differences():
     net = TwoLayer().double()
     model = as_model(net, dtype=torch.float64)
     x = np.random.default_rng(3).normal(size=(1, 5))
-    g = model.gradient(x, 2, output="probability")[0]
+    g = model.gradient(x, 2, space="probability")[0]
     h = 1e-6
     fd = [(model.predict_proba(x + h * e)[0, 2] - model.predict_proba(x - h * e)[0, 2]) / (2 * h) for e in np.eye(5)]
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
-    g_lo = model.gradient(x, 2, output="log_odds")[0]
+    g_lo = model.gradient(x, 2, space="log_odds")[0]
     fd_lo = [(model.predict_log_odds(x + h * e)[0, 2] - model.predict_log_odds(x - h * e)[0, 2]) / (2 * h) for e in np.eye(5)]
     np.testing.assert_allclose(g_lo, fd_lo, rtol=1e-6, atol=1e-9)
 
@@ -329,7 +329,7 @@ def test_torch_default_batch_size_follows_the_sample_size(shape, expected):
     assert model.rows_per_call(d) == expected == auto_batch_size(d)
     X = np.zeros((expected + 3,) + shape)
     model.predict(X)
-    assert model.batch_size == expected
+    assert model.batch_size is None  # resolved per call, never stored back on the adapter
     assert [n for n, _ in module.calls] == [expected, 3]  # full batches, then the remainder
     explicit = TorchModel(_RecordingModule(d), batch_size=7)
     explicit.predict(X[:10])
@@ -456,3 +456,110 @@ def test_blas_guard_limits_small_dense_work_and_data_attribution_uses_it():
         torch.set_num_threads(n_threads)
     assert before == {2} and after == before
     assert seen and set(seen) == {1}
+
+
+# --------------------------------------------------------------------------- the model contract
+
+
+def test_as_model_returns_the_public_adapter_type_which_satisfies_the_protocol(logistic_trio):
+    from scrutiny import DifferentiableModel, Model, ModelAdapter
+
+    for kind in ("sklearn", "torch", "callable"):
+        model = wrap(logistic_trio, kind)
+        assert isinstance(model, ModelAdapter) and isinstance(model, Model)
+        assert isinstance(model, DifferentiableModel) == (kind == "torch")
+    # every member the protocol declares exists on every adapter
+    members = [n for n in dir(Model) if not n.startswith("_")] + list(Model.__annotations__)
+    for kind in ("sklearn", "torch", "callable"):
+        model = wrap(logistic_trio, kind)
+        missing = [n for n in members if not hasattr(model, n)]
+        assert not missing, (kind, missing)
+
+
+def _linear(dtype: torch.dtype, seed: int = 0) -> torch.nn.Linear:
+    gen = torch.Generator().manual_seed(seed)  # a local generator: global RNG untouched
+    lin = torch.nn.Linear(13, 3)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(3, 13, generator=gen))
+        lin.bias.copy_(torch.randn(3, generator=gen))
+    return lin.to(dtype)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "np_dtype"),
+    [(torch.float64, np.float64), (torch.float32, np.float32), (torch.float16, np.float16), (torch.bfloat16, np.float32)],
+)
+def test_torch_adapter_follows_the_module_dtype(dtype, np_dtype):
+    model = as_model(_linear(dtype))
+    assert model.dtype == dtype and model.input_dtype == np_dtype
+    out = model.predict(np.random.default_rng(0).normal(size=(4, 13)))
+    assert out.dtype == np.float64 and out.shape == (4, 3) and np.isfinite(out).all()
+    later = _linear(torch.float32)
+    followed = as_model(later)
+    later.to(dtype)  # converted after wrapping: the adapter follows the module call by call
+    assert followed.dtype == dtype and followed.predict(np.ones((2, 13))).shape == (2, 3)
+    explicit = as_model(_linear(torch.float32), dtype=torch.float64)  # dtype= overrides the module
+    assert explicit.dtype == torch.float64 and explicit.input_dtype == np.float64
+    with pytest.raises(InvalidParameterError, match="dtype must be a floating torch dtype or None; got torch.int64"):
+        as_model(_linear(torch.float32), dtype=torch.int64)
+
+
+def test_float64_module_is_explained_with_defaults_to_the_hand_computed_values():
+    """as_model(torch.nn.Linear(13, 3).double()) used to fail ("mat1 and mat2 must have the same
+    dtype"); explained with defaults it now equals the same module run by hand to 1e-10."""
+    from scrutiny.attribution import IntegratedGradients, KernelSHAP, Saliency
+
+    lin = _linear(torch.float64)
+    X = np.random.default_rng(1).normal(size=(6, 13))
+    W, b = lin.weight.detach().numpy(), lin.bias.detach().numpy()
+    with torch.no_grad():
+        logits = lin(torch.as_tensor(X)).numpy()
+    np.testing.assert_allclose(as_model(lin).predict(X), logits, rtol=0, atol=1e-12)
+    target = logits.argmax(axis=1)
+    # Saliency and IG (space "auto" = raw logits): the gradient is the target's weight row and
+    # IG from the zero baseline is x * w exactly
+    np.testing.assert_allclose(Saliency(lin).explain(X).values, W[target], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(IntegratedGradients(lin).explain(X).values, X * W[target], rtol=0, atol=1e-10)
+    # KernelSHAP: on the raw logits the game is additive, so its Shapley values are
+    # w_t * (x - background) exactly; with defaults (probabilities) efficiency holds by hand
+    bg = np.zeros((1, 13))
+    raw = KernelSHAP(lin, bg, space="raw", random_state=0).explain(X[:2], target=target[:2])
+    np.testing.assert_allclose(raw.values, X[:2] * W[target[:2]], rtol=0, atol=1e-10)
+    e = KernelSHAP(lin, bg, random_state=0).explain(X[:2])
+    with torch.no_grad():
+        P = torch.softmax(lin(torch.as_tensor(np.vstack([X[:2], bg]))), dim=1).numpy()
+    np.testing.assert_allclose(e.values.sum(axis=1), P[[0, 1], target[:2]] - P[2, target[:2]], rtol=0, atol=1e-10)
+
+
+def test_float16_module_is_explained_with_defaults_close_to_a_float32_copy():
+    from scrutiny.attribution import IntegratedGradients, LIME, Saliency
+
+    half, single = _linear(torch.float16), _linear(torch.float16).float()  # same (rounded) weights
+    X = np.random.default_rng(2).normal(size=(5, 13))
+    for make, tol in ((lambda m: Saliency(m), 1e-2), (lambda m: IntegratedGradients(m, n_steps=16), 5e-2),
+                      (lambda m: LIME(m, training_data=X, n_samples=500, random_state=0), 5e-2)):
+        low, ref = make(half).explain(X, target=1).values, make(single).explain(X, target=1).values
+        assert low.shape == X.shape and low.dtype == np.float64 and np.isfinite(low).all()
+        np.testing.assert_allclose(low, ref, atol=tol * np.abs(ref).max())
+
+
+def test_predicting_first_changes_no_later_default():
+    """The rows per call are resolved per call from the input's row size and never stored back
+    on the adapter: a prediction on another input does not change rows_per_call, batch_size or
+    an explainer's result."""
+    from scrutiny.attribution import KernelSHAP
+
+    X = np.random.default_rng(3).normal(size=(3, 13))
+    fresh, used = as_model(_linear(torch.float64)), as_model(_linear(torch.float64))
+    used.predict(np.zeros((1, 13)))  # another input first (one row)
+    used.predict(np.zeros((5000, 13)))  # and a large one
+    assert used.batch_size is None and fresh.batch_size is None
+    assert used.rows_per_call(13) == fresh.rows_per_call(13) == 2048
+    assert used.rows_per_call(784) == fresh.rows_per_call(784) == 256
+    explain = lambda m: KernelSHAP(m, np.zeros((4, 13)), n_samples=60, random_state=0).explain(X).values  # noqa: E731
+    np.testing.assert_array_equal(explain(used), explain(fresh))
+    module = _RecordingModule(13)
+    model = TorchModel(module)
+    model.predict(np.zeros((3000, 13)))
+    model.predict(np.zeros((10, 13)))
+    assert [n for n, _ in module.calls] == [2048, 952, 10] and model.batch_size is None

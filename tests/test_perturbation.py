@@ -270,7 +270,7 @@ def test_kernelshap_log_odds_of_logistic_regression_is_linear():
     X = StandardScaler().fit_transform(X)[:, :8]
     clf = LogisticRegression(C=0.01, max_iter=2000).fit(X, y)  # |logit| < 10: no probability clipping
     bg = X[::25]
-    e = KernelSHAP(clf, bg, output="log_odds", n_samples=200, random_state=0).explain(X[:4], target=1)
+    e = KernelSHAP(clf, bg, space="log_odds", n_samples=200, random_state=0).explain(X[:4], target=1)
     np.testing.assert_allclose(e.values, clf.coef_[0] * (X[:4] - bg.mean(axis=0)), atol=1e-9)
 
 
@@ -582,8 +582,8 @@ def test_lime_errors():
         LIME(_lin(), mode="text", training_data=train).explain(X)
     with pytest.raises(InvalidParameterError, match="categorical_features must be column indices in \\[0, 2\\]"):
         LIME(_lin(), training_data=train, categorical_features=[3]).explain(X)
-    with pytest.raises(InvalidParameterError, match="output='probability' needs a classifier"):
-        LIME(_lin(), training_data=train, output="probability").explain(X)
+    with pytest.raises(InvalidParameterError, match="space=.probability. needs a classifier"):
+        LIME(_lin(), training_data=train, space="probability").explain(X)
     with pytest.raises(InvalidParameterError, match="mode='image' needs X of shape"):
         LIME(_lin(), mode="image").explain(X)
 

@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 _LAZY = {
     # models
     "Model": "scrutiny.models",
+    "DifferentiableModel": "scrutiny.models",
+    "ModelAdapter": "scrutiny.models",
     "TorchModel": "scrutiny.models",
     "SklearnModel": "scrutiny.models",
     "CallableModel": "scrutiny.models",

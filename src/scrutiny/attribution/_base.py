@@ -4,7 +4,10 @@ A method is a class deriving from :class:`Explainer` that
 
 * in ``__init__`` calls ``super().__init__(model)`` (wraps the model with
   :func:`scrutiny.as_model` and checks the capabilities named in ``requires``), then stores
-  its keyword hyper-parameters under their own names, without validating them;
+  its keyword hyper-parameters under their own names, without validating them (so
+  ``sklearn.base.clone`` works; ``model`` is a parameter too). Every method takes ``space``
+  (``"auto" | "raw" | "probability" | "log_odds"``, the space explained; ``output`` is only
+  what the model returns, on the adapter) and ``feature_names`` (recorded on the result);
 * declares ``_constraints`` (see :func:`scrutiny._validation.validate_params`), checked at
   every ``explain`` call;
 * implements ``_explain(X, target, rng) -> RawAttribution`` on validated float64 inputs.

@@ -19,7 +19,7 @@ Occlusion      sliding window = baseline   --                    average drop ov
 
 Speed comes from the design, not from tuning: one perturbation design per call is shared by
 all inputs and outputs (common random numbers), all perturbed rows go to the model in large
-chunks (``model.predict`` splits them by ``model.batch_size``), and one batched weighted
+chunks (``model.predict`` splits them into ``model.rows_per_call`` rows), and one batched weighted
 least-squares solve (one Cholesky factorisation of the shared Gram matrix, many right-hand
 sides) gives the surrogates of every (input, output) pair. Sampled methods report standard
 errors (sandwich covariance of the regression; Covert & Lee's for KernelSHAP) and accept

@@ -125,7 +125,7 @@ class TrainingObjective:
         self.module = model.module
         self.loss_fn = resolve_loss(loss)
         self.l2 = float(l2)
-        self.batch_size = int(batch_size or model.batch_size)
+        self.batch_size = int(batch_size or model.rows_per_call(int(np.prod(np.shape(X)[1:]))))
         self.names = model.parameter_names(params)
         if not self.names:
             raise InvalidParameterError(f"params={params!r} selects no parameters; select at least one.")

@@ -9,7 +9,7 @@ import numpy as np
 from ..._validation import Interval, Options, check_array
 from ...exceptions import InvalidParameterError
 from .._base import Explainer, RawAttribution
-from ._common import COMMON_HINTS, OUTPUTS, add_all_outputs, check_budget, check_output
+from ._common import COMMON_HINTS, SPACES, add_all_outputs, check_budget, check_space
 from ._compose import chunk_rows
 from ._design import root_seed, schedule
 from ._engine import run
@@ -42,7 +42,9 @@ class CLIME(Explainer):
     antithetic : bool, default True
         Use pairs ``(eps, -eps)``: the even part of f (constant, quadratic terms) cancels
         from the slope, which lowers the variance for smooth models.
-    output : {"auto", "raw", "probability", "log_odds"}, default "auto"
+    space : {"auto", "raw", "probability", "log_odds"}, default "auto"
+        The explained space: ``"auto"`` is probabilities for classifiers and raw outputs for
+        regression models.
     tol : float, default 0.01
         Stopping tolerance of ``n_samples="auto"``.
     feature_names : sequence of str, optional
@@ -75,7 +77,7 @@ class CLIME(Explainer):
         "n_samples": [Interval(int, 1, None), Options("auto")],
         "kernel_width": [Interval(float, 0, None, closed="neither"), None],
         "antithetic": ["boolean"],
-        "output": [OUTPUTS],
+        "space": [SPACES],
         "tol": [Interval(float, 0, None, closed="neither")],
         "feature_names": ["array-like", None],
         "batch_size": [Interval(int, 1, None), None],
@@ -95,7 +97,7 @@ class CLIME(Explainer):
         n_samples: int | str = "auto",
         kernel_width: float | None = None,
         antithetic: bool = True,
-        output: str = "auto",
+        space: str = "auto",
         tol: float = 0.01,
         feature_names: Any = None,
         batch_size: int | None = None,
@@ -106,7 +108,7 @@ class CLIME(Explainer):
         self.n_samples = n_samples
         self.kernel_width = kernel_width
         self.antithetic = antithetic
-        self.output = output
+        self.space = space
         self.tol = tol
         self.feature_names = feature_names
         self.batch_size = batch_size
@@ -126,7 +128,7 @@ class CLIME(Explainer):
         return sig
 
     def _check(self, X: np.ndarray) -> None:
-        check_output("CLIME", self.model, self.output)
+        check_space("CLIME", self.model, self.space)
         self._sigma(X.shape[1:])
         d = int(np.prod(X.shape[1:]))
         if self.antithetic:
@@ -135,13 +137,13 @@ class CLIME(Explainer):
             check_budget("CLIME", self.n_samples, d + 1, f"(n_features + 1 = {d} + 1)")
 
     def _explain(self, X: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> RawAttribution:
-        output = check_output("CLIME", self.model, self.output)
+        space = check_space("CLIME", self.model, self.space)
         n, shape = X.shape[0], X.shape[1:]
         d = int(np.prod(shape))
         n0 = max(1000, 10 * (d + 1))
         n0 += n0 % 2
         problem = GaussianProblem(
-            self.model, output, X, self._sigma(shape), self.kernel_width, bool(self.antithetic),
+            self.model, space, X, self._sigma(shape), self.kernel_width, bool(self.antithetic),
             schedule(self.n_samples, n0), root_seed(rng), chunk_rows(self.model, d, self.batch_size), "CLIME",
         )
         K = int(self.model.n_outputs)

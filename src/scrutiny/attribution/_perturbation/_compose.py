@@ -4,7 +4,7 @@
   ``"probability"``, ``"log_odds"``), keeping one column per raw output so that targets keep
   their meaning (a single-logit binary model is explained through ``sigmoid(z)``);
 * :func:`evaluate` builds perturbed rows chunk by chunk (bounded memory) and sends each chunk
-  to ``model.predict``, which splits it further by ``model.batch_size``: never one call per
+  to ``model.predict``, which splits it further into ``model.rows_per_call`` rows: never one call per
   sample;
 * :func:`compose_images` is the vectorised image composition: gather ``Z[:, segments]`` into
   pixel masks, then ``where(mask, image, fill)``; :func:`fast_where` is that ``where``, on
@@ -21,20 +21,21 @@ from scipy.special import expit
 
 from ..._validation import check_array
 from ...exceptions import InvalidParameterError
-from ...models import _log_odds_from_logits, log_odds_from_proba
+from ...models import log_odds_from_logits, log_odds_from_proba
 
 #: bytes of perturbed rows (counted as float64) built at once when ``batch_size`` is None:
-#: small enough to stay in cache while they are composed and handed to the model (KernelSHAP
-#: on a 30-feature MLP, 1.35M rows: 1.43 s with 64 MB chunks, 1.06 s with 2-8 MB), and never
-#: less than one model batch
+#: small enough to stay in cache while they are composed and handed to the model, and never
+#: less than one model call's rows (the KernelSHAP overhead ratio printed by
+#: benchmarks/local_attribution.py -- total time over the model alone -- is the figure it keeps low)
 CHUNK_BYTES = 4 * 2**20
 
 
-def resolve_output(model: Any, output: str) -> str:
-    """``"auto"`` -> ``"probability"`` for classifiers, ``"raw"`` for regression models."""
-    if output == "auto":
+def resolve_space(model: Any, space: str) -> str:
+    """The explained space of a perturbation method: ``"auto"`` -> ``"probability"`` for
+    classifiers, ``"raw"`` for regression models."""
+    if space == "auto":
         return "raw" if model.output == "regression" else "probability"
-    return output
+    return space
 
 
 def _softmax_inplace(Z: np.ndarray) -> np.ndarray:
@@ -64,12 +65,12 @@ def _softmax_inplace(Z: np.ndarray) -> np.ndarray:
     return Z
 
 
-def model_outputs(model: Any, X: np.ndarray, output: str) -> np.ndarray:
+def model_outputs(model: Any, X: np.ndarray, space: str) -> np.ndarray:
     """Model outputs of ``X`` in the explained space, shape (n, n_outputs), float64."""
     raw = model.predict(X)
-    if output == "raw" or model.output == "regression":
+    if space == "raw" or model.output == "regression":
         return raw
-    if output == "probability":
+    if space == "probability":
         if model.output == "probability":
             return raw
         return expit(raw) if raw.shape[1] == 1 else _softmax_inplace(raw)
@@ -78,7 +79,7 @@ def model_outputs(model: Any, X: np.ndarray, output: str) -> np.ndarray:
         return log_odds_from_proba(raw)
     if raw.shape[1] == 1:
         return raw
-    return _log_odds_from_logits(raw)
+    return log_odds_from_logits(raw)
 
 
 def chunk_rows(model: Any, row_size: int, batch_size: int | None) -> int:
@@ -88,21 +89,20 @@ def chunk_rows(model: Any, row_size: int, batch_size: int | None) -> int:
     if batch_size is not None:
         return int(batch_size)
     rows = max(1, CHUNK_BYTES // max(8 * int(row_size), 1))
-    rows_per_call = getattr(model, "rows_per_call", None)
-    per_call = int(rows_per_call(row_size)) if rows_per_call is not None else int(model.batch_size)
+    per_call = int(model.rows_per_call(row_size))
     return max(per_call, rows - rows % per_call)
 
 
 def evaluate(
     model: Any,
-    output: str,
+    space: str,
     n_rows: int,
     build: Callable[[int, int], np.ndarray],
     rows_per_chunk: int,
 ) -> np.ndarray:
     """Outputs of the ``n_rows`` perturbed rows ``build(start, stop)``, shape (n_rows, K)."""
     outs = [
-        model_outputs(model, build(s, min(s + rows_per_chunk, n_rows)), output)
+        model_outputs(model, build(s, min(s + rows_per_chunk, n_rows)), space)
         for s in range(0, n_rows, rows_per_chunk)
     ]
     return np.concatenate(outs, axis=0)
@@ -192,8 +192,9 @@ def _operand(a: np.ndarray) -> Any:
 
 def fast_where(mask: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``np.where(mask, a, b)`` (broadcasting, exact) for the large perturbation arrays, run by
-    torch's vectorised, multi-threaded kernel: a 20 x 1,700 x 30 KernelSHAP chunk takes 0.65 ms
-    against numpy's 1.5 ms. ``a`` and ``b`` should be small (one input, its fill or background)
+    torch's vectorised, multi-threaded kernel, which is faster than numpy's on these shapes
+    (the KernelSHAP and image LIME overhead ratios of benchmarks/local_attribution.py include
+    this composition). ``a`` and ``b`` should be small (one input, its fill or background)
     or fresh arrays: read-only ones are copied. ``out``: a C-contiguous array of the result's
     shape and dtype to write into (chunks are assembled in place, without a concatenation)."""
     import torch
@@ -223,7 +224,8 @@ def compose_images(
     """
     # (r, H, W): one gather. np.take, not Z[:, labels]: fancy indexing returns the sample axis
     # as the fastest one, np.where keeps that layout, and torch then runs the convolutions and
-    # pooling on strided inputs (image LIME on an MNIST CNN: 1.6 s instead of 1.1 s per 20k rows)
+    # pooling on strided inputs, markedly slower (the image LIME overhead ratio of
+    # benchmarks/local_attribution.py includes this step)
     keep = np.take(Z.astype(bool), labels, axis=1)
     if image.ndim == 3:
         keep = keep[:, None]

@@ -10,7 +10,7 @@ import numpy as np
 from ..._validation import Interval, Options, check_array
 from ...exceptions import InvalidParameterError
 from .._base import Explainer, RawAttribution
-from ._common import COMMON_HINTS, OUTPUTS, add_all_outputs, check_budget, check_output
+from ._common import COMMON_HINTS, SPACES, add_all_outputs, check_budget, check_space
 from ._compose import chunk_rows, model_outputs
 from ._design import MIN_SAMPLED, min_budget, root_seed
 from ._engine import run
@@ -45,7 +45,9 @@ class KernelSHAP(Explainer):
     max_background : int or None, default 100
         Larger backgrounds are summarised by k-means (scikit-learn, seed 0) into this many
         centroids weighted by cluster size (as ``shap.kmeans``); None keeps every row.
-    output : {"auto", "raw", "probability", "log_odds"}, default "auto"
+    space : {"auto", "raw", "probability", "log_odds"}, default "auto"
+        The explained space: ``"auto"`` is probabilities for classifiers and raw outputs for
+        regression models.
     tol : float, default 0.01
         Stopping tolerance of ``n_samples="auto"``.
     feature_names : sequence of str, optional
@@ -80,7 +82,7 @@ class KernelSHAP(Explainer):
         "background": ["array-like", None],
         "n_samples": [Interval(int, 1, None), Options("auto")],
         "max_background": [Interval(int, 1, None), None],
-        "output": [OUTPUTS],
+        "space": [SPACES],
         "tol": [Interval(float, 0, None, closed="neither")],
         "feature_names": ["array-like", None],
         "batch_size": [Interval(int, 1, None), None],
@@ -95,7 +97,7 @@ class KernelSHAP(Explainer):
         *,
         n_samples: int | str = "auto",
         max_background: int | None = 100,
-        output: str = "auto",
+        space: str = "auto",
         tol: float = 0.01,
         feature_names: Any = None,
         batch_size: int | None = None,
@@ -105,7 +107,7 @@ class KernelSHAP(Explainer):
         self.background = background
         self.n_samples = n_samples
         self.max_background = max_background
-        self.output = output
+        self.space = space
         self.tol = tol
         self.feature_names = feature_names
         self.batch_size = batch_size
@@ -130,7 +132,7 @@ class KernelSHAP(Explainer):
         return bg
 
     def _check(self, X: np.ndarray) -> None:
-        check_output("KernelSHAP", self.model, self.output)
+        check_space("KernelSHAP", self.model, self.space)
         self._background(X.shape[1:])
         d = int(np.prod(X.shape[1:]))
         check_budget(
@@ -157,15 +159,15 @@ class KernelSHAP(Explainer):
         return self._summary_cache[key]
 
     def _explain(self, X: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> RawAttribution:
-        output = check_output("KernelSHAP", self.model, self.output)
+        space = check_space("KernelSHAP", self.model, self.space)
         n, shape = X.shape[0], X.shape[1:]
         D = int(np.prod(shape))
         bg, bw = self._summary(self._background(shape))
-        v0 = bw @ model_outputs(self.model, bg, output)  # (K,)
-        fx = model_outputs(self.model, X, output)
+        v0 = bw @ model_outputs(self.model, bg, space)  # (K,)
+        fx = model_outputs(self.model, X, space)
         K = fx.shape[1]
         problem = ShapleyProblem(
-            self.model, output, X, bg, bw, v0, fx, self.n_samples, root_seed(rng),
+            self.model, space, X, bg, bw, v0, fx, self.n_samples, root_seed(rng),
             chunk_rows(self.model, D, self.batch_size), "KernelSHAP",
         )
         phi = np.zeros((n, D, K))

@@ -9,7 +9,7 @@ import numpy as np
 from ..._validation import Interval, Options, check_array
 from ...exceptions import InvalidParameterError
 from .._base import Explainer, RawAttribution
-from ._common import COMMON_HINTS, OUTPUTS, add_all_outputs, check_budget, check_output
+from ._common import COMMON_HINTS, SPACES, add_all_outputs, check_budget, check_space
 from ._compose import chunk_rows, resolve_fills, resolve_segments
 from ._design import root_seed, schedule
 from ._engine import pad, run
@@ -62,9 +62,9 @@ class LIME(Explainer):
         images.
     alpha : float >= 0, default 1.0
         Ridge penalty (lime's ``Ridge(alpha=1)``); the intercept is not penalised.
-    output : {"auto", "raw", "probability", "log_odds"}, default "auto"
-        Explained outputs: probabilities for classifiers and raw outputs for regression
-        models under "auto".
+    space : {"auto", "raw", "probability", "log_odds"}, default "auto"
+        The explained space: ``"auto"`` is probabilities for classifiers and raw outputs for
+        regression models.
     tol : float, default 0.01
         Stopping tolerance of ``n_samples="auto"``.
     feature_names : sequence of str, optional
@@ -118,7 +118,7 @@ class LIME(Explainer):
         "n_samples": [Interval(int, 1, None), Options("auto"), None],
         "kernel_width": [Interval(float, 0, None, closed="neither"), None],
         "alpha": [Interval(float, 0, None)],
-        "output": [OUTPUTS],
+        "space": [SPACES],
         "tol": [Interval(float, 0, None, closed="neither")],
         "feature_names": ["array-like", None],
         "batch_size": [Interval(int, 1, None), None],
@@ -146,7 +146,7 @@ class LIME(Explainer):
         n_samples: int | str | None = None,
         kernel_width: float | None = None,
         alpha: float = 1.0,
-        output: str = "auto",
+        space: str = "auto",
         tol: float = 0.01,
         feature_names: Any = None,
         batch_size: int | None = None,
@@ -163,7 +163,7 @@ class LIME(Explainer):
         self.n_samples = n_samples
         self.kernel_width = kernel_width
         self.alpha = alpha
-        self.output = output
+        self.space = space
         self.tol = tol
         self.feature_names = feature_names
         self.batch_size = batch_size
@@ -172,7 +172,7 @@ class LIME(Explainer):
     # -- checks ------------------------------------------------------------------------------
     def _check(self, X: np.ndarray) -> None:
         owner = "LIME"
-        check_output(owner, self.model, self.output)
+        check_space(owner, self.model, self.space)
         if self.mode == "tabular":
             if X.ndim != 2:
                 raise InvalidParameterError(
@@ -224,21 +224,21 @@ class LIME(Explainer):
 
     # -- explain -----------------------------------------------------------------------------
     def _explain(self, X: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> RawAttribution:
-        output = check_output("LIME", self.model, self.output)
+        space = check_space("LIME", self.model, self.space)
         seed = root_seed(rng)
         K = int(self.model.n_outputs)
         if self.mode == "tabular":
-            return self._tabular(X, target, seed, output, K)
-        return self._image(X, target, seed, output, K)
+            return self._tabular(X, target, seed, space, K)
+        return self._image(X, target, seed, space, K)
 
-    def _tabular(self, X, target, seed, output, K) -> RawAttribution:
+    def _tabular(self, X, target, seed, space, K) -> RawAttribution:
         n, d = X.shape
         train = self._training(d)
         stats = tabular_stats(train, self.discretizer, self._categorical(d))
         width = 0.75 * np.sqrt(d) if self.kernel_width is None else float(self.kernel_width)
         sizes = schedule("auto" if self.n_samples == "auto" else (self.n_samples or 5000), 5000)
         problem = TabularProblem(
-            self.model, output, X, stats, width, float(self.alpha), sizes, seed,
+            self.model, space, X, stats, width, float(self.alpha), sizes, seed,
             chunk_rows(self.model, d, self.batch_size), "LIME",
         )
         fit = run(problem, n, K, target, float(self.tol), "LIME")
@@ -255,7 +255,7 @@ class LIME(Explainer):
         add_all_outputs(extras, "all_outputs", coef)
         return RawAttribution(coef[rows, :, target], fit.intercept[rows, target], np.stack(fit.stderr), extras)
 
-    def _image(self, X, target, seed, output, K) -> RawAttribution:
+    def _image(self, X, target, seed, space, K) -> RawAttribution:
         n = X.shape[0]
         labels = resolve_segments(self.segments, self.segment_params, X, "LIME")
         n_seg = labels.reshape(n, -1).max(axis=1) + 1
@@ -264,7 +264,7 @@ class LIME(Explainer):
         width = 0.25 if self.kernel_width is None else float(self.kernel_width)
         sizes = schedule("auto" if self.n_samples == "auto" else (self.n_samples or 1000), 1000)
         problem = ImageProblem(
-            self.model, output, X, labels, n_seg, fills, width, float(self.alpha), sizes, seed,
+            self.model, space, X, labels, n_seg, fills, width, float(self.alpha), sizes, seed,
             chunk_rows(self.model, int(np.prod(X.shape[1:])), self.batch_size), "LIME",
         )
         fit = run(problem, n, K, target, float(self.tol), "LIME")

@@ -17,7 +17,7 @@ import numpy as np
 from ..._validation import Interval, check_array
 from ...exceptions import InvalidParameterError
 from .._base import Explainer, RawAttribution, native_dtype
-from ._common import COMMON_HINTS, OUTPUTS, add_all_outputs, check_output
+from ._common import COMMON_HINTS, SPACES, add_all_outputs, check_space
 from ._compose import chunk_rows, model_outputs
 
 
@@ -31,13 +31,13 @@ def axis_windows(length: int, window: int, stride: int) -> np.ndarray:
 
 
 def occlude(
-    model: Any, output: str, X: np.ndarray, baseline: np.ndarray, windows: list[np.ndarray], rows_per_chunk: int
+    model: Any, space: str, X: np.ndarray, baseline: np.ndarray, windows: list[np.ndarray], rows_per_chunk: int
 ):
-    """Attributions of every output, shape (n, *sample_shape, K), and the number of windows."""
+    """Attributions of every space, shape (n, *sample_shape, K), and the number of windows."""
     n, shape = X.shape[0], X.shape[1:]
     counts = [A.shape[0] for A in windows]
     n_win = int(np.prod(counts))
-    fx = model_outputs(model, X, output)
+    fx = model_outputs(model, X, space)
     dt = native_dtype(model)  # occluded rows are built directly in the model's dtype
     Xn, bn = X.astype(dt, copy=False), baseline.astype(dt, copy=False)
     total = n * n_win
@@ -53,7 +53,7 @@ def occlude(
             view[d + 1] = shape[d]
             mask &= A[p].reshape(view)
         rows = np.where(mask, bn[None], Xn[i])
-        drops.append(fx[i] - model_outputs(model, rows, output))
+        drops.append(fx[i] - model_outputs(model, rows, space))
     delta = np.concatenate(drops).reshape((n, *counts, -1))
     letters = string.ascii_letters
     q = len(shape)
@@ -112,9 +112,13 @@ class Occlusion(Explainer):
         window) get 0.
     baseline : float or array-like, default 0.0
         Replacement values, broadcastable to one sample's shape (e.g. the training mean).
-    output : {"auto", "raw", "probability", "log_odds"}, default "auto"
+    space : {"auto", "raw", "probability", "log_odds"}, default "auto"
+        The explained space: ``"auto"`` is probabilities for classifiers and raw outputs for
+        regression models.
     batch_size : int, optional
-        Occluded rows built and passed to ``model.predict`` at once.
+        Occluded rows built and passed to ``model.predict`` at once (memory only).
+    feature_names : sequence of str, optional
+        One name per input value, recorded on the Explanation.
 
     Notes
     -----
@@ -138,8 +142,9 @@ class Occlusion(Explainer):
         "window": [Interval(int, 1, None), tuple, list],
         "stride": [Interval(int, 1, None), tuple, list, None],
         "baseline": [Interval(float), "array-like"],
-        "output": [OUTPUTS],
+        "space": [SPACES],
         "batch_size": [Interval(int, 1, None), None],
+        "feature_names": ["array-like", None],
     }
     _hints = {**COMMON_HINTS, "window": "E.g. window=1 for tabular features, window=(4, 4) for images."}
 
@@ -150,15 +155,17 @@ class Occlusion(Explainer):
         window: Any = 1,
         stride: Any = None,
         baseline: Any = 0.0,
-        output: str = "auto",
+        space: str = "auto",
         batch_size: int | None = None,
+        feature_names: Any = None,
     ) -> None:
         super().__init__(model)
         self.window = window
         self.stride = stride
         self.baseline = baseline
-        self.output = output
+        self.space = space
         self.batch_size = batch_size
+        self.feature_names = feature_names
 
     def _layout(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         window = _window_tuple(self.window, shape, "window")
@@ -186,17 +193,17 @@ class Occlusion(Explainer):
             ) from None
 
     def _check(self, X: np.ndarray) -> None:
-        check_output("Occlusion", self.model, self.output)
+        check_space("Occlusion", self.model, self.space)
         self._layout(X.shape[1:])
         self._baseline(X.shape[1:])
 
     def _explain(self, X: np.ndarray, target: np.ndarray, rng: Any) -> RawAttribution:
-        output = check_output("Occlusion", self.model, self.output)
+        space = check_space("Occlusion", self.model, self.space)
         shape = X.shape[1:]
         window, stride = self._layout(shape)
         windows = [axis_windows(L, w, s) for L, w, s in zip(shape, window, stride)]
         rows_per_chunk = chunk_rows(self.model, int(np.prod(shape)), self.batch_size)
-        attr, n_win, fx = occlude(self.model, output, X, self._baseline(shape), windows, rows_per_chunk)
+        attr, n_win, fx = occlude(self.model, space, X, self._baseline(shape), windows, rows_per_chunk)
         rows = np.arange(X.shape[0])
         values = np.moveaxis(attr, -1, 1)[rows, target]
         extras = {"prediction": fx[rows, target], "n_windows": n_win}

@@ -62,8 +62,8 @@ def _concat_units(blocks_units: list[np.ndarray]) -> np.ndarray:
 class GaussianProblem:
     """C-LIME around each row of ``X`` (flattened to (n, D))."""
 
-    def __init__(self, model, output, X, sigma, kernel_width, antithetic, sizes, seed, rows_per_chunk, owner):
-        self.model, self.output, self.owner = model, output, owner
+    def __init__(self, model, space, X, sigma, kernel_width, antithetic, sizes, seed, rows_per_chunk, owner):
+        self.model, self.space, self.owner = model, space, owner
         self.shape = X.shape[1:]
         self.Xf = X.reshape(X.shape[0], -1)
         self.sigma = sigma.reshape(-1)
@@ -92,7 +92,7 @@ class GaussianProblem:
             parts = [Xa[j] + eps[lo:hi] for j, lo, hi in _spans(s, e, m)]
             return np.concatenate(parts).reshape((e - s,) + self.shape)
 
-        Y = evaluate(self.model, self.output, len(idx) * m, build, self.rows_per_chunk)
+        Y = evaluate(self.model, self.space, len(idx) * m, build, self.rows_per_chunk)
         return Y.reshape(len(idx), m, -1)
 
     def solve(self, key, idx, blocks, Y, target) -> WLSResult:
@@ -179,8 +179,8 @@ class TabularBlock(NamedTuple):
 class TabularProblem:
     """lime's tabular neighbourhood (``sample_around_instance=True`` for continuous features)."""
 
-    def __init__(self, model, output, X, stats, kernel_width, alpha, sizes, seed, rows_per_chunk, owner):
-        self.model, self.output, self.owner = model, output, owner
+    def __init__(self, model, space, X, stats, kernel_width, alpha, sizes, seed, rows_per_chunk, owner):
+        self.model, self.space, self.owner = model, space, owner
         self.X = X
         self.stats = stats
         self.xcat = category_index(stats, X)
@@ -229,10 +229,10 @@ class TabularProblem:
         if not self.cont.any():  # neighbourhood shared by all inputs: one evaluation
             start = 1 if blk.first else 0
             shared = self._rows(self.X[idx[0]], blk)[start:]
-            Ys = evaluate(self.model, self.output, len(shared), lambda s, e: shared[s:e], self.rows_per_chunk)
+            Ys = evaluate(self.model, self.space, len(shared), lambda s, e: shared[s:e], self.rows_per_chunk)
             Y = np.broadcast_to(Ys, (a,) + Ys.shape)
             if blk.first:
-                fx = model_outputs(self.model, self.X[idx], self.output)
+                fx = model_outputs(self.model, self.X[idx], self.space)
                 Y = np.concatenate([fx[:, None, :], Y], axis=1)
             return np.ascontiguousarray(Y)
         Xa = self.X[idx]
@@ -246,7 +246,7 @@ class TabularProblem:
                 parts.append(rows)
             return np.concatenate(parts)
 
-        return evaluate(self.model, self.output, a * m, build, self.rows_per_chunk).reshape(a, m, -1)
+        return evaluate(self.model, self.space, a * m, build, self.rows_per_chunk).reshape(a, m, -1)
 
     def design(self, idx, blocks):
         """Interpretable design of inputs ``idx``: (a, m, d) binary / standardised noise, and weights (a, m)."""
@@ -299,8 +299,8 @@ def _undiscretize(st: TabularStats, j: int, k: np.ndarray, v: np.ndarray) -> np.
 class ImageProblem:
     """lime's image neighbourhood over per-image superpixels."""
 
-    def __init__(self, model, output, X, labels, n_seg, fills, kernel_width, alpha, sizes, seed, rows_per_chunk, owner):
-        self.model, self.output, self.owner = model, output, owner
+    def __init__(self, model, space, X, labels, n_seg, fills, kernel_width, alpha, sizes, seed, rows_per_chunk, owner):
+        self.model, self.space, self.owner = model, space, owner
         dt = native_dtype(model)  # perturbed images are built directly in the model's dtype
         self.X, self.labels, self.n_seg, self.fills = X.astype(dt, copy=False), labels, n_seg, fills.astype(dt, copy=False)
         self.kernel_width, self.alpha = kernel_width, alpha
@@ -328,7 +328,7 @@ class ImageProblem:
                 r += hi - lo
             return buf[:r]
 
-        Y = evaluate(self.model, self.output, len(idx) * m, build, self.rows_per_chunk)
+        Y = evaluate(self.model, self.space, len(idx) * m, build, self.rows_per_chunk)
         return Y.reshape(len(idx), m, -1)
 
     def solve(self, key, idx, blocks, Y, target) -> WLSResult:
@@ -348,8 +348,8 @@ class ShapleyBlock(NamedTuple):
 class ShapleyProblem:
     """KernelSHAP over the varying features of each input (dummy features get 0)."""
 
-    def __init__(self, model, output, X, background, bg_weights, v0, fx, n_samples, seed, rows_per_chunk, owner):
-        self.model, self.output, self.owner = model, output, owner
+    def __init__(self, model, space, X, background, bg_weights, v0, fx, n_samples, seed, rows_per_chunk, owner):
+        self.model, self.space, self.owner = model, space, owner
         self.shape = X.shape[1:]
         dt = native_dtype(model)  # coalition rows are built directly in the model's dtype
         self.Xf = X.reshape(X.shape[0], -1).astype(dt, copy=False)
@@ -429,7 +429,7 @@ class ShapleyProblem:
                 fast_where(mask[lo:hi, None, :], Xa[j][None, None, :], self.BG[None, :, :],
                            out=buf[r:r + k].reshape(hi - lo, B, D))
                 r += k
-            pred = model_outputs(self.model, buf[:r].reshape((r,) + self.shape), self.output)
+            pred = model_outputs(self.model, buf[:r].reshape((r,) + self.shape), self.space)
             K = pred.shape[1]  # background average as one BLAS product: (r/B, B K) @ (B K, K)
             out.append(pred.reshape(-1, B * K) @ np.kron(self.bw[:, None], np.eye(K)))
         v = np.concatenate(out).reshape(len(idx), m, -1)

@@ -51,9 +51,10 @@ def _warn_singular(owner: str) -> None:
 def _inverse(G: np.ndarray, owner: str) -> np.ndarray:
     """``G^-1`` from one Cholesky factorisation ``G = L L'``.
 
-    ``G^-1 = L^-T L^-1`` is formed once and every right-hand side is a matrix product (the
-    triangular solves of scipy's bundled OpenBLAS are ~50x slower than a GEMM for small
-    systems with many right-hand sides on this class of machine). A singular or numerically
+    ``G^-1 = L^-T L^-1`` is formed once and every right-hand side is a matrix product: the
+    triangular solves of scipy's bundled OpenBLAS are far slower than a GEMM for small
+    systems with many right-hand sides (the LIME and KernelSHAP timings of
+    benchmarks/local_attribution.py back this). A singular or numerically
     singular ``G`` falls back to the pseudo-inverse with a warning.
     """
     M = G.shape[0]
