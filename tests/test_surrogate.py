@@ -27,7 +27,7 @@ from scrutiny.surrogate import (
     run_chain,
     topk_stability,
 )
-from scrutiny.surrogate.diagnostics import to_inferencedata
+from scrutiny.surrogate.convergence import to_inferencedata
 
 
 def simulate_regimes(n, p, seed, n_active=6):

@@ -556,7 +556,7 @@ def test_geweke_detects_a_dropped_phi_term(monkeypatch):
 
 
 def test_large_problems_use_float32_products_within_float64_round_off_of_the_exact_ones():
-    from scrutiny.surrogate.model import GRAM32_WORK
+    from scrutiny.surrogate.state import GRAM32_WORK
 
     rng = np.random.default_rng(0)
     n, p, J = 3000, 200, 4

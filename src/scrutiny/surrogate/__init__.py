@@ -13,7 +13,7 @@
 * :mod:`~scrutiny.surrogate.mcmc`: the pure sampler kernels (``init``, ``step``, ``run_chain``)
   over :class:`State`, with the full conditionals in :mod:`~scrutiny.surrogate.conditionals`;
 * :mod:`~scrutiny.surrogate.relabel`: Cron & West (2011) relabelling;
-* :mod:`~scrutiny.surrogate.diagnostics`: rank-normalised R-hat, bulk/tail ESS, top-k stability.
+* :mod:`~scrutiny.surrogate.convergence`: rank-normalised R-hat, bulk/tail ESS, top-k stability.
 
 References
 ----------
@@ -33,7 +33,7 @@ from .conditionals import (
     make_data,
     responsibilities,
 )
-from .diagnostics import (
+from .convergence import (
     chain_diagnostics,
     ess_bulk,
     ess_tail,

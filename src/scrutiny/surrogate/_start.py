@@ -24,7 +24,7 @@ from .conditionals import (
     sample_xi,
     update_stats,
 )
-from .model import Data, Priors, State, check_priors, make_data
+from .state import Data, Priors, State, check_priors, make_data
 
 __all__ = ["init", "sample_prior", "sample_y"]
 

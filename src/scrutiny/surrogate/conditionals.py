@@ -1,6 +1,6 @@
 """The full conditionals of the DMM-MEN sampler (spec section 2.1), as pure functions.
 
-Model and notation: :mod:`scrutiny.surrogate.model`. ``d`` is the number of design columns
+Model and notation: :mod:`scrutiny.surrogate.state`. ``d`` is the number of design columns
 (``p`` penalised features plus the intercept, when fitted); the sampler keeps
 ``xi = tau / (1 - tau)``. Every function takes its inputs explicitly and returns new arrays;
 the order of the sweep lives in :mod:`scrutiny.surrogate.mcmc`.
@@ -43,7 +43,7 @@ from ._math import (
     slice_loop,
     slice_seed,
 )
-from .model import Data, Priors, Settings, State, check_priors, make_data  # noqa: F401  (re-exported)
+from .state import Data, Priors, Settings, State, check_priors, make_data  # noqa: F401  (re-exported)
 
 __all__ = [
     "fitted_values",
@@ -81,7 +81,7 @@ __all__ = [
 
 def fitted_values(data: Data, beta: np.ndarray, intercept: np.ndarray) -> np.ndarray:
     """``b0_j + x_i' beta_j`` for every sample and component, shape (n, J) (float64; the product
-    runs in float32 for large problems, see :class:`~scrutiny.surrogate.model.Data`)."""
+    runs in float32 for large problems, see :class:`~scrutiny.surrogate.state.Data`)."""
     if data.design32 is None:
         return data.X @ beta.T + intercept[None, :]
     X32 = data.design32[:, 1:] if data.intercept else data.design32

@@ -46,7 +46,7 @@ from .._validation import (
 )
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from .conditionals import Priors, Settings
-from .diagnostics import chain_diagnostics
+from .convergence import chain_diagnostics
 from .._threads import blas_limits
 from .mcmc import DEFAULT_STORE, init, load_kernels, run_chain
 from .relabel import canonical_penalty_order, relabel_chains
@@ -238,7 +238,7 @@ class DMMMEN:
         Rank-normalised split R-hat and bulk ESS of ``loglik``, ``logjoint``, ``alpha``,
         ``n_occupied`` (label-invariant) and of relabelled ``pi`` and ``sigma2``.
     diagnostics_ : dict
-        Everything from :func:`~scrutiny.surrogate.diagnostics.chain_diagnostics`.
+        Everything from :func:`~scrutiny.surrogate.convergence.chain_diagnostics`.
     converged_ : bool
         Whether every label-invariant R-hat is below ``rhat_threshold``.
     chain_loglik_ : ndarray of shape (n_chains,)

@@ -92,7 +92,7 @@ from .conditionals import (
     switch_priors,
     update_stats,
 )
-from .model import SMALL_GRAM_WORK, Data, Priors, Settings, State, check_priors, make_data
+from .state import SMALL_GRAM_WORK, Data, Priors, Settings, State, check_priors, make_data
 
 __all__ = [
     "Info",

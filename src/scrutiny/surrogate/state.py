@@ -1,4 +1,6 @@
-"""The DMM-MEN model: hyper-parameters, sampler settings, data and the Markov-chain state.
+"""The sampler's state types: hyper-parameters, sampler settings, data and the Markov-chain state.
+
+(``state.py``: the name ``model.py`` would clash with :mod:`scrutiny.models`, the black-box adapters.)
 
 The model (Guo et al. 2018, corrected as in the scrutiny DMM-MEN specification): a truncated
 stick-breaking mixture of ``J`` linear regressions whose coefficient vectors get one of ``K``
