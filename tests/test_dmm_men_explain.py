@@ -15,15 +15,15 @@ import pytest
 
 from scrutiny import Explanation, as_model
 from scrutiny.exceptions import ConvergenceWarning, InvalidParameterError
+from scrutiny.attribution import DMMMENExplainer
+from scrutiny.attribution.dmm_men import uniform_size_masks
 from scrutiny.surrogate import (
     DMMMEN,
     CraftedSamplesResult,
-    DMMMENExplainer,
     GlobalInsight,
     ScrutabilityResult,
     crafted_samples_test,
     scrutability_test,
-    uniform_size_masks,
 )
 
 SHAPE = (1, 6, 6)
@@ -142,7 +142,7 @@ def test_explain_assigns_the_right_regime():
     model = as_model(two_regime_classifier, output="logit")
     est = quiet(DMMMEN.from_model, model, X, 1, n_iter=300, n_burnin=150, random_state=1)
     Xn = rng.random((60, 10))
-    e = est.explain(Xn)  # y from the stored model
+    e = est.explain(Xn)  # the response from the stored model
     comp = e.extras["component"]
     regime = Xn[:, 0] > 0.5
     h_a, h_b = np.bincount(comp[regime]).argmax(), np.bincount(comp[~regime]).argmax()
@@ -152,21 +152,22 @@ def test_explain_assigns_the_right_regime():
     np.testing.assert_allclose(e.values[regime][:, 3], 3.0, atol=0.3)
     np.testing.assert_allclose(e.values[~regime][:, 7], -3.0, atol=0.3)
     np.testing.assert_allclose(e.base_values, np.where(regime, 4.0, -4.0), atol=0.3)
-    # the same with y given explicitly
-    again = est.explain(Xn, model.predict_log_odds(Xn)[:, 1])
+    # the same with the response given explicitly
+    again = est.explain(Xn, response=model.predict_log_odds(Xn)[:, 1])
     np.testing.assert_array_equal(again.extras["component"], comp)
 
 
-def test_plain_fit_explain_needs_y():
+def test_plain_fit_explain_needs_the_response():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 3))
     y = X @ [1.0, -1.0, 0.5] + 0.1 * rng.normal(size=60)
     est = quiet(DMMMEN(n_components=2, n_iter=12, n_burnin=6, n_chains=1, random_state=0).fit, X, y)
     assert est.model_ is None and est.feature_indices_ is None
-    with pytest.raises(InvalidParameterError, match="DMMMEN.explain needs y"):
+    with pytest.raises(InvalidParameterError, match=r"DMMMEN.explain needs response.*explain\(X, response=\.\.\.\)"):
         est.explain(X)
-    e = est.explain(X[:4], y[:4])
+    e = est.explain(X[:4], response=y[:4])
     assert e.values.shape == (4, 3) and np.all(e.target == 0)
+    np.testing.assert_array_equal(e.extras["response"], y[:4])
     assert est.explain_global(k=3)[0].heatmap.shape == (3,)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ._base import Explainer, RawAttribution
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad, quadrature
 from .perturbation import CLIME, LIME, KernelSHAP, Occlusion
+from .dmm_men import DMMMENExplainer
 
 __all__ = [
     "Explainer",
@@ -24,4 +25,5 @@ __all__ = [
     "CLIME",
     "KernelSHAP",
     "Occlusion",
+    "DMMMENExplainer",
 ]

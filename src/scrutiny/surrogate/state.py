@@ -40,13 +40,14 @@ Neal, R. M. (2003). Slice sampling. Annals of Statistics 31(3), 705-767.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
+from .._validation import check_array
 from ..exceptions import InvalidParameterError
 
-__all__ = ["Priors", "Settings", "Data", "State", "make_data", "check_priors"]
+__all__ = ["Priors", "Settings", "Data", "State", "make_data", "check_priors", "check_response"]
 
 
 # --------------------------------------------------------------------------- containers
@@ -311,3 +312,34 @@ def check_priors(priors: Priors) -> Priors:
     return priors
 
 
+def check_response(y: Any, n: int) -> np.ndarray:
+    """The responses ``y`` of a DMM-MEN fit as a float64 vector of ``n`` finite, non-constant values."""
+    y = check_array(y, "y", ndim=(1, 2), allow_nan=True)
+    if y.ndim == 2:
+        if y.shape[1] != 1:
+            raise InvalidParameterError(
+                f"y must be one response per sample, shape (n_samples,); got shape {y.shape}. "
+                "DMM-MEN explains one output at a time: pass the logit of one class, e.g. logits[:, c]."
+            )
+        y = y[:, 0]
+    if y.shape[0] != n:
+        raise InvalidParameterError(
+            f"X and y must have the same number of samples; got X with {n} rows and y with {y.shape[0]}."
+        )
+    bad = ~np.isfinite(y)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        kind = "NaN" if np.isnan(y[first]) else "inf"
+        raise InvalidParameterError(
+            f"y contains {int(bad.sum())} non-finite response(s) (first: {kind} at index {first}). "
+            "DMM-MEN needs finite responses; if y is the logit of a predicted probability, clip the "
+            "probability to [1e-6, 1 - 1e-6] before taking the logit (p = 0 or 1 gives -inf/inf)."
+        )
+    spread = float(np.ptp(y))
+    if spread <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
+        raise InvalidParameterError(
+            f"y is constant (every response equals {y[0]:.6g}); there is nothing to explain, since no "
+            "feature changes the output. Check that y holds the model's outputs for varied inputs "
+            "(e.g. the logit of the explained class, not the predicted label)."
+        )
+    return y
