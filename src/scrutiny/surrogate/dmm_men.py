@@ -382,7 +382,7 @@ class DMMMEN(ParamsMixin):
         for name, value in posterior_summary(results, X, y, priors).items():
             setattr(self, name, value)
         self.responsibilities_ = self._component_proba(X, y)
-        diag = chain_diagnostics(self.trace_, draws, int(self.n_burnin))
+        diag = chain_diagnostics(self.trace_, self.draws_, int(self.n_burnin))
         self.diagnostics_ = diag
         self.rhat_ = diag["rhat"]
         self.ess_ = diag["ess_bulk"]
