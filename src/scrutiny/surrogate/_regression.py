@@ -77,10 +77,10 @@ def _draw_cholesky(rng, G, h, pen, sigma2):
     diag = np.diag_indices(d)
 
     def factor(extra):
-        # Fortran order is LAPACK's layout: dpotrf then works in place instead of copying
-        # (0.6 ms instead of 1.2 ms for d = 301); dtrtrs reads only the lower triangle. G is
-        # symmetric, so its transpose is already a Fortran-ordered copy of it: a plain memcpy
-        # instead of a transposing copy (0.05 instead of 0.4 ms)
+        # Fortran order is LAPACK's layout: dpotrf then works in place instead of copying;
+        # dtrtrs reads only the lower triangle. G is symmetric, so its transpose is already a
+        # Fortran-ordered copy of it: a plain memcpy instead of a transposing copy (both choices
+        # timed by benchmarks/dmm_men.py, section 5)
         A = G.T.copy(order="K")
         A[diag] += pen + extra
         return lapack.dpotrf(A, lower=1, clean=0, overwrite_a=1)

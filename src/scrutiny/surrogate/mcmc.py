@@ -429,7 +429,8 @@ def _run_chain(rng, X, y, priors, n_iter, n_burnin, thin, callback, settings, in
 @functools.cache
 def load_kernels() -> None:
     """Load the sampler's compiled kernels into this process (numba compiles them the first time
-    on a machine, about 26 s, and caches them on disk; later processes load them in about 0.5 s).
+    on a machine and caches them on disk; later processes load them from the cache, in the time
+    ``benchmarks/dmm_men.py``, section 5, prints).
 
     Runs a few sweeps of a tiny problem, so every kernel is loaded with the argument types that
     real problems pass. :class:`~scrutiny.surrogate.DMMMEN` calls it before forking chain

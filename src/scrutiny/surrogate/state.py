@@ -124,7 +124,7 @@ class Settings(NamedTuple):
     prior_switch_every : int
         Every this many sweeps, add the Metropolis-Hastings moves of components to and from
         priors of their own (:func:`~scrutiny.surrogate.conditionals.switch_priors`) after the
-        ``c`` update (about 2 ms for J = 6, p = 300); 0 turns them off.
+        ``c`` update (their cost: ``benchmarks/dmm_men.py``, section 5); 0 turns them off.
     label_swaps : int
         Label-swap proposals per component and sweep
         (:func:`~scrutiny.surrogate.conditionals.swap_labels`); 0 turns them off.
@@ -145,11 +145,12 @@ class Settings(NamedTuple):
 
 
 #: Problems with at least this many multiply-adds in one Gram recomputation (n d^2) recompute it
-#: in float32 (e.g. n = 7,000, d = 301: 6.3e8, 22 ms -> 12 ms on one core).
+#: in float32, which halves the BLAS time at the paper's size (n = 7,000, d = 301: 6.3e8; timed by
+#: benchmarks/dmm_men.py, section 5).
 GRAM32_WORK = 10**8
 #: Problems with fewer multiply-adds than this in one Gram recomputation (n d^2) recompute the
 #: Gram matrices every sweep instead of updating them: the update's per-component BLAS calls
-#: then cost more than the products (n = 1,000, d = 41: 0.33 ms against 0.53 ms at 17 % moved).
+#: then cost more than the products (n = 1,000, d = 41: both timed by benchmarks/dmm_men.py, section 5).
 SMALL_GRAM_WORK = 5 * 10**6
 
 

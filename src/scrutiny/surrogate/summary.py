@@ -71,8 +71,9 @@ def posterior_summary(results: Sequence[ChainResult], X: np.ndarray, y: np.ndarr
     # Rao-Blackwellised over empty components: given an allocation that leaves h empty, b0_h
     # and beta_h follow their prior, whose mean is 0, so their term's conditional mean is 0.
     # The raw draws would average prior draws whose scale has no finite variance (sigma2 ~
-    # IG(0.5, 0.5)): one empty component with pi = 1e-3 and coefficients of 1e4 moved the
-    # predictions of a 400-sample fit far off (correlation with the truth 0.53)
+    # IG(0.5, 0.5)), so a single empty component with a huge prior draw could move every
+    # prediction (tests/test_surrogate.py::test_prior_draws_of_empty_components_do_not_move_the_
+    # mixture_prediction checks that such draws change nothing)
     pi_occ = pooled["pi"] * occupied
     out.coef_mixture_ = np.einsum("tj,tjp->p", pi_occ, pooled["beta"]) / pi_occ.shape[0]
     out.intercept_mixture_ = float(np.einsum("tj,tj->", pi_occ, pooled["intercept"]) / pi_occ.shape[0])
