@@ -229,6 +229,8 @@ class DMMMENExplainer(Explainer):
 
     # -- checks ------------------------------------------------------------------------------
     def _check(self, X: np.ndarray) -> None:
+        from ..surrogate import DMMMEN  # on use: `import scrutiny.attribution` stays without numba
+
         owner = type(self).__name__
         self._space()
         if X.ndim not in (3, 4):
@@ -238,9 +240,7 @@ class DMMMENExplainer(Explainer):
             )
         reserved = {"n_components", "n_priors", "n_iter", "n_burnin", "n_chains", "random_state"}
         extra = dict(self.dmm_params or {})
-        from ..surrogate import DMMMEN  # imported on use: numba and the sampler stay out of `import scrutiny.attribution`
-
-        valid = DMMMEN._get_param_names()
+        valid = list(DMMMEN().get_params())
         bad = sorted(set(extra) & reserved) + sorted(set(extra) - set(valid))
         if bad:
             raise InvalidParameterError(
@@ -271,7 +271,7 @@ class DMMMENExplainer(Explainer):
             raise InvalidParameterError(
                 f"{owner}: n_burnin must be smaller than n_iter; got n_burnin={self.n_burnin}, n_iter={self.n_iter}."
             )
-        from ..surrogate import DMMMEN, chain_pool
+        from ..surrogate import DMMMEN, chain_pool  # on use, as in _check
 
         space = self._space()
         seed = root_seed(rng)
@@ -320,7 +320,7 @@ class DMMMENExplainer(Explainer):
                         est = DMMMEN(**params).fit(Z, y)
                     except InvalidParameterError as exc:
                         raise InvalidParameterError(f"{owner}: fitting DMM-MEN to input {i} failed: {exc}") from exc
-                P = est._component_proba(Z[:1], y[:1])[0]
+                P = est.component_proba(Z[:1], y[:1])[0]
                 h = int(np.argmax(P))
                 beta = est.coef_[h]
                 seg_values[i, :S] = beta
