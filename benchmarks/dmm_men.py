@@ -16,7 +16,8 @@ prints a table; ``--json`` writes everything, ``--out`` holds the heat maps):
    chains, each from its own J-cluster k-means start (``init="pilot"``, the default). The
    Trouser fit runs with ``--trouser-seeds`` (3) seeds, and once more with ``--long-iter``
    (2,500) sweeps. Whether a 1,500-sweep fit converges is a matter of luck: 3 of 7 and 4 of
-   10 seeds did (two start variants, see ``KMEANS_EM_STEPS``). The components overlap heavily
+   10 seeds did (two start variants: ``--kmeans-em-steps 0`` against the default
+   ``KMEANS_EM_STEPS`` of ``scrutiny.surrogate.chains``). The components overlap heavily
    (about 43 % of the samples change component in every sweep), and the partition has slow
    fluctuations that two chains from the same start can sit in for about 1,000 sweeps, a
    log-likelihood 20-40 nats apart. Between them the integrated autocorrelation time of the
@@ -51,12 +52,18 @@ prints a table; ``--json`` writes everything, ``--out`` holds the heat maps):
    0, and report the mean probability of the original class (95% t-interval) and the share
    still predicted as it, for DMM-MEN, scrutiny's image LIME (same superpixels and budget) and
    random segments.
+5. **Kernel choices**: the figures behind the sampler's implementation choices that the code
+   comments point to (reductions over the short axis, the k-means layout, the Cholesky layout,
+   float32 Gram matrices, recomputing small Gram matrices, the cost of the prior switches, the
+   load time of the compiled kernels): the chosen form against the rejected one.
 
 Usage::
 
     python benchmarks/dmm_men.py                        # everything (~20 minutes on 2 cores; section 1 alone ~7)
     python benchmarks/dmm_men.py --quick                # small budgets: a smoke run
     python benchmarks/dmm_men.py --sections speed --json dmm.json
+    python benchmarks/dmm_men.py --sections speed --kmeans-em-steps 0   # the k-means start without EM
+    python benchmarks/dmm_men.py --sections kernels                      # section 5 alone (seconds)
     python benchmarks/dmm_men.py --datasets mnist --models mlp --classes 3 8
 """
 
@@ -79,12 +86,8 @@ from scrutiny import data as sdata
 from scrutiny.exceptions import ConvergenceWarning
 from scrutiny.explanation import MetricResult
 from scrutiny.models import as_model
-from scrutiny.surrogate import (
-    DMMMEN,
-    DMMMENExplainer,
-    crafted_samples_test,
-    scrutability_test,
-)
+from scrutiny.attribution import DMMMENExplainer
+from scrutiny.surrogate import DMMMEN, chains, crafted_samples_test, scrutability_test
 from scrutiny.zoo import reference_model
 
 LOADERS = {"mnist": sdata.load_mnist, "fashion-mnist": sdata.load_fashion_mnist}
@@ -372,7 +375,7 @@ def local_section(args: argparse.Namespace) -> dict[str, Any] | None:
     segs = sdata.segment(X, method="slic", n_segments=n_seg)
     target = predicted(model, X)
     def explainer(i: int) -> DMMMENExplainer:
-        return DMMMENExplainer(model, n_samples=1000, segments=segs[i], output=args.local_output,
+        return DMMMENExplainer(model, n_samples=1000, segments=segs[i], space=args.local_space,
                                random_state=args.seed)
 
     with warnings.catch_warnings():
@@ -456,6 +459,116 @@ def keep_top_test(model: Any, X: np.ndarray, segs: np.ndarray, target: np.ndarra
     return out
 
 
+# --------------------------------------------------------------------------- 5. kernel choices
+
+
+def best_time(fn, repeat: int = 7) -> float:
+    """Best wall time of ``repeat`` calls of ``fn`` (seconds)."""
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _kmeans_masks(rng: np.random.Generator, F: np.ndarray, k: int, n_iter: int = 30) -> np.ndarray:
+    """The rejected k-means layout: distances ``F C'`` and boolean-mask centroid means (the same
+    k-means++ seeding and Lloyd iterations as ``_math.kmeans``)."""
+    n = F.shape[0]
+    sq = np.einsum("ij,ij->i", F, F)
+    centers = [F[rng.integers(n)]]
+    d2 = np.maximum(sq - 2.0 * F @ centers[0] + centers[0] @ centers[0], 0.0)
+    for _ in range(1, k):
+        tot = d2.sum()
+        idx = rng.choice(n, p=d2 / tot) if tot > 0 else rng.integers(n)
+        centers.append(F[idx])
+        d2 = np.minimum(d2, np.maximum(sq - 2.0 * F @ F[idx] + F[idx] @ F[idx], 0.0))
+    C = np.array(centers)
+    labels = np.full(n, -1)
+    for _ in range(n_iter):
+        new = np.argmin(sq[:, None] - 2.0 * F @ C.T + np.einsum("ij,ij->i", C, C)[None, :], axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        for h in range(k):
+            if np.any(labels == h):
+                C[h] = F[labels == h].mean(axis=0)
+    return labels
+
+
+def kernels_section(args: argparse.Namespace) -> dict[str, Any]:
+    """The figures behind the sampler's implementation choices (one BLAS thread, best of 7):
+    each row times the chosen form and the rejected one on the problem size the code comments
+    name. Comments in ``scrutiny/surrogate`` point here instead of quoting timings."""
+    import subprocess
+
+    from scipy.linalg import lapack
+    from threadpoolctl import threadpool_limits
+
+    from scrutiny.surrogate import Priors
+    from scrutiny.surrogate._penalties import switch_priors
+    from scrutiny.surrogate._allocation import component_stats, update_stats
+    from scrutiny.surrogate._math import kmeans
+    from scrutiny.surrogate.state import make_data
+
+    rng = np.random.default_rng(args.seed)
+    rows, out = [], {}
+
+    def add(key: str, what: str, chosen: float, rejected: float, where: str) -> None:
+        out[key] = {"chosen_ms": 1e3 * chosen, "rejected_ms": 1e3 * rejected, "speedup": rejected / chosen}
+        rows.append([what, f"{1e3 * chosen:.3f} ms", f"{1e3 * rejected:.3f} ms", f"{rejected / chosen:.1f}x", where])
+
+    with threadpool_limits(1, user_api="blas"):
+        L = rng.normal(size=(7000, 6))
+        add("short_axis_reductions", "log-sum-exp over J = 6, n = 7,000: contiguous transpose vs axis=1",
+            best_time(lambda: (lambda lt: np.maximum.reduce(lt, axis=0) + np.log(
+                np.add.reduce(np.exp(lt - np.maximum.reduce(lt, axis=0)), axis=0)))(np.ascontiguousarray(L.T))),
+            best_time(lambda: np.max(L, axis=1) + np.log(np.sum(np.exp(L - np.max(L, axis=1, keepdims=True)), axis=1))),
+            "_math.categorical_from_logits, _allocation.mixture_log_likelihood")
+        F = rng.normal(size=(7000, 302))  # no cluster structure: every run does all 30 Lloyd iterations
+        add("kmeans_layout", "k-means, n = 7,000, 302 columns, k = 6: (C F')' + one-hot means vs F C' + masks",
+            best_time(lambda: kmeans(np.random.default_rng(0), F, 6), 3),
+            best_time(lambda: _kmeans_masks(np.random.default_rng(0), F, 6), 3), "_math.kmeans")
+        D = rng.normal(size=(2000, 301))
+        G = D.T @ D + np.eye(301)
+        add("cholesky_layout", "Cholesky of a d = 301 precision: Fortran-ordered in place vs C-ordered copy",
+            best_time(lambda: lapack.dpotrf(G.T.copy(order="K"), lower=1, clean=0, overwrite_a=1)),
+            best_time(lambda: lapack.dpotrf(G.copy(), lower=1, clean=0)), "_regression._draw_cholesky")
+        add("symmetric_copy", "copy of a symmetric d = 301 matrix to Fortran order: G.T memcpy vs transposing copy",
+            best_time(lambda: G.T.copy(order="K")), best_time(lambda: np.asfortranarray(G)),
+            "_regression._draw_cholesky")
+        X7 = rng.random((7000, 301))
+        X32 = X7.astype(np.float32)
+        add("gram_float32", "Gram matrix, n = 7,000, d = 301: float32 vs float64 (GRAM32_WORK)",
+            best_time(lambda: X32.T @ X32), best_time(lambda: X7.T @ X7), "state.GRAM32_WORK")
+        priors = Priors(n_components=6)
+        Xs = rng.normal(size=(1000, 40))
+        data = make_data(Xs, Xs @ rng.normal(size=40), priors)
+        z_old = rng.integers(0, 6, size=1000)
+        z_new = np.where(rng.random(1000) < 0.17, rng.integers(0, 6, size=1000), z_old)
+        gram, xty, _ = component_stats(z_old, data, 6)
+        add("small_gram_recompute", "Gram statistics, n = 1,000, d = 41, ~17 % moved: recompute vs update "
+            "(SMALL_GRAM_WORK)", best_time(lambda: component_stats(z_new, data, 6)),
+            best_time(lambda: update_stats(z_old, z_new, gram, xty, data)), "state.SMALL_GRAM_WORK")
+        beta = 0.1 * rng.normal(size=(6, 300))
+        sigma2, c = rng.uniform(0.5, 2.0, size=6), np.array([0, 0, 1, 1, 2, 2])
+        lam1, lam2 = rng.uniform(0.5, 2.0, size=3), rng.uniform(0.5, 2.0, size=3)
+        switch = best_time(lambda: switch_priors(np.random.default_rng(2), beta, sigma2, c, lam1, lam2, Priors()))
+        out["prior_switch_ms"] = 1e3 * switch
+        rows.append(["Metropolis-Hastings prior switches of J = 6 components, p = 300, K = 3",
+                     f"{1e3 * switch:.3f} ms", "", "", "Settings.prior_switch_every"])
+    code = "import time; t = time.perf_counter(); from scrutiny.surrogate.mcmc import load_kernels; load_kernels(); " \
+           "print(time.perf_counter() - t)"
+    load = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    out["kernel_load_seconds"] = load
+    rows.append(["loading the compiled kernels in a new process (numba's cache; the first run compiles)",
+                 f"{load:.2f} s", "", "", "mcmc.load_kernels, _math.jit"])
+    print_table("5. Kernel choices (one BLAS thread; chosen form against the rejected one)",
+                ["choice", "chosen", "rejected", "ratio", "code"], rows, right=(1, 2, 3))
+    return out
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -464,8 +577,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="folder holding mnist/ and fashion-mnist/ (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/dmm_men"), help="heat maps go here")
-    p.add_argument("--sections", nargs="+", choices=("speed", "insights", "local"),
-                   default=("speed", "insights", "local"))
+    p.add_argument("--sections", nargs="+", choices=("speed", "insights", "local", "kernels"),
+                   default=("speed", "insights", "local", "kernels"))
     p.add_argument("--datasets", nargs="+", choices=("mnist", "fashion-mnist"), default=("mnist", "fashion-mnist"))
     p.add_argument("--models", nargs="+", choices=("cnn", "mlp"), default=("cnn", "mlp"))
     p.add_argument("--classes", nargs="+", type=int, default=None,
@@ -484,8 +597,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--crafted", type=int, default=500, help="crafted noise images per k")
     p.add_argument("--n-local", type=int, default=None, help="images for section 4 (default 10)")
     p.add_argument("--keep-top", type=int, default=20, help="segments kept in the explainability test (the paper: 20)")
-    p.add_argument("--local-output", choices=("log_odds", "raw"), default="log_odds",
+    p.add_argument("--local-space", choices=("log_odds", "raw"), default="log_odds",
                    help="DMMMENExplainer's response: the paper's clipped logit, or the model's raw logit")
+    p.add_argument("--kmeans-em-steps", type=int, default=None,
+                   help="classification-EM iterations of every k-means start (default: the library's "
+                        "KMEANS_EM_STEPS); compare section 1 with 0 and with the default")
     p.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -506,6 +622,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)  # a script may set global state; the library never does
+    if args.kmeans_em_steps is not None:  # before any chain process is forked, so the workers inherit it
+        chains.KMEANS_EM_STEPS = args.kmeans_em_steps
     record: dict[str, Any] = {"environment": environment(), "args": {k: str(v) for k, v in vars(args).items()}}
     hs = record["environment"]["host_speed"]
     print(f"host reference: 7000 x 301 float32 Gram {hs['gemm_ms']} ms on one BLAS thread, 10^6-step Python loop "
@@ -527,6 +645,8 @@ def main(argv=None) -> int:
         record["insights"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
     if "local" in args.sections:
         record["local"] = local_section(args)
+    if "kernels" in args.sections:
+        record["kernels"] = kernels_section(args)
     record["total_seconds"] = time.perf_counter() - t_start
     log(f"total {record['total_seconds']:.0f} s; heat maps in {args.out}")
     if args.json:

@@ -15,15 +15,15 @@ import pytest
 
 from scrutiny import Explanation, as_model
 from scrutiny.exceptions import ConvergenceWarning, InvalidParameterError
+from scrutiny.attribution import DMMMENExplainer
+from scrutiny.attribution.dmm_men import uniform_size_masks
 from scrutiny.surrogate import (
     DMMMEN,
     CraftedSamplesResult,
-    DMMMENExplainer,
     GlobalInsight,
     ScrutabilityResult,
     crafted_samples_test,
     scrutability_test,
-    uniform_size_masks,
 )
 
 SHAPE = (1, 6, 6)
@@ -142,7 +142,7 @@ def test_explain_assigns_the_right_regime():
     model = as_model(two_regime_classifier, output="logit")
     est = quiet(DMMMEN.from_model, model, X, 1, n_iter=300, n_burnin=150, random_state=1)
     Xn = rng.random((60, 10))
-    e = est.explain(Xn)  # y from the stored model
+    e = est.explain(Xn)  # the response from the stored model
     comp = e.extras["component"]
     regime = Xn[:, 0] > 0.5
     h_a, h_b = np.bincount(comp[regime]).argmax(), np.bincount(comp[~regime]).argmax()
@@ -152,21 +152,22 @@ def test_explain_assigns_the_right_regime():
     np.testing.assert_allclose(e.values[regime][:, 3], 3.0, atol=0.3)
     np.testing.assert_allclose(e.values[~regime][:, 7], -3.0, atol=0.3)
     np.testing.assert_allclose(e.base_values, np.where(regime, 4.0, -4.0), atol=0.3)
-    # the same with y given explicitly
-    again = est.explain(Xn, model.predict_log_odds(Xn)[:, 1])
+    # the same with the response given explicitly
+    again = est.explain(Xn, response=model.predict_log_odds(Xn)[:, 1])
     np.testing.assert_array_equal(again.extras["component"], comp)
 
 
-def test_plain_fit_explain_needs_y():
+def test_plain_fit_explain_needs_the_response():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 3))
     y = X @ [1.0, -1.0, 0.5] + 0.1 * rng.normal(size=60)
     est = quiet(DMMMEN(n_components=2, n_iter=12, n_burnin=6, n_chains=1, random_state=0).fit, X, y)
     assert est.model_ is None and est.feature_indices_ is None
-    with pytest.raises(InvalidParameterError, match="DMMMEN.explain needs y"):
+    with pytest.raises(InvalidParameterError, match=r"DMMMEN.explain needs response.*explain\(X, response=\.\.\.\)"):
         est.explain(X)
-    e = est.explain(X[:4], y[:4])
+    e = est.explain(X[:4], response=y[:4])
     assert e.values.shape == (4, 3) and np.all(e.target == 0)
+    np.testing.assert_array_equal(e.extras["response"], y[:4])
     assert est.explain_global(k=3)[0].heatmap.shape == (3,)
 
 
@@ -329,3 +330,191 @@ def test_bad_input_gives_clear_errors(screened, scrutable):
         DMMMENExplainer(as_model(pixel_classifier, output="logit")).explain(Xs.reshape(len(Xs), -1)[:1], target=1)
     with pytest.raises(InvalidParameterError, match="n_samples must be at least n_segments \\+ 2"):
         DMMMENExplainer(pmodel, n_samples=5, segments="grid", segment_params={"cell": 1}).explain(Xs[:1], target=1)
+
+
+# --------------------------------------------------------------------------- the new names, and the old ones kept one release
+
+
+def test_explain_takes_the_response_by_keyword_and_the_old_forms_warn():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 3))
+    y = X @ [1.0, -1.0, 0.5] + 0.1 * rng.normal(size=60)
+    est = quiet(DMMMEN(n_components=2, n_iter=12, n_burnin=6, n_chains=1, random_state=0).fit, X, y)
+    new = est.explain(X[:5], response=y[:5])
+    with pytest.warns(DeprecationWarning, match=r"explain\(X, response=\.\.\.\)"):
+        old = est.explain(X[:5], y[:5])
+    with pytest.warns(DeprecationWarning, match=r"explain\(X, response=\.\.\.\)"):
+        old_keyword = est.explain(X[:5], y=y[:5])
+    for e in (old, old_keyword):
+        np.testing.assert_array_equal(e.values, new.values)
+        np.testing.assert_array_equal(e.extras["component"], new.extras["component"])
+    with pytest.raises(TypeError, match="twice"):
+        est.explain(X[:5], y[:5], response=y[:5])
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        est.explain(X[:5], target=1)
+
+
+def test_the_local_explainer_moved_to_attribution_with_a_deprecated_alias():
+    import scrutiny
+    import scrutiny.surrogate as surrogate
+
+    assert scrutiny.DMMMENExplainer is DMMMENExplainer
+    assert scrutiny.attribution.DMMMENExplainer is DMMMENExplainer
+    with pytest.warns(DeprecationWarning, match=r"use scrutiny\.attribution\.DMMMENExplainer"):
+        alias = surrogate.DMMMENExplainer
+    assert alias is DMMMENExplainer
+    with pytest.warns(DeprecationWarning, match=r"use scrutiny\.attribution\.dmm_men\.uniform_size_masks"):
+        assert surrogate.uniform_size_masks is uniform_size_masks
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        surrogate.Nope  # noqa: B018
+
+
+def regression_segments(X):
+    """The class-1 logit of segment_classifier, as a one-output regression model."""
+    return segment_classifier(X)[:, 1:]
+
+
+def _small_explainer(model, **kwargs):
+    params = dict(n_samples=120, segments="grid", segment_params={"cell": 2}, n_iter=40, n_burnin=20,
+                  dmm_params={"n_jobs": 1}, random_state=0)
+    params.update(kwargs)
+    return DMMMENExplainer(model, **params)
+
+
+def test_space_auto_is_log_odds_for_classifiers_and_raw_for_regression():
+    X = 0.6 + 0.3 * np.random.default_rng(4).random((1, 1, 8, 8))
+    clf = as_model(segment_classifier, output="logit")
+    auto = quiet(_small_explainer(clf).explain, X, target=1)
+    log_odds = quiet(_small_explainer(clf, space="log_odds").explain, X, target=1)
+    np.testing.assert_array_equal(auto.values, log_odds.values)
+    np.testing.assert_allclose(auto.extras["response"], clf.predict_log_odds(X)[:, 1])
+    raw = quiet(_small_explainer(clf, space="raw").explain, X, target=1)
+    np.testing.assert_allclose(raw.extras["response"], clf.predict(X)[:, 1])
+    reg = as_model(regression_segments, output="regression")
+    r_auto = quiet(_small_explainer(reg).explain, X, target=0)
+    np.testing.assert_allclose(r_auto.extras["response"], reg.predict(X)[:, 0])
+    np.testing.assert_array_equal(r_auto.values, quiet(_small_explainer(reg, space="raw").explain, X, target=0).values)
+    with pytest.raises(InvalidParameterError, match="space='log_odds' needs a classifier"):
+        _small_explainer(reg, space="log_odds").explain(X, target=0)
+    with pytest.raises(InvalidParameterError, match="space must be one of"):
+        _small_explainer(clf, space="probability").explain(X, target=1)
+    names = [f"px{i}" for i in range(64)]
+    named = quiet(_small_explainer(clf, feature_names=names).explain, X, target=1)
+    assert list(named.feature_names) == names
+
+
+# --------------------------------------------------------------------------- the contract (clone, params, repr, results)
+
+
+def _thread_state():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted((d["internal_api"], d["num_threads"]) for d in threadpool_info())
+
+
+def test_dmmmen_contract(rng_guard, tmp_path):
+    from sklearn.base import clone
+
+    from scrutiny import load_result
+    from scrutiny.exceptions import InvalidParameterError as IPE
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(120, 4))
+    y = np.where(X[:, 0] > 0, X @ [2.0, 0, 0, 1] + 3, X @ [0, -1, 1, 0] - 3) + 0.1 * rng.normal(size=120)
+    est = DMMMEN(n_components=3, n_iter=40, n_burnin=20, init="kmeans", random_state=4)
+    assert repr(est) == "DMMMEN(n_components=3, n_iter=40, n_burnin=20, init='kmeans', random_state=4)"
+    twin = clone(est)
+    assert twin is not est and twin.get_params() == est.get_params()
+    threads = _thread_state()
+    quiet(est.fit, X, y)
+    assert _thread_state() == threads
+    quiet(twin.fit, X, y)
+    for name in ("coef_", "coef_ci_", "intercept_", "sigma2_", "weights_", "allocation_proba_", "responsibilities_"):
+        np.testing.assert_array_equal(getattr(twin, name), getattr(est, name), err_msg=name)
+    assert not hasattr(clone(est), "coef_")  # clone copies parameters, not the fit
+    params = est.get_params()
+    assert est.set_params(**params) is est and est.get_params() == params
+    with pytest.raises(IPE, match="DMMMEN has no parameter 'bad_name'"):
+        est.set_params(bad_name=1)
+    est.set_params(n_components=0)  # validated at fit time, like scikit-learn
+    with pytest.raises(IPE, match="n_components must be an int in"):
+        est.fit(X, y)
+    # every result it returns round-trips through save / load_result
+    est.set_params(n_components=3)
+    e = est.explain(X[:6], response=y[:6])
+    back = load_result(e.save(tmp_path / "explanation"))
+    np.testing.assert_array_equal(back.values, e.values)
+    np.testing.assert_array_equal(back.extras["values_ci"], e.extras["values_ci"])
+    for insight in est.explain_global(k=2):
+        _assert_same_result(load_result(insight.save(tmp_path / f"insight{insight.component}")), insight)
+
+
+def _assert_same_result(back, result):
+    import dataclasses
+
+    assert type(back) is type(result)
+    for field in dataclasses.fields(result):
+        a, b = getattr(back, field.name), getattr(result, field.name)
+        if isinstance(b, np.ndarray):
+            assert a.dtype == b.dtype, field.name
+            np.testing.assert_array_equal(a, b, err_msg=field.name)
+        else:
+            assert a == b, field.name
+
+
+def test_global_insight_round_trips(screened, tmp_path):
+    from scrutiny import load_result
+
+    est = screened[0]
+    insights = est.explain_global(k=5, absolute=True)
+    assert insights and all(isinstance(g, GlobalInsight) for g in insights)
+    for g in insights:
+        back = load_result(g.save(tmp_path / "g"))
+        _assert_same_result(back, g)
+        assert back.summary() == g.summary()
+        _assert_same_result(GlobalInsight.from_dict(g.to_dict()), g)
+
+
+def test_scrutability_results_round_trip(scrutable, tmp_path):
+    from scrutiny import load_result
+
+    model, X, y, ranking = scrutable
+    res = scrutability_test(model, X, y, 1, ranking, k=(4, 8), n_bootstrap=6, random_state=np.int64(0))
+    crafted = crafted_samples_test(model, X, y, 1, ranking, k=(4, 8), n_samples=50, n_bootstrap=6, random_state=0)
+    for r in (res, crafted):
+        back = load_result(r.save(tmp_path / type(r).__name__))
+        _assert_same_result(back, r)
+        assert back.to_table() == r.to_table()
+
+
+def test_dmmmen_explainer_contract(rng_guard, tmp_path):
+    from sklearn.base import clone
+
+    from scrutiny import load_result
+
+    model = as_model(segment_classifier, output="logit")
+    X = 0.6 + 0.3 * np.random.default_rng(6).random((2, 1, 8, 8))
+    ex = _small_explainer(model)
+    text = repr(ex)
+    assert "n_samples=120" in text and "segments='grid'" in text and "random_state=0" in text
+    assert "n_chains=" not in text and "space=" not in text and "baseline=" not in text
+    assert "space='raw'" in repr(_small_explainer(model, space="raw"))
+    twin = clone(ex)
+    assert twin is not ex and twin.model is not ex.model
+    threads = _thread_state()
+    e = quiet(ex.explain, X, target=1)
+    assert _thread_state() == threads
+    again = quiet(twin.explain, X, target=1)
+    np.testing.assert_array_equal(again.values, e.values)
+    for key in ("segment_values", "segment_ci", "mixture_segment_values", "component"):
+        np.testing.assert_array_equal(again.extras[key], e.extras[key], err_msg=key)
+    params = ex.get_params()
+    assert ex.set_params(**params) is ex and ex.get_params() == params
+    with pytest.raises(InvalidParameterError, match="DMMMENExplainer has no parameter 'bad_name'"):
+        ex.set_params(bad_name=1)
+    back = load_result(e.save(tmp_path / "local"))
+    np.testing.assert_array_equal(back.values, e.values)
+    for key, value in e.extras.items():
+        np.testing.assert_array_equal(back.extras[key], value, err_msg=key)
+    assert back.params["space"] == "auto" and back.params["n_samples"] == 120

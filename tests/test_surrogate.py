@@ -27,7 +27,7 @@ from scrutiny.surrogate import (
     run_chain,
     topk_stability,
 )
-from scrutiny.surrogate.diagnostics import to_inferencedata
+from scrutiny.surrogate.convergence import to_inferencedata
 
 
 def simulate_regimes(n, p, seed, n_active=6):
@@ -208,7 +208,7 @@ def test_chain_pool_shares_one_process_pool_and_changes_no_result(small_fit, mon
     """Fits inside chain_pool(2) start no process pool of their own and give the same fits."""
     import concurrent.futures
 
-    from scrutiny.surrogate import dmm_men
+    from scrutiny.surrogate import chains
 
     model, X, y = small_fit
     started = []
@@ -224,8 +224,8 @@ def test_chain_pool_shares_one_process_pool_and_changes_no_result(small_fit, mon
         with chain_pool(2):
             fits = [DMMMEN(n_components=4, n_iter=120, n_burnin=60, n_jobs=2, random_state=s).fit(X, y)
                     for s in (0, 1)]
-            assert dmm_men._SHARED_POOL is not None
-        assert dmm_men._SHARED_POOL is None
+            assert chains._SHARED_POOL is not None
+        assert chains._SHARED_POOL is None
         assert started == [2]  # the block's pool only, for both fits' pilots and chains
         DMMMEN(n_components=4, n_iter=120, n_burnin=60, n_jobs=2, random_state=0).fit(X, y)
     assert started == [2, 2, 2]  # outside the block a fit starts its own again (pilots, then chains)

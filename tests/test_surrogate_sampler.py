@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from scrutiny.surrogate import _penalties as PEN
+from scrutiny.surrogate import _regression as REG
 from scrutiny.surrogate import conditionals as C
 from scrutiny.surrogate._math import (
     en_log_norm,
@@ -89,8 +91,8 @@ def test_scalar_and_vectorised_penalty_targets_agree():
             vec[i], rel=1e-12)
     chol = np.linalg.cholesky(np.array([[0.5, 0.2], [0.2, 0.3]]))
     mode = np.array([0.3, -1.0])
-    ref = stats.multivariate_t(loc=mode, shape=chol @ chol.T, df=C._T_DF).logpdf([1.1, -0.4])
-    assert C._t_logpdf((1.1, -0.4), mode, chol) == pytest.approx(ref, rel=1e-12)
+    ref = stats.multivariate_t(loc=mode, shape=chol @ chol.T, df=PEN._T_DF).logpdf([1.1, -0.4])
+    assert PEN._t_logpdf((1.1, -0.4), mode, chol) == pytest.approx(ref, rel=1e-12)
 
 
 def test_prior_switch_proposals_sit_at_the_mode_with_the_inflated_laplace_scale():
@@ -112,7 +114,7 @@ def test_prior_switch_proposals_sit_at_the_mode_with_the_inflated_laplace_scale(
             for b in range(2):
                 ea, eb = np.eye(2)[a] * h, np.eye(2)[b] * h
                 H[a, b] = (f(ref + ea + eb) - f(ref + ea - eb) - f(ref - ea + eb) + f(ref - ea - eb)) / (4 * h * h)
-        np.testing.assert_allclose(chol[j] @ chol[j].T, np.linalg.inv(H) * C._T_INFLATE**2, rtol=1e-3)
+        np.testing.assert_allclose(chol[j] @ chol[j].T, np.linalg.inv(H) * PEN._T_INFLATE**2, rtol=1e-3)
 
 
 def test_log_joint_matches_independent_scipy_computation():
@@ -239,7 +241,7 @@ def test_sigma2_update_leaves_the_brute_force_conditional_invariant(monkeypatch)
     assert stats.kstest(s2, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
     # and the test has power: the same check fails for a sampler whose target lacks Phi^-p
     bad = start
-    monkeypatch.setattr(C, "_sigma2_kernel", _sigma2_kernel_without_phi())
+    monkeypatch.setattr(REG, "_sigma2_kernel", _sigma2_kernel_without_phi())
     for _ in range(20):
         bad, _ = C.sample_sigma2(rng, rep._replace(sigma2=bad), rep.beta, rss, rep.c, state.lam1, state.lam2, priors, Settings())
     assert stats.kstest(bad, lambda x: np.interp(x, grid, cdf)).pvalue < 1e-6
@@ -311,15 +313,15 @@ def test_beta_samplers_match_the_exact_gaussian_posterior(n_j, p, solver):
     mu = np.linalg.solve(A, D.T @ yj)
     N = 20000
     if solver == "cholesky":
-        draws = np.array([C._draw_cholesky(rng, D.T @ D, D.T @ yj, pen, sigma2) for _ in range(N)])
+        draws = np.array([REG._draw_cholesky(rng, D.T @ D, D.T @ yj, pen, sigma2) for _ in range(N)])
     elif solver == "compiled":  # the small-d path of sample_beta: N copies as N components
         draws = np.empty((N, d))
-        done = C._draw_cholesky_small(np.broadcast_to(D.T @ D, (N, d, d)), np.broadcast_to(D.T @ yj, (N, d)),
+        done = REG._draw_cholesky_small(np.broadcast_to(D.T @ D, (N, d, d)), np.broadcast_to(D.T @ yj, (N, d)),
                                       np.broadcast_to(pen, (N, d)), np.full(N, sigma2), rng.standard_normal((N, d)),
                                       np.ones(N, dtype=bool), draws)
         assert done.all()
     else:
-        draws = np.array([C._draw_bhattacharya(rng, D, yj, pen, sigma2) for _ in range(N)])
+        draws = np.array([REG._draw_bhattacharya(rng, D, yj, pen, sigma2) for _ in range(N)])
     z = (draws.mean(axis=0) - mu) / np.sqrt(np.diag(cov) / N)
     assert np.all(np.abs(z) < 4.5)
     emp = np.cov(draws.T)
@@ -550,13 +552,13 @@ def test_geweke_without_intercept_and_three_priors():
 @pytest.mark.slow
 def test_geweke_detects_a_dropped_phi_term(monkeypatch):
     """The mutation the Geweke test is meant to catch: the sigma2 target without Phi^-p."""
-    monkeypatch.setattr(C, "_sigma2_kernel", _sigma2_kernel_without_phi())
+    monkeypatch.setattr(REG, "_sigma2_kernel", _sigma2_kernel_without_phi())
     z = _geweke(2500, seed=20)
     assert np.max(np.abs(z)) > 8.0
 
 
 def test_large_problems_use_float32_products_within_float64_round_off_of_the_exact_ones():
-    from scrutiny.surrogate.model import GRAM32_WORK
+    from scrutiny.surrogate.state import GRAM32_WORK
 
     rng = np.random.default_rng(0)
     n, p, J = 3000, 200, 4
@@ -767,7 +769,7 @@ def _rescale_kernel_with(target):
 def test_penalty_rescaling_mutations_are_caught(monkeypatch, mutation):
     """The same test must fail when the Jacobian ``t m_k p`` of the coefficients or the
     likelihood change ``RSS_j(e^t)`` is dropped from the target."""
-    monkeypatch.setattr(C, "_rescale_kernel", _rescale_kernel_with(mutation(C.rescale_log_target)))
+    monkeypatch.setattr(PEN, "_rescale_kernel", _rescale_kernel_with(mutation(C.rescale_log_target)))
     stats_, _ = _rescaled_joint_draws(3000, 5)
     assert _rescaling_pvalue(stats_) < 1e-3
 
@@ -796,15 +798,15 @@ def test_cholesky_draw_jitters_a_singular_precision_and_refuses_an_indefinite_on
     rng = np.random.default_rng(5)
     v = np.array([1.0, 2.0, -1.0])
     G = np.outer(v, v)  # rank 1: the plain factorisation fails, the jittered one succeeds
-    theta = C._draw_cholesky(rng, G, G @ np.ones(3), np.zeros(3), 1e-8)
+    theta = REG._draw_cholesky(rng, G, G @ np.ones(3), np.zeros(3), 1e-8)
     assert theta.shape == (3,) and np.all(np.isfinite(theta))
     assert v @ theta == pytest.approx(v @ np.ones(3), abs=1e-3)  # the data pin the direction v
     with pytest.raises(FloatingPointError, match="not positive definite"):
-        C._draw_cholesky(rng, -1e12 * np.eye(3), np.zeros(3), np.zeros(3), 0.5)
+        REG._draw_cholesky(rng, -1e12 * np.eye(3), np.zeros(3), np.zeros(3), 0.5)
     # the compiled small-d factorisation leaves such a component to that path instead of drawing
     G2 = np.stack([G, np.eye(3)])
     theta = np.zeros((2, 3))
-    done = C._draw_cholesky_small(G2, np.zeros((2, 3)), np.zeros((2, 3)), np.ones(2), np.ones((2, 3)),
+    done = REG._draw_cholesky_small(G2, np.zeros((2, 3)), np.zeros((2, 3)), np.ones(2), np.ones((2, 3)),
                                   np.ones(2, dtype=bool), theta)
     assert done.tolist() == [False, True] and np.all(theta[0] == 0.0)
     np.testing.assert_allclose(theta[1], np.ones(3))  # A = I, h = 0: theta = sigma eps

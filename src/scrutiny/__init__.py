@@ -42,7 +42,7 @@ _LAZY = {
     "Occlusion": "scrutiny.attribution",
     # global surrogates
     "DMMMEN": "scrutiny.surrogate",
-    "DMMMENExplainer": "scrutiny.surrogate",
+    "DMMMENExplainer": "scrutiny.attribution",
     "scrutability_test": "scrutiny.surrogate",
     "crafted_samples_test": "scrutiny.surrogate",
     # training-data attribution

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ._base import Explainer, RawAttribution
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad, quadrature
 from .perturbation import CLIME, LIME, KernelSHAP, Occlusion
+from .dmm_men import DMMMENExplainer
 
 __all__ = [
     "Explainer",
@@ -28,4 +29,5 @@ __all__ = [
     "CLIME",
     "KernelSHAP",
     "Occlusion",
+    "DMMMENExplainer",
 ]

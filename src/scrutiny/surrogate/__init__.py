@@ -1,19 +1,26 @@
 """Global surrogates: DMM-MEN, the Dirichlet-process mixture of regressions with multiple elastic nets.
 
-* :class:`DMMMEN` (``dmm_men.py``): the scikit-learn style estimator, with
-  :meth:`DMMMEN.from_model` (fit one class of a black box), :meth:`DMMMEN.explain` (per-sample
-  explanations by the most probable component) and :meth:`DMMMEN.explain_global` (one
-  :class:`GlobalInsight` per occupied component); :func:`chain_pool` shares one process pool
-  among the fits inside a ``with`` block;
-* :class:`DMMMENExplainer` (``explainer.py``): the paper's individual explanations of images
-  over superpixels, one DMM-MEN fit per image;
-* :func:`scrutability_test` and :func:`crafted_samples_test` (``scrutability.py``): the paper's
-  fidelity tests of global insights (positive classification rates with bootstrap intervals,
-  :class:`ScrutabilityResult`, :class:`CraftedSamplesResult`);
-* :mod:`~scrutiny.surrogate.mcmc`: the pure sampler kernels (``init``, ``step``, ``run_chain``)
-  over :class:`State`, with the full conditionals in :mod:`~scrutiny.surrogate.conditionals`;
-* :mod:`~scrutiny.surrogate.relabel`: Cron & West (2011) relabelling;
-* :mod:`~scrutiny.surrogate.diagnostics`: rank-normalised R-hat, bulk/tail ESS, top-k stability.
+* the estimator, :class:`DMMMEN` (``dmm_men.py``): scikit-learn's contract, with
+  :meth:`DMMMEN.from_model` (fit one class of a black box, ``from_model.py``),
+  :meth:`DMMMEN.explain` (``explain(X, *, response=None)``: per-sample explanations by the most
+  probable component) and :meth:`DMMMEN.explain_global` (one :class:`GlobalInsight` per occupied
+  component, ``insights.py``); posterior summaries in ``summary.py``;
+* the sampler: the pure kernels ``init``, ``step`` and the one driver ``run_chain``
+  (``mcmc.py``) over the state types of ``state.py`` (:class:`Priors`, :class:`Settings`,
+  :class:`Data`, :class:`State`), with the full conditionals in ``conditionals.py``; running
+  several chains, pilots and process pools in ``chains.py`` (:func:`chain_pool` shares one pool
+  among the fits inside a ``with`` block);
+* relabelling (``relabel.py``, Cron & West 2011) and convergence diagnostics (``convergence.py``:
+  rank-normalised R-hat, bulk/tail ESS, top-k stability);
+* scrutability (``scrutability.py``): :func:`scrutability_test` and :func:`crafted_samples_test`,
+  the paper's fidelity tests of global insights (:class:`ScrutabilityResult`,
+  :class:`CraftedSamplesResult`).
+
+Every result type here (:class:`GlobalInsight`, :class:`ScrutabilityResult`,
+:class:`CraftedSamplesResult`) saves with ``result.save(path)`` and reloads with
+:func:`scrutiny.load_result`. The local explainer built on DMM-MEN, ``DMMMENExplainer``, lives in
+:mod:`scrutiny.attribution` (``scrutiny.surrogate.DMMMENExplainer`` is a deprecated alias, kept
+one release).
 
 References
 ----------
@@ -22,6 +29,8 @@ Bayesian non-parametric approach. NeurIPS 31.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .conditionals import (
     Data,
@@ -33,7 +42,7 @@ from .conditionals import (
     make_data,
     responsibilities,
 )
-from .diagnostics import (
+from .convergence import (
     chain_diagnostics,
     ess_bulk,
     ess_tail,
@@ -41,8 +50,9 @@ from .diagnostics import (
     to_inferencedata,
     topk_stability,
 )
-from .dmm_men import DMMMEN, chain_pool
-from .explainer import DMMMENExplainer, GlobalInsight, uniform_size_masks
+from .chains import chain_pool
+from .dmm_men import DMMMEN
+from .insights import GlobalInsight
 from .mcmc import (
     ChainResult,
     Info,
@@ -72,7 +82,6 @@ __all__ = [
     "chain_pool",
     "ChainResult",
     "CraftedSamplesResult",
-    "DMMMENExplainer",
     "Data",
     "GlobalInsight",
     "Info",
@@ -102,6 +111,23 @@ __all__ = [
     "step",
     "to_inferencedata",
     "topk_stability",
-    "uniform_size_masks",
     "with_data",
 ]
+
+#: names that moved to :mod:`scrutiny.attribution` (kept here one release, with a DeprecationWarning)
+_MOVED = {"DMMMENExplainer": "scrutiny.attribution", "uniform_size_masks": "scrutiny.attribution.dmm_men"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(
+            f"scrutiny.surrogate.{name} is deprecated: use {_MOVED[name]}.{name} (the local explainer lives with "
+            "the other local explainers). The alias will be removed in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'scrutiny.surrogate' has no attribute {name!r}")

@@ -37,7 +37,7 @@ _SQRT_PI = math.sqrt(math.pi)
 
 #: Compiled scalar code: numpy's error model (inf / NaN instead of ZeroDivisionError, like the
 #: vectorised forms) and numba's on-disk cache, so a new process loads the machine code instead
-#: of compiling it (about 1 s per kernel).
+#: of compiling it (the load time: benchmarks/dmm_men.py, section 5).
 jit = numba.njit(error_model="numpy", cache=True)
 
 #: Bounds on xi = tau / (1 - tau). The upper bound keeps the prior precision
@@ -196,7 +196,8 @@ def categorical_from_logits(rng: np.random.Generator, logits: np.ndarray) -> tup
     log_norm : ndarray of shape (n,)
         ``logsumexp`` of each row.
     """
-    # reductions over the short axis run on the contiguous transpose: 3x faster at m = 6
+    # reductions over the short axis run on the contiguous transpose (faster for m of about 6:
+    # benchmarks/dmm_men.py, section 5)
     lt = np.ascontiguousarray(logits.T)
     mx = np.maximum.reduce(lt, axis=0)
     cum = np.add.accumulate(np.exp(lt - mx), axis=0)
@@ -209,7 +210,8 @@ def categorical_from_logits(rng: np.random.Generator, logits: np.ndarray) -> tup
 # --------------------------------------------------------------------------- slice sampling
 # The slice samplers run compiled: their targets (one per component or per prior, J of about 6)
 # are a few floating-point operations each, evaluated 6-12 times per update, so in Python the
-# interpreter's overhead was most of a local explainer's sweep (about 1.1 of 4.5 ms).
+# interpreter's overhead dominated a local explainer's short sweeps (the time per explanation:
+# benchmarks/dmm_men.py, section 4).
 # Randomness inside a compiled loop comes from a xoshiro256** stream seeded from the caller's
 # numpy Generator (one 64-bit draw per call), so results stay a function of ``random_state``.
 
@@ -351,8 +353,8 @@ def kmeans(rng: np.random.Generator, F: np.ndarray, k: int, n_iter: int = 30) ->
     """Lloyd's k-means with k-means++ seeding; returns labels of shape (n,) in ``[0, k)``.
 
     The distances are ``(C F')'`` and the centroids one-hot products ``onehot' F``: OpenBLAS
-    multiplies a tall matrix by a skinny one (``F C'``, boolean-mask means) 5-10x slower
-    (Fashion-MNIST Trouser, n = 7,000, 302 columns: 0.9-1.3 s -> 0.3 s, same partition).
+    multiplies a tall matrix by a skinny one (``F C'``, boolean-mask means) more slowly, for the
+    same partition (both forms timed by ``benchmarks/dmm_men.py``, section 5).
     """
     n = F.shape[0]
     k = min(k, n)

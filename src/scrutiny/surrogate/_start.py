@@ -24,7 +24,7 @@ from .conditionals import (
     sample_xi,
     update_stats,
 )
-from .model import Data, Priors, State, check_priors, make_data
+from .state import Data, Priors, State, check_priors, make_data
 
 __all__ = ["init", "sample_prior", "sample_y"]
 
@@ -184,11 +184,10 @@ def init(
     at their prior means, ``c`` and ``tau`` from their conditionals.
 
     Starting with all ``J`` components occupied is the default because the Gibbs sweep empties
-    a superfluous component within a few hundred sweeps, but grows a missing one very slowly: on
-    CNN logits (Fashion-MNIST Trouser, n = 7,000, p = 300) the BIC merges left 5 components and
-    the sixth took 1,000-2,000 sweeps to appear (log-likelihood -6,880 -> -6,700), against
-    about 150 sweeps from the ``J`` k-means clusters; on simulated 3-regime data the three
-    superfluous clusters were empty after 200 sweeps.
+    a superfluous component quickly, but grows a missing one very slowly (on the paper's
+    Trouser problem, a start with BIC merges left one component out for far longer than the
+    k-means start takes to reach its stationary log-likelihood; ``benchmarks/dmm_men.py``,
+    section 1, prints how the default starts converge).
 
     Parameters
     ----------

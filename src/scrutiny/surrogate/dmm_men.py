@@ -29,108 +29,30 @@ Bayesian Analysis 16(2).
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import (
-    Interval,
-    Options,
-    check_array,
-    check_is_fitted,
-    spawn_generators,
-    validate_params,
-)
+from .._validation import Interval, Options, ParamsMixin, check_array, spawn_generators
 from ..exceptions import ConvergenceWarning, InvalidParameterError
-from .conditionals import Priors, Settings
-from .diagnostics import chain_diagnostics
-from .._threads import blas_limits
-from .mcmc import DEFAULT_STORE, init, load_kernels, run_chain
-from .relabel import canonical_penalty_order, relabel_chains
+from ..explanation import Explanation
+from .chains import ChainJob, best_pilot, chain_pool, map_chains
+from .convergence import chain_diagnostics
+from .from_model import fit_from_model
+from .insights import GlobalInsight, explain_samples, global_insights, map_input, resolve_response
+from .mcmc import DEFAULT_STORE
+from .state import Priors, Settings, check_response
+from .summary import posterior_summary
 
 __all__ = ["DMMMEN", "chain_pool"]
 
-#: The process pool of an active :func:`chain_pool` block and its size.
-_SHARED_POOL: tuple[Any, int] | None = None
-
-
-@contextlib.contextmanager
-def chain_pool(n_jobs: int) -> Iterator[None]:
-    """Share one process pool among the fits inside the block.
-
-    Every :class:`DMMMEN` fit with ``n_jobs`` equal to this ``n_jobs`` runs its chains in the
-    block's pool instead of starting (and stopping) processes of its own: about 0.05 s saved per
-    fit, a twentieth of a local explanation (:class:`DMMMENExplainer` wraps its images in one
-    block). The compiled kernels are loaded before the workers start, so they inherit them.
-    ``n_jobs <= 1`` and nested blocks change nothing.
-    """
-    global _SHARED_POOL
-    if n_jobs <= 1 or _SHARED_POOL is not None:
-        yield
-        return
-    from concurrent.futures import ProcessPoolExecutor
-
-    load_kernels()
-    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-        _SHARED_POOL = (pool, n_jobs)
-        try:
-            yield
-        finally:
-            _SHARED_POOL = None
-
 _POSITIVE = [Interval(float, 0, None, closed="neither")]
 _ALTERNATE = ("kmeans", "one")  # the starts alternated by init="mixed"
-#: Sweeps of each pilot chain (``init="pilot"``) at most: the log-likelihood of a k-means start
-#: reaches its stationary level in 50-150 sweeps on CNN logits (n = 7,000, p = 300).
-PILOT_SWEEPS = 100
-#: Classification-EM iterations after k-means in every ``"kmeans"`` start (no merging, all
-#: components kept): deterministic uphill moves of the partition that the sweep makes only by a
-#: slow drift. On Trouser logits (n = 7,000, p = 300, 2 x 1,500 kept draws, 4 seeds) the log
-#: joint, which had climbed by 300-500 nats over the kept draws of some chains, starts nearer its
-#: stationary level: its R-hat went from 1.05-1.27 to 1.00-1.06, the log-likelihood's from
-#: 1.03-1.15 to 1.03-1.11. The chains still drift: one 2,500-sweep benchmark run ended at 1.47.
-#: The trade-off (single chains, 4 seeds each): without EM the log-likelihood is stationary
-#: after 100-150 sweeps, against 400-700 with it (the EM's in-sample variances shrink the
-#: smallest components to 16-90 samples, which the sweep regrows slowly), but the log joint,
-#: dominated by sum_i log pi_{z_i}, then drifts for about 1,000 sweeps away from k-means's too
-#: even sizes. Converged 1,500-sweep pilot fits: 4 of 10 seeds without EM, 3 of 7 with it.
-KMEANS_EM_STEPS = 30
 
 
-def _run_one(args):
-    """Process-pool worker: one chain (module level so that it pickles).
-
-    ``start`` is ``"kmeans"`` (the warm start of :func:`init`), ``"one"`` (every sample in one
-    component; the sampler splits it as needed) or a :class:`State` to continue from."""
-    rng, X, y, priors, n_iter, n_burnin, thin, settings, start, store = args
-    state = start
-    if isinstance(start, str):
-        with blas_limits(1):  # as the chain: with two processes, multi-threaded BLAS oversubscribes
-            if start == "one":
-                state = init(rng, X, y, priors, z=np.zeros(X.shape[0], dtype=np.int64))
-            else:  # "kmeans"
-                state = init(rng, X, y, priors, n_em_steps=KMEANS_EM_STEPS)
-    return run_chain(rng, X, y, priors, n_iter, n_burnin, thin, settings=settings, init_state=state,
-                     store=store, blas_threads=1)
-
-
-def _occupied_summary(x: np.ndarray, occupied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and 95 % equal-tailed interval of every component's draws ``x`` (draws, J, ...) over
-    the draws in which it is occupied (``occupied``, (draws, J)); over all draws for a component
-    that never is. Returns arrays of shape (J, ...) and (J, ..., 2)."""
-    mean = np.empty(x.shape[1:])
-    ci = np.empty(x.shape[1:] + (2,))
-    for h in range(x.shape[1]):
-        xs = x[occupied[:, h], h] if occupied[:, h].any() else x[:, h]
-        mean[h] = xs.mean(axis=0)
-        ci[h] = np.moveaxis(np.percentile(xs, [2.5, 97.5], axis=0), 0, -1)
-    return mean, ci
-
-
-class DMMMEN:
+class DMMMEN(ParamsMixin):
     """Dirichlet-process regression mixture with multiple elastic nets (Guo et al. 2018).
 
     Approximates responses ``y`` (typically the logit of a black box's predicted probability)
@@ -172,18 +94,18 @@ class DMMMEN:
     init : {"pilot", "kmeans", "one", "mixed"}, default="pilot"
         Starting state of each chain. ``"kmeans"``: the warm start of
         :func:`~scrutiny.surrogate.mcmc.init`, ``n_components`` k-means clusters on ``(x, y)``
-        with every component occupied, refined by ``KMEANS_EM_STEPS`` (30) classification-EM
-        iterations, drawn independently for every chain. The sweep empties
-        superfluous components within a few hundred sweeps but grows a missing one slowly, so
-        starting full is faster: on a CNN's logits on Fashion-MNIST (n = 7,000, p = 300) the
-        log-likelihood reaches its stationary level in about 150 sweeps. Some k-means starts
-        land in a worse local mode, though (there, one of two chains stayed 300 log-likelihood
-        units below the other for 1,800 sweeps). ``"pilot"``: ``n_pilots`` short pilot chains
-        (``min(100, n_burnin // 2)`` sweeps, at least 10), each from its own k-means start; every
-        chain continues from the final state of the pilot with the highest mean log-likelihood
-        over its second half (``pilot_loglik_``), with its own stream. The chains then agree on
-        the best mode found, and R-hat measures the mixing within it. ``"one"``: every sample in
-        one component. ``"mixed"``: chains 0, 2, ... k-means, chains 1, 3, ... one component.
+        with every component occupied, refined by ``KMEANS_EM_STEPS`` classification-EM
+        iterations (see :mod:`~scrutiny.surrogate.chains`), drawn independently for every chain.
+        Starting full is the decision: the sweep empties superfluous components quickly but grows
+        a missing one slowly. Some k-means starts land in a worse local mode, though, so the
+        default is ``"pilot"``: ``n_pilots`` short pilot chains (``min(100, n_burnin // 2)``
+        sweeps, at least 10), each from its own k-means start; every chain continues from the
+        final state of the pilot with the highest mean log-likelihood over its second half
+        (``pilot_loglik_``), with its own stream. The chains then agree on the best mode found,
+        and R-hat measures the mixing within it. ``"one"``: every sample in one component.
+        ``"mixed"``: chains 0, 2, ... k-means, chains 1, 3, ... one component. How long each
+        start takes to reach stationarity, and how often a fit converges, is printed by
+        ``benchmarks/dmm_men.py`` (section 1).
     n_pilots : int, default=4
         Pilot chains for ``init="pilot"`` (they run ``n_jobs`` at a time).
     chain_selection : {"all", "best"}, default="all"
@@ -238,7 +160,7 @@ class DMMMEN:
         Rank-normalised split R-hat and bulk ESS of ``loglik``, ``logjoint``, ``alpha``,
         ``n_occupied`` (label-invariant) and of relabelled ``pi`` and ``sigma2``.
     diagnostics_ : dict
-        Everything from :func:`~scrutiny.surrogate.diagnostics.chain_diagnostics`.
+        Everything from :func:`~scrutiny.surrogate.convergence.chain_diagnostics`.
     converged_ : bool
         Whether every label-invariant R-hat is below ``rhat_threshold``.
     chain_loglik_ : ndarray of shape (n_chains,)
@@ -377,20 +299,6 @@ class DMMMEN:
         "rhat_threshold": "1.01 is strict, 1.05 tolerable.",
     }
 
-    def get_params(self, deep: bool = True) -> dict:
-        """Constructor parameters by name (scikit-learn protocol)."""
-        return {name: getattr(self, name) for name in self._constraints}
-
-    def set_params(self, **params) -> DMMMEN:
-        """Set constructor parameters (scikit-learn protocol)."""
-        for name, value in params.items():
-            if name not in self._constraints:
-                raise InvalidParameterError(
-                    f"DMMMEN has no parameter {name!r}; valid parameters are {sorted(self._constraints)}."
-                )
-            setattr(self, name, value)
-        return self
-
     def _priors(self) -> Priors:
         return Priors(
             n_components=int(self.n_components),
@@ -405,40 +313,6 @@ class DMMMEN:
             lam_v=float(self.lambda_v),
             intercept_scale=float(self.intercept_scale) if self.fit_intercept else None,
         )
-
-    # ------------------------------------------------------------------ validation
-
-    @staticmethod
-    def _check_y(y: Any, n: int) -> np.ndarray:
-        y = check_array(y, "y", ndim=(1, 2), allow_nan=True)
-        if y.ndim == 2:
-            if y.shape[1] != 1:
-                raise InvalidParameterError(
-                    f"y must be one response per sample, shape (n_samples,); got shape {y.shape}. "
-                    "DMM-MEN explains one output at a time: pass the logit of one class, e.g. logits[:, c]."
-                )
-            y = y[:, 0]
-        if y.shape[0] != n:
-            raise InvalidParameterError(
-                f"X and y must have the same number of samples; got X with {n} rows and y with {y.shape[0]}."
-            )
-        bad = ~np.isfinite(y)
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            kind = "NaN" if np.isnan(y[first]) else "inf"
-            raise InvalidParameterError(
-                f"y contains {int(bad.sum())} non-finite response(s) (first: {kind} at index {first}). "
-                "DMM-MEN needs finite responses; if y is the logit of a predicted probability, clip the "
-                "probability to [1e-6, 1 - 1e-6] before taking the logit (p = 0 or 1 gives -inf/inf)."
-            )
-        spread = float(np.ptp(y))
-        if spread <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
-            raise InvalidParameterError(
-                f"y is constant (every response equals {y[0]:.6g}); there is nothing to explain, since no "
-                "feature changes the output. Check that y holds the model's outputs for varied inputs "
-                "(e.g. the logit of the explained class, not the predicted label)."
-            )
-        return y
 
     # ------------------------------------------------------------------ fit
 
@@ -457,7 +331,7 @@ class DMMMEN:
         -------
         self
         """
-        validate_params("DMMMEN", self.get_params(), self._constraints, self._hints)
+        self._validate_params()
         if self.n_burnin >= self.n_iter:
             raise InvalidParameterError(
                 f"DMMMEN: n_burnin must be smaller than n_iter; got n_burnin={self.n_burnin}, "
@@ -473,7 +347,7 @@ class DMMMEN:
         X = check_array(X, "X", ndim=2, min_samples=2)
         if X.shape[1] == 0:
             raise InvalidParameterError(f"X must have at least one feature; got shape {X.shape}.")
-        y = self._check_y(y, X.shape[0])
+        y = check_response(y, X.shape[0])
         start = time.perf_counter()
         priors = self._priors()
         settings = Settings()
@@ -482,13 +356,15 @@ class DMMMEN:
         rngs, pilot_rngs = rngs[: self.n_chains], rngs[self.n_chains :]
         self.pilot_loglik_ = None
         if self.init == "pilot":
-            starts = [self._best_pilot(pilot_rngs, X, y, priors, settings)] * len(rngs)
+            state, self.pilot_loglik_ = best_pilot(pilot_rngs, X, y, priors, settings, int(self.n_burnin),
+                                                   int(self.n_jobs))
+            starts = [state] * len(rngs)
         else:
             starts = [_ALTERNATE[c % 2] if self.init == "mixed" else self.init for c in range(len(rngs))]
-        results = self._map_chains([
-            (g, X, y, priors, int(self.n_iter), int(self.n_burnin), int(self.thin), settings, st, DEFAULT_STORE)
+        results = map_chains([
+            ChainJob(g, X, y, priors, int(self.n_iter), int(self.n_burnin), int(self.thin), settings, st, DEFAULT_STORE)
             for g, st in zip(rngs, starts)
-        ])
+        ], int(self.n_jobs))
         traces = [np.asarray(r.trace["loglik"][self.n_burnin :], dtype=float) for r in results]
         self.chain_loglik_ = np.array([t.mean() for t in traces])
         keep = np.arange(len(results))
@@ -501,65 +377,12 @@ class DMMMEN:
         self.fit_time_ = time.perf_counter() - start
         return self
 
-    def _best_pilot(self, rngs, X, y, priors, settings):
-        """Run one short pilot chain per generator, each from its own k-means start, record
-        their mean log-likelihood over the second half in ``pilot_loglik_`` and return the final
-        state of the best."""
-        sweeps = max(10, min(PILOT_SWEEPS, int(self.n_burnin) // 2))
-        pilots = self._map_chains([
-            (g, X, y, priors, sweeps, sweeps - 1, 1, settings, "kmeans", ("alpha",)) for g in rngs
-        ])
-        self.pilot_loglik_ = np.array([r.trace["loglik"][sweeps // 2 :].mean() for r in pilots])
-        return pilots[int(np.argmax(self.pilot_loglik_))].state
-
-    def _map_chains(self, args: list) -> list:
-        """Run :func:`_run_one` over ``args``, in ``n_jobs`` processes when asked."""
-        if self.n_jobs > 1 and len(args) > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            if _SHARED_POOL is not None and _SHARED_POOL[1] == self.n_jobs:
-                return list(_SHARED_POOL[0].map(_run_one, args))
-            load_kernels()  # forked workers inherit the compiled kernels instead of each loading them
-            with ProcessPoolExecutor(max_workers=min(self.n_jobs, len(args))) as pool:
-                return list(pool.map(_run_one, args))
-        return [_run_one(a) for a in args]
-
     def _summarise(self, results, X, y, priors) -> None:
-        J = priors.n_components
-        rel = relabel_chains([r.draws for r in results], X, y)
-        draws = [canonical_penalty_order(d) for d in rel.draws]
-        pooled = {k: np.concatenate([d[k] for d in draws], axis=0) for k in draws[0]}
-        self.draws_ = draws
-        self.trace_ = [r.trace for r in results]
-        self.reference_ = rel.reference
-        self.weights_ = pooled["pi"].mean(axis=0)
-        z = pooled["z"].astype(np.int64)
-        occupied = pooled["counts"] > 0  # (draws, J), relabelled with z
-        self.occupancy_ = occupied.mean(axis=0)
-        # a component's parameters are summarised over the draws in which it has samples: in the
-        # others they are prior draws (sigma2 ~ IG(0.5, 0.5) has no finite mean), which would
-        # swamp the regression the component stands for whenever it is occupied
-        self.coef_, self.coef_ci_ = _occupied_summary(pooled["beta"], occupied)
-        self.intercept_, self.intercept_ci_ = _occupied_summary(pooled["intercept"], occupied)
-        self.sigma2_, self.sigma2_ci_ = _occupied_summary(pooled["sigma2"], occupied)
-        self.alpha_ = float(pooled["alpha"].mean())
-        self.allocation_proba_ = np.stack([(z == h).mean(axis=0) for h in range(J)], axis=1)
-        self.labels_ = np.argmax(self.allocation_proba_, axis=1)
-        self.lambda1_ = pooled["lam1"].mean(axis=0)
-        self.lambda2_ = pooled["lam2"].mean(axis=0)
-        self.penalty_weights_ = pooled["w"].mean(axis=0)
-        c = pooled["c"].astype(np.int64)
-        self.penalty_proba_ = np.stack([(c == k).mean(axis=0) for k in range(priors.n_priors)], axis=1)
-        # Rao-Blackwellised over empty components: given an allocation that leaves h empty, b0_h
-        # and beta_h follow their prior, whose mean is 0, so their term's conditional mean is 0.
-        # The raw draws would average prior draws whose scale has no finite variance (sigma2 ~
-        # IG(0.5, 0.5)): one empty component with pi = 1e-3 and coefficients of 1e4 moved the
-        # predictions of a 400-sample fit far off (correlation with the truth 0.53)
-        pi_occ = pooled["pi"] * occupied
-        self.coef_mixture_ = np.einsum("tj,tjp->p", pi_occ, pooled["beta"]) / pi_occ.shape[0]
-        self.intercept_mixture_ = float(np.einsum("tj,tj->", pi_occ, pooled["intercept"]) / pi_occ.shape[0])
+        """Relabel and pool the chains' draws, set the posterior summaries and diagnostics."""
+        for name, value in posterior_summary(results, X, y, priors).items():
+            setattr(self, name, value)
         self.responsibilities_ = self._component_proba(X, y)
-        diag = chain_diagnostics(self.trace_, draws, int(self.n_burnin))
+        diag = chain_diagnostics(self.trace_, self.draws_, int(self.n_burnin))
         self.diagnostics_ = diag
         self.rhat_ = diag["rhat"]
         self.ess_ = diag["ess_bulk"]
@@ -583,34 +406,8 @@ class DMMMEN:
         return self._map_input(X)[0]
 
     def _map_input(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(screened features (n, p), flattened model input (n, d) or None)``.
-
-        Without :meth:`from_model`, X must be (n, n_features_in_) and the second item is None.
-        """
-        check_is_fitted(self, "coef_")
-        idx = getattr(self, "feature_indices_", None)
-        if idx is None:
-            X = check_array(X, "X", ndim=2)
-            if X.shape[1] != self.n_features_in_:
-                raise InvalidParameterError(
-                    f"X has {X.shape[1]} features, but this DMMMEN was fitted with {self.n_features_in_}."
-                )
-            return X, None
-        shape, d, p = tuple(self.input_shape_), int(self.n_input_features_), int(self.n_features_in_)
-        X = check_array(X, "X")
-        if X.ndim >= 2 and tuple(X.shape[1:]) == shape:
-            flat = X.reshape(X.shape[0], d)
-        elif X.ndim == 2 and X.shape[1] == d:
-            flat = X
-        elif X.ndim == 2 and X.shape[1] == p:
-            return X, None
-        else:
-            hint = " For one sample use X[None]." if X.ndim == len(shape) else ""
-            raise InvalidParameterError(
-                f"X must be a batch of the model's inputs, shape (n_samples, *{shape}) (or flattened "
-                f"(n_samples, {d}), or the {p} screened features (n_samples, {p})); got shape {X.shape}.{hint}"
-            )
-        return flat[:, idx], flat
+        """``(screened features (n, p), flattened model input (n, d) or None)``; see :func:`map_input`."""
+        return map_input(self, X)
 
     def predict(self, X: Any) -> np.ndarray:
         """Posterior-mean mixture prediction ``E[y | x] = E[sum_h pi_h (b0_h + x' beta_h)]``.
@@ -667,7 +464,7 @@ class DMMMEN:
 
 
     # ------------------------------------------------------------------ explaining a black box
-    # (the bodies live in :mod:`scrutiny.surrogate.explainer`, which turns fits into explanations)
+    # (the bodies live in :mod:`.from_model` and :mod:`.insights`, which import nothing from here)
 
     @classmethod
     def from_model(
@@ -728,14 +525,12 @@ class DMMMEN:
         >>> sur.explain_global(k=10)[0].heatmap.shape                         # doctest: +SKIP
         (1, 8, 8)
         """
-        from .explainer import fit_from_model
-
         return fit_from_model(cls, model, X, target_class, y_true, n_features, clip, dmm_params)
 
-    def explain(self, X: Any, y: Any = None):
+    def explain(self, X: Any, *args: Any, response: Any = None, **kwargs: Any) -> Explanation:
         """Explain samples by the coefficients of their most probable component.
 
-        Each sample goes to ``h* = argmax_h weights_h N(y | intercept_h + x' coef_h, sigma2_h)``
+        Each sample goes to ``h* = argmax_h weights_h N(response | intercept_h + x' coef_h, sigma2_h)``
         (Guo et al. 2018, section 3.3) and is explained by ``coef_[h*]``.
 
         Parameters
@@ -743,10 +538,12 @@ class DMMMEN:
         X : array-like
             ``(n_samples, n_features_in_)`` after a plain ``fit``; after :meth:`from_model`,
             inputs in the model's input shape (or flattened, or the screened features).
-        y : array-like of shape (n_samples,), optional
-            The black box's responses at ``X`` (what the surrogate approximates). Required after
-            a plain ``fit``; after :meth:`from_model` it defaults to the stored model's clipped
-            logits of ``target_class_``.
+        response : array-like of shape (n_samples,), optional, keyword-only
+            The black box's responses at ``X`` (what the surrogate approximates, e.g. the logit
+            of the explained class; not a class index). Required after a plain ``fit``; after
+            :meth:`from_model` it defaults to the stored model's clipped logits of
+            ``target_class_``. (The old second positional argument ``explain(X, y)`` and the
+            keyword ``y=`` still work for one release, with a ``DeprecationWarning``.)
 
         Returns
         -------
@@ -755,17 +552,16 @@ class DMMMEN:
             or the model's input shape after :meth:`from_model` (screened-out features get 0);
             ``base_values``: ``intercept_[h*]``; ``target``: ``target_class_`` (0 after a plain
             fit); ``extras``: ``component`` (n,), ``component_proba`` (n,), ``responsibilities``
-            (n, J), ``response`` (n,) the ``y`` used, ``fitted`` (n,) ``intercept + x' coef``,
+            (n, J), ``response`` (n,) the response used, ``fitted`` (n,) ``intercept + x' coef``,
             ``contributions`` (``coef * x``, like ``values``) and ``values_ci`` (``values`` shape
             plus a trailing 2: 95 % credible intervals, 0 for screened-out features).
         """
-        from .explainer import explain_fitted
-
-        return explain_fitted(self, X, y)
+        response = resolve_response(args, kwargs, response)
+        return explain_samples(self, X, response)
 
     def explain_global(
         self, k: int = 150, *, absolute: bool = False, min_weight: float = 0.01, credible_only: bool = False
-    ) -> list:
+    ) -> list[GlobalInsight]:
         """The paper's "generalizable insights": the top-k features of each occupied component.
 
         Parameters
@@ -789,6 +585,4 @@ class DMMMEN:
             One per component with ``weights_ >= min_weight``, heaviest first (see
             :class:`~scrutiny.surrogate.GlobalInsight`).
         """
-        from .explainer import global_insights
-
         return global_insights(self, k, absolute, min_weight, credible_only)

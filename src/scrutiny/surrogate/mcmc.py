@@ -9,14 +9,12 @@ The sweep is the partially collapsed Gibbs sampler of the scrutiny DMM-MEN speci
 1'. Metropolis-Hastings label swaps (exact moves added to the spec's sweep, Papaspiliopoulos &
    Roberts 2008; Hastie et al. 2015): the truncated stick-breaking prior is not exchangeable,
    and without them the label order, hence ``alpha``, mixes slowly when a chain starts with
-   more occupied components than it keeps (``alpha`` R-hat 1.8 between two chains of 500
-   sweeps on 3 simulated regimes);
+   more occupied components than it keeps;
 2. the sticks ``u`` (hence ``pi``), then ``alpha``;
 3'. components left empty by step 1 get ``(sigma2_j, tau_j, b0_j, beta_j)`` jointly from their
    conditional given ``(c_j, lam)``, which is the prior: an exact block update added to the
    spec's sweep because the ``beta <-> sigma2`` coupling of the elastic-net prior makes the
-   one-at-a-time updates of an empty component mix very slowly (bulk ESS ~10 in 600 sweeps
-   without it);
+   one-at-a-time updates of an empty component mix very slowly;
 3. ``[b0_j, beta_j]`` for every component (Cholesky, or the Bhattacharya et al. 2016 sampler
    when ``n_j < d``);
 3''. each used prior's ``lam1_k`` rescaled jointly with the coefficients of its components
@@ -28,8 +26,7 @@ The sweep is the partially collapsed Gibbs sampler of the scrutiny DMM-MEN speci
    components to and from priors of their own, collapsed over ``tau`` and ``w`` (an exact
    move added to the spec's sweep: Gibbs updates of ``c`` alone almost never open an unused
    prior, whose weight is near 0 and whose penalties are a prior draw that a high-dimensional
-   ``beta_j`` does not fit; the number of priors in use changed a few dozen times in 2,000
-   sweeps on real logits);
+   ``beta_j`` does not fit);
 5. ``w``;
 6. ``(lam1_k, lam2_k)`` collapsed over ``tau`` (slice sampling on the log scale);
 7. ``sigma2_j`` collapsed over ``tau`` (slice sampling on ``log sigma2``);
@@ -92,7 +89,7 @@ from .conditionals import (
     switch_priors,
     update_stats,
 )
-from .model import SMALL_GRAM_WORK, Data, Priors, Settings, State, check_priors, make_data
+from .state import SMALL_GRAM_WORK, Data, Priors, Settings, State, check_priors, make_data
 
 __all__ = [
     "Info",
@@ -429,7 +426,8 @@ def _run_chain(rng, X, y, priors, n_iter, n_burnin, thin, callback, settings, in
 @functools.cache
 def load_kernels() -> None:
     """Load the sampler's compiled kernels into this process (numba compiles them the first time
-    on a machine, about 26 s, and caches them on disk; later processes load them in about 0.5 s).
+    on a machine and caches them on disk; later processes load them from the cache, in the time
+    ``benchmarks/dmm_men.py``, section 5, prints).
 
     Runs a few sweeps of a tiny problem, so every kernel is loaded with the argument types that
     real problems pass. :class:`~scrutiny.surrogate.DMMMEN` calls it before forking chain

@@ -19,7 +19,8 @@ and of the negatives, positives' top-k set to 0, negatives' top-k set to the pos
 (random values, a scaled "prototype" positive) are options. :func:`crafted_samples_test` draws
 noise images ``N(0.03, 0.01)``. Results are frozen dataclasses with per-bootstrap PCRs, means,
 95 % percentile intervals, :meth:`~ScrutabilityResult.summary` and
-:meth:`~ScrutabilityResult.to_table`.
+:meth:`~ScrutabilityResult.to_table`; like every result type they save with ``result.save(path)``
+and reload with :func:`scrutiny.load_result`.
 
 References
 ----------
@@ -38,6 +39,7 @@ import numpy as np
 
 from .._validation import Interval, check_array, check_random_state, validate_params
 from ..exceptions import InvalidParameterError
+from ..explanation import Result
 from ..explanation import read_only_copy as _frozen
 
 __all__ = ["CraftedSamplesResult", "ScrutabilityResult", "crafted_samples_test", "scrutability_test"]
@@ -100,7 +102,7 @@ class _PCRTable:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ScrutabilityResult(_PCRTable):
+class ScrutabilityResult(_PCRTable, Result):
     """Positive classification rates of :func:`scrutability_test`.
 
     Attributes
@@ -142,6 +144,7 @@ class ScrutabilityResult(_PCRTable):
     params: dict
 
     _ARMS: ClassVar[tuple[str, ...]] = ("positive", "positive_random", "negative", "negative_random")
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("k",) + _ARMS + ("positive_original", "negative_original")
     _LABELS: ClassVar[dict[str, str]] = {
         "positive": "pos. top-k",
         "positive_random": "pos. random",
@@ -159,7 +162,7 @@ class ScrutabilityResult(_PCRTable):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class CraftedSamplesResult(_PCRTable):
+class CraftedSamplesResult(_PCRTable, Result):
     """Positive classification rates of :func:`crafted_samples_test`.
 
     Attributes
@@ -189,6 +192,7 @@ class CraftedSamplesResult(_PCRTable):
     params: dict
 
     _ARMS: ClassVar[tuple[str, ...]] = ("crafted", "crafted_random")
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("k",) + _ARMS + ("noise",)
     _LABELS: ClassVar[dict[str, str]] = {"crafted": "top-k filled", "crafted_random": "random filled"}
 
 

@@ -21,6 +21,8 @@ TAG_BERNOULLI = 1
 TAG_GAUSSIAN = 2
 TAG_SHAPLEY = 3
 TAG_TABULAR = 4
+TAG_UNIFORM_SIZE = 11  # DMMMENExplainer's uniform-size mask design
+TAG_SAMPLER = 12  # DMMMENExplainer's per-call DMM-MEN seed
 
 #: growth of the ``n_samples="auto"`` schedule: the budget doubles each round after the
 #: second, up to ``AUTO_CAP_FACTOR`` times the initial block.

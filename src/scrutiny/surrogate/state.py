@@ -1,4 +1,6 @@
-"""The DMM-MEN model: hyper-parameters, sampler settings, data and the Markov-chain state.
+"""The sampler's state types: hyper-parameters, sampler settings, data and the Markov-chain state.
+
+(``state.py``: the name ``model.py`` would clash with :mod:`scrutiny.models`, the black-box adapters.)
 
 The model (Guo et al. 2018, corrected as in the scrutiny DMM-MEN specification): a truncated
 stick-breaking mixture of ``J`` linear regressions whose coefficient vectors get one of ``K``
@@ -38,13 +40,14 @@ Neal, R. M. (2003). Slice sampling. Annals of Statistics 31(3), 705-767.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
+from .._validation import check_array
 from ..exceptions import InvalidParameterError
 
-__all__ = ["Priors", "Settings", "Data", "State", "make_data", "check_priors"]
+__all__ = ["Priors", "Settings", "Data", "State", "make_data", "check_priors", "check_response"]
 
 
 # --------------------------------------------------------------------------- containers
@@ -121,7 +124,7 @@ class Settings(NamedTuple):
     prior_switch_every : int
         Every this many sweeps, add the Metropolis-Hastings moves of components to and from
         priors of their own (:func:`~scrutiny.surrogate.conditionals.switch_priors`) after the
-        ``c`` update (about 2 ms for J = 6, p = 300); 0 turns them off.
+        ``c`` update (their cost: ``benchmarks/dmm_men.py``, section 5); 0 turns them off.
     label_swaps : int
         Label-swap proposals per component and sweep
         (:func:`~scrutiny.surrogate.conditionals.swap_labels`); 0 turns them off.
@@ -142,11 +145,12 @@ class Settings(NamedTuple):
 
 
 #: Problems with at least this many multiply-adds in one Gram recomputation (n d^2) recompute it
-#: in float32 (e.g. n = 7,000, d = 301: 6.3e8, 22 ms -> 12 ms on one core).
+#: in float32, which halves the BLAS time at the paper's size (n = 7,000, d = 301: 6.3e8; timed by
+#: benchmarks/dmm_men.py, section 5).
 GRAM32_WORK = 10**8
 #: Problems with fewer multiply-adds than this in one Gram recomputation (n d^2) recompute the
 #: Gram matrices every sweep instead of updating them: the update's per-component BLAS calls
-#: then cost more than the products (n = 1,000, d = 41: 0.33 ms against 0.53 ms at 17 % moved).
+#: then cost more than the products (n = 1,000, d = 41: both timed by benchmarks/dmm_men.py, section 5).
 SMALL_GRAM_WORK = 5 * 10**6
 
 
@@ -309,3 +313,34 @@ def check_priors(priors: Priors) -> Priors:
     return priors
 
 
+def check_response(y: Any, n: int) -> np.ndarray:
+    """The responses ``y`` of a DMM-MEN fit as a float64 vector of ``n`` finite, non-constant values."""
+    y = check_array(y, "y", ndim=(1, 2), allow_nan=True)
+    if y.ndim == 2:
+        if y.shape[1] != 1:
+            raise InvalidParameterError(
+                f"y must be one response per sample, shape (n_samples,); got shape {y.shape}. "
+                "DMM-MEN explains one output at a time: pass the logit of one class, e.g. logits[:, c]."
+            )
+        y = y[:, 0]
+    if y.shape[0] != n:
+        raise InvalidParameterError(
+            f"X and y must have the same number of samples; got X with {n} rows and y with {y.shape[0]}."
+        )
+    bad = ~np.isfinite(y)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        kind = "NaN" if np.isnan(y[first]) else "inf"
+        raise InvalidParameterError(
+            f"y contains {int(bad.sum())} non-finite response(s) (first: {kind} at index {first}). "
+            "DMM-MEN needs finite responses; if y is the logit of a predicted probability, clip the "
+            "probability to [1e-6, 1 - 1e-6] before taking the logit (p = 0 or 1 gives -inf/inf)."
+        )
+    spread = float(np.ptp(y))
+    if spread <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
+        raise InvalidParameterError(
+            f"y is constant (every response equals {y[0]:.6g}); there is nothing to explain, since no "
+            "feature changes the output. Check that y holds the model's outputs for varied inputs "
+            "(e.g. the logit of the explained class, not the predicted label)."
+        )
+    return y

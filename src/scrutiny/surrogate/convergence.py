@@ -337,7 +337,7 @@ def to_inferencedata(draws: Sequence[dict], traces: Optional[Sequence[dict]] = N
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingDependencyError(
             "to_inferencedata needs ArviZ, which is not installed. Install it with `pip install arviz`; "
-            "rhat, ess_bulk and ess_tail in scrutiny.surrogate.diagnostics work without it."
+            "rhat, ess_bulk and ess_tail in scrutiny.surrogate.convergence work without it."
         ) from exc
     names = ("alpha", "pi", "beta", "intercept", "sigma2", "w", "lam1", "lam2", "loglik", "logjoint")
     T = min(len(d["alpha"]) for d in draws)
