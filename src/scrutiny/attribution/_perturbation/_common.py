@@ -32,11 +32,6 @@ def check_space(owner: str, model: Any, space: str) -> str:
     return resolved
 
 
-#: The engine's former name of :func:`check_space`, kept while DMMMENExplainer moves into
-#: attribution/ (it calls ``check_output(owner, model, space)`` positionally); remove after the merge.
-check_output = check_space
-
-
 def check_budget(owner: str, n_samples: Any, minimum: int, what: str) -> None:
     """Refuse a fixed ``n_samples`` below what the regression needs."""
     if n_samples != "auto" and n_samples is not None and int(n_samples) < minimum:
