@@ -353,3 +353,148 @@ def test_leave_one_out_on_the_full_digits_split():
             w[i] = 0.0
             actual.append(_ce(_newton(X, Y, w, L2, th), Xte[t:t + 1], yte[t:t + 1])[0] - losses[t])
         assert np.corrcoef(s[top], actual)[0, 1] >= 0.999
+
+
+# --------------------------------------------------------------------------- protocol and contract
+
+
+def _threads():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted((p["user_api"], p["num_threads"]) for p in threadpool_info())
+
+
+def test_old_call_forms_warn_and_give_the_new_forms_results(lr_problem, exact_if):
+    p = lr_problem
+    new = exact_if.attribute(p["Xte"][:4], p["yte"][:4]).scores
+    with pytest.warns(DeprecationWarning, match=r"use InfluenceFunctions\(model, loss, \*\*params\)\.fit\(X_train, y_train\)"):
+        old = InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=L2)
+    assert "X_train" not in old.get_params() and old.get_params() == InfluenceFunctions(p["model"], l2=L2).get_params()
+    with pytest.warns(DeprecationWarning, match=r"fit\(\) without data is deprecated.*\.fit\(X_train, y_train\)"):
+        old.fit()
+    np.testing.assert_array_equal(old.attribute(p["Xte"][:4], p["yte"][:4]).scores, new)
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        kw = InfluenceFunctions(p["model"], "cross_entropy", X_train=p["X"], y_train=p["y"], l2=L2)
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        np.testing.assert_array_equal(kw.fit().attribute(p["Xte"][:4], p["yte"][:4]).scores, new)
+    with pytest.raises(InvalidParameterError, match=r"unexpected keyword.*'X_tr'"):
+        InfluenceFunctions(p["model"], "cross_entropy", X_tr=p["X"])
+    with pytest.raises(InvalidParameterError, match="hyper-parameters as keywords"):
+        InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], "exact")
+
+
+def test_target_none_takes_the_loss_at_the_predicted_class(lr_problem, exact_if):
+    p = lr_problem
+    X = p["Xte"][:30]
+    Z = np.hstack([X, np.ones((30, 1))]) @ p["theta"].T
+    pred = Z.argmax(axis=1)
+    assert (pred != p["yte"][:30]).any()  # some test points are misclassified: the two targets differ
+    att = exact_if.attribute(X)
+    np.testing.assert_array_equal(att.target, pred)
+    np.testing.assert_array_equal(att.scores, exact_if.attribute(X, pred).scores)
+    np.testing.assert_allclose(att.extras["test_loss"], _ce(p["theta"], X, pred), rtol=1e-10)
+    wrong = pred != p["yte"][:30]
+    assert not np.allclose(att.scores[wrong], exact_if.attribute(X, p["yte"][:30]).scores[wrong])
+    np.testing.assert_allclose(exact_if.influence_up_loss(X[:3]), -N_TRAIN * att.scores[:3], rtol=1e-9, atol=1e-13)
+    mse = InfluenceFunctions(p["model"], "mse", check_optimum="ignore", l2=L2).fit(p["X"], np.eye(10)[p["y"]])
+    with pytest.raises(InvalidParameterError, match="target=None takes the loss at the predicted class.*pass target="):
+        mse.attribute(X[:2])
+
+
+def test_params_clone_repr_and_save_round_trip(lr_problem, exact_if, tmp_path, rng_guard):
+    from sklearn.base import clone
+
+    from scrutiny import load_result
+    from scrutiny.explanation import DataAttribution
+
+    p = lr_problem
+    solver = LiSSASolver(depth=50, minibatch_size=50, random_state=3)
+    inf = InfluenceFunctions(p["model"], "cross_entropy", l2=L2, damping=0.3, solver=solver)
+    assert repr(inf) == ("InfluenceFunctions(Linear(in_features=64, out_features=10, bias=True), "
+                         "solver=LiSSASolver(depth=50, minibatch_size=50, random_state=3), l2=0.01, damping=0.3)")
+    assert repr(solver) == "LiSSASolver(depth=50, minibatch_size=50, random_state=3)"
+    params = inf.get_params()
+    assert inf.set_params(**params) is inf and inf.get_params() == params
+    with pytest.raises(InvalidParameterError, match="has no parameter 'lamda'"):
+        inf.set_params(lamda=1.0)
+    with pytest.raises(InvalidParameterError, match="has no parameter 'batch_size'"):
+        solver.set_params(batch_size=1)
+    before = _threads()
+    twin = clone(inf)
+    assert twin is not inf and twin.solver is not solver and twin.get_params()["solver"].get_params() == solver.get_params()
+    X, y = p["Xte"][:5], p["yte"][:5]
+    a = inf.fit(p["X"], p["y"]).attribute(X, y)
+    b = twin.fit(p["X"], p["y"]).attribute(X, y)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(inf.self_influence(np.arange(5)), twin.self_influence(np.arange(5)))
+    assert not hasattr(solver, "scale_")  # the given solver object is never fitted in place
+    assert _threads() == before
+    back = load_result(a.save(tmp_path / "influence"))
+    assert isinstance(back, DataAttribution)
+    np.testing.assert_array_equal(back.scores, a.scores)
+    np.testing.assert_array_equal(back.target, a.target)
+    assert back.params == a.params and back.method == a.method
+    # a parameter changed with set_params is validated at fit time
+    with pytest.raises(InvalidParameterError, match="l2 must be a float in"):
+        clone(inf).set_params(l2=-1.0).fit(p["X"], p["y"])
+
+
+def test_lissa_batch_size_is_the_deprecated_name_of_minibatch_size(lr_problem):
+    p = lr_problem
+    with pytest.warns(DeprecationWarning, match=r"LiSSASolver\(minibatch_size=\.\.\.\)"):
+        old = LiSSASolver(depth=40, batch_size=60, random_state=1)
+    assert old.get_params()["minibatch_size"] == 60 and "batch_size" not in old.get_params()
+    new = LiSSASolver(depth=40, minibatch_size=60, random_state=1)
+    X, y = p["Xte"][:3], p["yte"][:3]
+    kw = {"l2": L2, "damping": 0.3}
+    a = InfluenceFunctions(p["model"], solver=old, **kw).fit(p["X"], p["y"]).attribute(X, y).scores
+    b = InfluenceFunctions(p["model"], solver=new, **kw).fit(p["X"], p["y"]).attribute(X, y).scores
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(InvalidParameterError, match="unexpected keyword"):
+        LiSSASolver(minibatch=3)
+
+
+def test_predict_first_does_not_change_rows_per_call_or_results(lr_problem):
+    """The rows per vectorised call come from the training samples, not from what the adapter saw last."""
+    import torch
+
+    from scrutiny.models import as_model
+
+    p = lr_problem
+    fresh, used = (as_model(p["model"], dtype=torch.float64) for _ in range(2))
+    used.predict(p["Xte"][:3])
+    used.predict(p["Xte"])
+    X, y = p["Xte"][:6], p["yte"][:6]
+    a = InfluenceFunctions(fresh, l2=L2).fit(p["X"], p["y"])
+    b = InfluenceFunctions(used, l2=L2).fit(p["X"], p["y"])
+    assert a.objective_.batch_size == b.objective_.batch_size == fresh.rows_per_call(64)
+    np.testing.assert_array_equal(a.attribute(X, y).scores, b.attribute(X, y).scores)
+    np.testing.assert_array_equal(a.attribute(X).scores, b.attribute(X).scores)
+    np.testing.assert_array_equal(a.self_influence(), b.self_influence())
+    # batch_size is memory chunking only: a small one gives the same scores
+    c = InfluenceFunctions(p["model"], l2=L2, batch_size=7).fit(p["X"], p["y"])
+    assert c.objective_.batch_size == 7
+    np.testing.assert_allclose(c.attribute(X, y).scores, a.attribute(X, y).scores, rtol=1e-9, atol=1e-15)
+
+
+def test_mislabel_detection_result_saves_and_reloads(tmp_path):
+    from scrutiny import load_result
+    from scrutiny.data_attribution import MislabelDetectionResult, mislabel_detection_curve
+
+    rng = np.random.default_rng(1)
+    flipped = np.zeros(50, bool)
+    flipped[rng.choice(50, 8, replace=False)] = True
+    res = mislabel_detection_curve({"loss": flipped + rng.random(50)}, flipped, random_state=2, params={"seed": 2})
+    back = load_result(res.save(tmp_path / "mislabel"))
+    assert type(back) is MislabelDetectionResult
+    np.testing.assert_array_equal(back.fractions_checked, res.fractions_checked)
+    for name in ("found", "scores"):
+        assert set(getattr(back, name)) == set(getattr(res, name)) == {"loss", "random"}
+        for k in getattr(res, name):
+            np.testing.assert_array_equal(getattr(back, name)[k], getattr(res, name)[k])
+    assert back.auc == res.auc and back.n_flipped == 8 and back.n_train == 50 and back.params == {"seed": 2}
+    np.testing.assert_array_equal(back.ranking("loss"), res.ranking("loss"))
+    assert back.table() == res.table()
+    with pytest.raises(InvalidParameterError, match=r"scores\['x'\] must have shape \(50,\)"):
+        MislabelDetectionResult(res.fractions_checked, res.found, res.auc, {"x": np.ones(3)}, 8, 50)

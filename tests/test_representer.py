@@ -128,3 +128,81 @@ def test_bad_inputs_are_reported(digits_mlp):
         rps.attribute(Xte[:, :, :4])
     with pytest.raises(InvalidParameterError, match="single sample"):
         rps.sensitivity_maps(Xte[:2])
+
+
+# --------------------------------------------------------------------------- protocol and contract
+
+
+def _threads():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted((p["user_api"], p["num_threads"]) for p in threadpool_info())
+
+
+def test_old_call_forms_warn_and_give_the_new_forms_results(digits_mlp):
+    model, X, y, Xte, yte = digits_mlp
+    new = RepresenterPoints(model, l2=0.01).fit(X, y)
+    with pytest.warns(DeprecationWarning, match=r"use RepresenterPoints\(model, \*\*params\)\.fit\(X_train, y_train\)"):
+        old = RepresenterPoints(model, X, y, l2=0.01)
+    with pytest.warns(DeprecationWarning, match=r"fit\(\) without data is deprecated"):
+        old.fit()
+    np.testing.assert_array_equal(old.alpha_, new.alpha_)
+    # the old second positional argument of attribute is the new target (the class explained)
+    a, b = old.attribute(Xte[:5], yte[:5]), new.attribute(Xte[:5], target=yte[:5])
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.target, yte[:5])
+    with pytest.raises(InvalidParameterError, match=r"X_train and y_train are required.*\.fit\(X_train, y_train\)"):
+        RepresenterPoints(model).fit()
+
+
+def test_batch_size_is_honoured_for_a_torch_model(digits_mlp):
+    from scrutiny.models import as_model
+
+    model, X, y, Xte, _ = digits_mlp
+    adapter = as_model(model)
+    rows = []
+    handle = model.register_forward_pre_hook(lambda m, inp: rows.append(inp[0].shape[0]))
+    try:
+        small = RepresenterPoints(adapter, l2=0.01, batch_size=64).fit(X, y)
+        att = small.attribute(Xte)
+        assert rows and max(rows) <= 64, f"rows per forward pass: {sorted(set(rows))}"
+        rows.clear()
+        whole = RepresenterPoints(adapter, l2=0.01).fit(X, y)
+        assert max(rows) > 64  # the default sends larger chunks: the bound above is the parameter's doing
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(small.train_features_, whole.train_features_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(att.scores, whole.attribute(Xte).scores, rtol=1e-4, atol=1e-6)
+    assert adapter.batch_size != 64  # resolved per call, never stored on the adapter
+
+
+def test_params_clone_repr_and_save_round_trip(digits_mlp, tmp_path, rng_guard):
+    from sklearn.base import clone
+
+    from scrutiny import load_result
+    from scrutiny.explanation import DataAttribution
+
+    model, X, y, Xte, _ = digits_mlp
+    rps = RepresenterPoints(model, l2=0.02, bias="free")
+    assert repr(rps).endswith(", l2=0.02, bias='free')") and "tol" not in repr(rps) and "fit_to" not in repr(rps)
+    params = rps.get_params()
+    assert set(params) == {"model", "l2", "bias", "fit_to", "tol", "max_iter", "batch_size"}
+    assert rps.set_params(**params) is rps and rps.get_params() == params
+    with pytest.raises(InvalidParameterError, match="has no parameter 'X_train'"):
+        rps.set_params(X_train=X)
+    before = _threads()
+    twin = clone(rps)
+    a = rps.fit(X, y).attribute(Xte[:6])
+    b = twin.fit(X, y).attribute(Xte[:6])
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(rps.alpha_, twin.alpha_)
+    assert _threads() == before
+    back = load_result(a.save(tmp_path / "representer"))
+    assert isinstance(back, DataAttribution)
+    np.testing.assert_array_equal(back.scores, a.scores)
+    np.testing.assert_array_equal(back.target, a.target)
+    np.testing.assert_array_equal(back.extras["intercept"], a.extras["intercept"])
+    assert back.params == a.params
+    with pytest.raises(InvalidParameterError, match="bias must be one of"):
+        clone(rps).set_params(bias="maybe").fit(X, y)
