@@ -107,8 +107,9 @@ class InfluenceFunctions(ParamsMixin):
         Between 0.1 and 1 a warning is issued unless ``"ignore"``.
     batch_size : int, optional
         Rows per vectorised gradient/HVP call: memory chunking only, it never changes a
-        result (default: the adapter's ``rows_per_call`` for the training samples' size,
-        resolved from the data in every ``fit``, whatever the adapter was called with before).
+        result (default: the adapter's ``rows_per_call`` for the training samples' size, at
+        most 256, resolved from the data in every ``fit`` whatever the adapter was called
+        with before; see ``TrainingObjective``).
 
     Attributes
     ----------

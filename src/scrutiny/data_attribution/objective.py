@@ -45,6 +45,14 @@ __all__ = ["TrainingObjective", "fit_to_optimum", "resolve_loss"]
 
 LOSSES = ("cross_entropy", "mse")
 
+#: default cap on the rows per vectorised gradient / HVP call. The adapter's ``rows_per_call``
+#: sizes prediction chunks by the input size alone (up to 2048 rows), but per-sample gradients
+#: and forward-over-reverse HVPs hold ``p`` values per row on top of the activations, so
+#: gradient work uses at most 256 rows per call. Chunking never changes a result beyond float
+#: round-off, but the training-set attack takes signs of near-zero perturbation influences, so
+#: its figures in ``benchmarks/data_attribution.py`` are reproduced with this fixed default.
+GRAD_ROWS = 256
+
 
 def resolve_loss(loss: Any) -> Callable[[Any, Any], Any]:
     """A per-sample loss ``loss(outputs, targets) -> (m,)`` from a name or a callable.
@@ -97,7 +105,7 @@ class TrainingObjective:
         Weights ``w_i >= 0`` (default 1). The normaliser stays ``1/n``.
     batch_size : int, optional
         Rows per vectorised call, memory chunking only (default: the adapter's
-        ``rows_per_call`` for this sample size).
+        ``rows_per_call`` for this sample size, at most ``GRAD_ROWS`` = 256).
     data_names : (str, str), default ("X", "y")
         Names of ``X`` and ``y`` in error messages.
 
@@ -146,7 +154,8 @@ class TrainingObjective:
         # rows per vectorised call, resolved from the sample size itself (never from the adapter's
         # state, which depends on what it was last called with); memory chunking only
         row_size = int(math.prod(self._X.shape[1:]))
-        self.batch_size = int(batch_size) if batch_size is not None else int(model.rows_per_call(row_size))
+        self.batch_size = (int(batch_size) if batch_size is not None
+                           else min(int(model.rows_per_call(row_size)), GRAD_ROWS))
         if sample_weight is None:
             w = np.ones(self.n)
         else:
