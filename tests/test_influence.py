@@ -371,8 +371,9 @@ def test_old_call_forms_warn_and_give_the_new_forms_results(lr_problem, exact_if
     with pytest.warns(DeprecationWarning, match=r"use InfluenceFunctions\(model, loss, \*\*params\)\.fit\(X_train, y_train\)"):
         old = InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=L2)
     assert "X_train" not in old.get_params() and old.get_params() == InfluenceFunctions(p["model"], l2=L2).get_params()
-    with pytest.warns(DeprecationWarning, match=r"fit\(\) without data is deprecated.*\.fit\(X_train, y_train\)"):
+    with pytest.warns(DeprecationWarning, match=r"fit\(\) without data is deprecated.*\.fit\(X_train, y_train\)") as rec:
         old.fit()
+    assert rec[0].filename == __file__  # the warning points at the caller's line
     np.testing.assert_array_equal(old.attribute(p["Xte"][:4], p["yte"][:4]).scores, new)
     with pytest.warns(DeprecationWarning, match="deprecated"):
         kw = InfluenceFunctions(p["model"], "cross_entropy", X_train=p["X"], y_train=p["y"], l2=L2)
@@ -397,6 +398,7 @@ def test_target_none_takes_the_loss_at_the_predicted_class(lr_problem, exact_if)
     wrong = pred != p["yte"][:30]
     assert not np.allclose(att.scores[wrong], exact_if.attribute(X, p["yte"][:30]).scores[wrong])
     np.testing.assert_allclose(exact_if.influence_up_loss(X[:3]), -N_TRAIN * att.scores[:3], rtol=1e-9, atol=1e-13)
+    np.testing.assert_array_equal(exact_if.attribute(X[:3], 4).scores, exact_if.attribute(X[:3], np.full(3, 4)).scores)
     mse = InfluenceFunctions(p["model"], "mse", check_optimum="ignore", l2=L2).fit(p["X"], np.eye(10)[p["y"]])
     with pytest.raises(InvalidParameterError, match="target=None takes the loss at the predicted class.*pass target="):
         mse.attribute(X[:2])

@@ -145,8 +145,10 @@ def test_old_call_forms_warn_and_give_the_new_forms_results(digits_mlp):
     new = RepresenterPoints(model, l2=0.01).fit(X, y)
     with pytest.warns(DeprecationWarning, match=r"use RepresenterPoints\(model, \*\*params\)\.fit\(X_train, y_train\)"):
         old = RepresenterPoints(model, X, y, l2=0.01)
-    with pytest.warns(DeprecationWarning, match=r"fit\(\) without data is deprecated"):
+    assert old.get_params() == RepresenterPoints(model, l2=0.01).get_params()
+    with pytest.warns(DeprecationWarning, match=r"fit\(\) without data is deprecated") as rec:
         old.fit()
+    assert rec[0].filename == __file__  # the warning points at the caller's line
     np.testing.assert_array_equal(old.alpha_, new.alpha_)
     # the old second positional argument of attribute is the new target (the class explained)
     a, b = old.attribute(Xte[:5], yte[:5]), new.attribute(Xte[:5], target=yte[:5])

@@ -45,7 +45,7 @@ def take_deprecated_data(owner: str, args: tuple, kwargs: dict, old: str, new: s
     return values.get("X_train"), values.get("y_train")
 
 
-def resolve_fit_data(obj: Any, X_train: Any, y_train: Any, new: str) -> tuple[Any, Any]:
+def resolve_fit_data(obj: Any, X_train: Any, y_train: Any, new: str, stacklevel: int = 3) -> tuple[Any, Any]:
     """``(X_train, y_train)`` for ``fit``: the arguments, or (deprecated) the constructor's data."""
     owner = type(obj).__name__
     if X_train is None and y_train is None:
@@ -54,7 +54,7 @@ def resolve_fit_data(obj: Any, X_train: Any, y_train: Any, new: str) -> tuple[An
             raise InvalidParameterError(
                 f"X_train and y_train are required: {new}. Pass the full training set the model was fitted on.")
         warnings.warn(f"{owner}.fit() without data is deprecated and will be removed in the next release; use {new}.",
-                      DeprecationWarning, stacklevel=3)
+                      DeprecationWarning, stacklevel=stacklevel)
         X_train, y_train = stored
     if X_train is None or y_train is None:
         missing = "X_train" if X_train is None else "y_train"

@@ -281,6 +281,9 @@ class InfluenceFunctions(ParamsMixin):
         if X is None:
             raise InvalidParameterError("X is required: the test inputs whose loss is attributed.")
         if target is not None:
+            if np.ndim(target) == 0 and not hasattr(target, "detach"):  # one label for every row
+                n = X.shape[0] if hasattr(X, "shape") else len(X)
+                return np.full(n, target)
             return target
         if isinstance(self.loss, str) and self.loss != "cross_entropy":
             raise InvalidParameterError(

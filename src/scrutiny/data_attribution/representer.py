@@ -202,7 +202,7 @@ class RepresenterPoints(ParamsMixin):
         """
         start = time.perf_counter()
         self._validate_params()
-        X_train, y_train = resolve_fit_data(self, X_train, y_train, _NEW_FORM)
+        X_train, y_train = resolve_fit_data(self, X_train, y_train, _NEW_FORM, stacklevel=4)  # under blas_guarded
         model = _wrap(self.model)
         require_capability(model, "features", "RepresenterPoints")
         if not isinstance(model, TorchModel) or model.output != "logit":
