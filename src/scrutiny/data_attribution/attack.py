@@ -197,11 +197,7 @@ def _check_targets(targets: Any, n_test: int) -> np.ndarray:
 
 def _predict(obj: Any, X: np.ndarray) -> np.ndarray:
     """Predicted class of ``X`` at the objective's parameters (float64)."""
-    import torch
-
-    Xt = torch.as_tensor(X, dtype=torch.float64)
-    with obj._eval(), torch.no_grad():
-        out = obj.forward(obj._theta_t(), Xt).numpy()
+    out = obj.outputs(X)
     if out.ndim == 1 or out.shape[1] == 1:
         return (out.reshape(-1) > 0).astype(np.int64)
     return out.argmax(axis=1).astype(np.int64)
