@@ -1,3 +1,5 @@
+# Kept whole (over 600 lines): one script reproduces the four data-attribution tables end to end, and its
+# sections share the models, the leave-one-out refits and the JSON record; split it when a section grows.
 """Training-data attribution: influence functions and representer points against real retraining.
 
 Sections (each prints a table; ``--json`` writes everything):
@@ -200,7 +202,7 @@ def build_models(d: dict, l2: float, seed: int, names: tuple[str, ...]) -> dict[
 
 
 def lissa_solver(depth: int) -> LiSSASolver:
-    return LiSSASolver(depth=depth, batch_size=128, random_state=0)
+    return LiSSASolver(depth=depth, minibatch_size=128, random_state=0)
 
 
 # --------------------------------------------------------------------------- 1. leave-one-out
@@ -277,7 +279,7 @@ def loo_section(d: dict, models: dict, l2: float, n_points: int, n_tests: int, l
         infs, fit_s = {}, {}
         for sname, solver in solvers.items():
             t0 = time.perf_counter()
-            infs[sname] = InfluenceFunctions(model, "cross_entropy", X, y, l2=l2, params=params, solver=solver).fit()
+            infs[sname] = InfluenceFunctions(model, "cross_entropy", l2=l2, params=params, solver=solver).fit(X, y)
             fit_s[sname] = time.perf_counter() - t0
         ex = infs["exact"]
         obj = ex.objective_
@@ -496,7 +498,7 @@ def cost_section(d: dict, models: dict, l2: float, n_tests: int, repeats: int, l
         def ours(solver: Any, model: Any = model) -> Any:
             def run() -> tuple[float, float, np.ndarray]:
                 t0 = time.perf_counter()
-                inf = InfluenceFunctions(model, "cross_entropy", X, y, l2=l2, solver=solver).fit()
+                inf = InfluenceFunctions(model, "cross_entropy", l2=l2, solver=solver).fit(X, y)
                 t1 = time.perf_counter()
                 S = inf.attribute(Xt, yt).scores
                 return t1 - t0, time.perf_counter() - t1, S
@@ -504,7 +506,7 @@ def cost_section(d: dict, models: dict, l2: float, n_tests: int, repeats: int, l
 
         def rps(model: Any = model) -> tuple[float, float, np.ndarray]:
             t0 = time.perf_counter()
-            r = RepresenterPoints(model, X, y, l2=l2).fit()
+            r = RepresenterPoints(model, l2=l2).fit(X, y)
             t1 = time.perf_counter()
             S = r.attribute(Xt).scores
             return t1 - t0, time.perf_counter() - t1, S

@@ -87,7 +87,7 @@ def test_selected_point_beats_other_points_attacked_the_same_way(problem, attack
 
     t = 0
     chosen = int(attacked.train_indices[t, 0])
-    inf = InfluenceFunctions(problem["model"], "cross_entropy", problem["X"], problem["y"], l2=L2).fit()
+    inf = InfluenceFunctions(problem["model"], "cross_entropy", l2=L2).fit(problem["X"], problem["y"])
     xt, yt = problem["Xte"][t:t + 1], problem["yte"][t:t + 1]
     others = [i for i in np.random.default_rng(1).choice(N_TRAIN, 4, replace=False) if i != chosen][:3]
     grads = inf.influence_pert_loss(xt, yt, others)[0]
@@ -154,7 +154,11 @@ def test_custom_retrain_and_result_object(problem):
     with pytest.raises(ValueError):
         res.loss_after[0] = 0.0
     d = json.loads(json.dumps(res.to_dict()))
-    assert d["strategy"] == "influence" and np.asarray(d["perturbations"]).shape == (2, 1, 1, 8, 8)
+    assert d["strategy"] == "influence" and d["arrays"]["perturbations"]["shape"] == [2, 1, 1, 8, 8]
+    back = AttackResult.from_dict(d)
+    np.testing.assert_array_equal(back.perturbations, res.perturbations)
+    np.testing.assert_array_equal(back.extras["seconds"], res.extras["seconds"])
+    assert back.params == res.params and back.flip_rate == res.flip_rate
     with pytest.raises(InvalidParameterError, match="retrain must return the retrained torch model"):
         _attack(problem, targets=[0], epsilon=0.05, retrain=lambda m, X, y: "done")
 
@@ -194,3 +198,26 @@ def test_bad_inputs_are_refused(problem):
     untrained = make_model("logistic", (1, 8, 8), 2, random_state=0).double()
     with pytest.raises(NotAtOptimumError, match="fit_to_optimum"):
         training_set_attack(untrained, "cross_entropy", p["X"], p["y"], p["Xte"], p["yte"], epsilon=0.1, l2=L2)
+
+
+def test_attack_result_saves_reloads_and_slices(attacked, tmp_path):
+    from scrutiny import load_result
+
+    path = attacked.save(tmp_path / "attack")
+    back = load_result(path)
+    assert type(back) is AttackResult and len(back) == len(attacked)
+    for f in dataclasses.fields(AttackResult):
+        a, b = getattr(attacked, f.name), getattr(back, f.name)
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+        elif f.name == "extras":
+            assert set(a) == set(b)
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k])
+        else:
+            assert a == b, f.name
+    np.testing.assert_array_equal(back.flipped, attacked.flipped)
+    first = attacked[1:3]
+    assert len(first) == 2 and np.array_equal(first.targets, attacked.targets[1:3])
+    np.testing.assert_array_equal(first.extras["gain"], attacked.extras["gain"][1:3])

@@ -109,17 +109,17 @@ def test_lissa_converges_to_the_damped_solution():
     B = np.random.default_rng(3).standard_normal((8, 3))
     batches = [np.random.default_rng(s).choice(400, 100, replace=False) for s in range(5)]
     scale = 1.2 * max(power_iteration(lambda V, idx=idx: bmv(V, idx), 8) for idx in batches)
-    X, info = lissa(bmv, B, 400, scale=scale, damping=0.2, depth=300, repeat=2, batch_size=100,
+    X, info = lissa(bmv, B, 400, scale=scale, damping=0.2, depth=300, repeat=2, minibatch_size=100,
                     rng=np.random.default_rng(0))
     exact = np.linalg.solve(H + 0.2 * np.eye(8), B)
     err = np.linalg.norm(X - exact) / np.linalg.norm(exact)
     assert err < 0.05 and info["tail_average"] == 0.5
     # the classical estimate (last iterate) keeps the variance floor that tail averaging removes
-    X0, _ = lissa(bmv, B, 400, scale=scale, damping=0.2, depth=300, repeat=2, batch_size=100,
+    X0, _ = lissa(bmv, B, 400, scale=scale, damping=0.2, depth=300, repeat=2, minibatch_size=100,
                   rng=np.random.default_rng(0), tail_average=0.0)
     assert np.linalg.norm(X0 - exact) / np.linalg.norm(exact) > 2 * err
     # each column's estimate does not depend on the other columns (same sampled batches)
-    x1, _ = lissa(bmv, B[:, 1], 400, scale=scale, damping=0.2, depth=300, repeat=2, batch_size=100,
+    x1, _ = lissa(bmv, B[:, 1], 400, scale=scale, damping=0.2, depth=300, repeat=2, minibatch_size=100,
                   rng=np.random.default_rng(0))
     np.testing.assert_allclose(x1, X[:, 1], rtol=1e-12)
 
@@ -127,7 +127,7 @@ def test_lissa_converges_to_the_damped_solution():
 def test_lissa_small_scale_is_reported_as_divergence():
     _, bmv = _sample_problem()
     with pytest.raises(LiSSADivergenceError, match=r"diverged.*increase scale"):
-        lissa(bmv, np.ones(8), 400, scale=0.05, depth=500, batch_size=50, rng=np.random.default_rng(0))
+        lissa(bmv, np.ones(8), 400, scale=0.05, depth=500, minibatch_size=50, rng=np.random.default_rng(0))
 
 
 def test_lanczos_extremes_bracket_the_spectrum():

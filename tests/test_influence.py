@@ -83,7 +83,7 @@ def lr_problem():
 @pytest.fixture(scope="module")
 def exact_if(lr_problem):
     p = lr_problem
-    return InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=L2).fit()
+    return InfluenceFunctions(p["model"], "cross_entropy", l2=L2).fit(p["X"], p["y"])
 
 
 # --------------------------------------------------------------------------- the oracle tests
@@ -174,8 +174,7 @@ def test_conventions_self_influence_and_up_loss(lr_problem, exact_if):
 
 def test_cg_agrees_with_exact(lr_problem, exact_if):
     p = lr_problem
-    cg = InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=L2,
-                            solver=CGSolver(rtol=1e-8)).fit()
+    cg = InfluenceFunctions(p["model"], "cross_entropy", l2=L2, solver=CGSolver(rtol=1e-8)).fit(p["X"], p["y"])
     X, y = p["Xte"][:20], p["yte"][:20]
     A = exact_if.attribute(X, y).scores
     att = cg.attribute(X, y)
@@ -191,17 +190,17 @@ def test_lissa_agrees_with_exact_and_detects_divergence(lr_problem, rng_guard):
     p = lr_problem
     X, y = p["Xte"][:10], p["yte"][:10]
     damping = 0.3  # keeps the recursion short: (1 - lambda_min/scale)^depth is negligible at depth 300
-    ex = InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=L2, damping=damping).fit()
-    li = InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=L2, damping=damping,
-                            solver=LiSSASolver(depth=300, batch_size=100, random_state=0)).fit()
+    ex = InfluenceFunctions(p["model"], "cross_entropy", l2=L2, damping=damping).fit(p["X"], p["y"])
+    li = InfluenceFunctions(p["model"], "cross_entropy", l2=L2, damping=damping,
+                            solver=LiSSASolver(depth=300, minibatch_size=100, random_state=0)).fit(p["X"], p["y"])
     A, B = ex.attribute(X, y).scores, li.attribute(X, y).scores
     err = np.linalg.norm(B - A) / np.linalg.norm(A)
     assert err < 0.05, f"LiSSA relative error {err:.3f}"
     assert np.corrcoef(A.ravel(), B.ravel())[0, 1] > 0.998
     assert li.diagnostics_["lissa_scale"] > ex.diagnostics_["max_eigenvalue"]  # auto scale covers the batches
     np.testing.assert_array_equal(li.attribute(X, y).scores, B)  # same seed, same result
-    bad = InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=L2,
-                             solver=LiSSASolver(scale=0.05, depth=200)).fit()
+    bad = InfluenceFunctions(p["model"], "cross_entropy", l2=L2,
+                             solver=LiSSASolver(scale=0.05, depth=200)).fit(p["X"], p["y"])
     with pytest.raises(LiSSADivergenceError, match=r"scale=0\.05 is below the curvature.*increase scale"):
         bad.attribute(X, y)
 
@@ -216,8 +215,8 @@ def test_last_layer_restriction_uses_closed_form(lr_problem):
     mlp = make_model("mlp", (64,), 10, hidden=(16,), activation="tanh").double()
     fit_to_optimum(mlp, "cross_entropy", p["X"], p["y"], params="last", l2=L2)
     kw = {"l2": L2, "params": "last"}
-    a = InfluenceFunctions(mlp, "cross_entropy", p["X"], p["y"], **kw).fit()
-    b = InfluenceFunctions(mlp, "cross_entropy", p["X"], p["y"], solver=ExactSolver(hessian="autograd"), **kw).fit()
+    a = InfluenceFunctions(mlp, "cross_entropy", **kw).fit(p["X"], p["y"])
+    b = InfluenceFunctions(mlp, "cross_entropy", solver=ExactSolver(hessian="autograd"), **kw).fit(p["X"], p["y"])
     assert a.diagnostics_["hessian_method"] == "closed_form" and b.diagnostics_["hessian_method"] == "autograd"
     assert a.objective_.names == ["classifier.weight", "classifier.bias"]
     np.testing.assert_allclose(a.attribute(p["Xte"][:3], p["yte"][:3]).scores,
@@ -232,13 +231,13 @@ def test_not_at_optimum_is_refused_or_warned(lr_problem):
     p = lr_problem
     far = _linear(p["theta"] * 0.5)
     with pytest.raises(NotAtOptimumError, match=r"not at an optimum.*stationarity_ratio=.*fit_to_optimum"):
-        InfluenceFunctions(far, "cross_entropy", p["X"], p["y"], l2=L2).fit()
+        InfluenceFunctions(far, "cross_entropy", l2=L2).fit(p["X"], p["y"])
     with pytest.warns(ConvergenceWarning, match="not at an optimum"):
-        inf = InfluenceFunctions(far, "cross_entropy", p["X"], p["y"], l2=L2, check_optimum="warn").fit()
+        inf = InfluenceFunctions(far, "cross_entropy", l2=L2, check_optimum="warn").fit(p["X"], p["y"])
     assert inf.stationarity_ratio_ > 1
     # a wrong l2 is the same mistake: the model is not at the optimum of the stated objective
     with pytest.raises(NotAtOptimumError):
-        InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=0.1).fit()
+        InfluenceFunctions(p["model"], "cross_entropy", l2=0.1).fit(p["X"], p["y"])
 
 
 def test_indefinite_hessian_is_reported_with_damping_advice():
@@ -254,10 +253,10 @@ def test_indefinite_hessian_is_reported_with_damping_advice():
     with torch.no_grad():
         lin.weight.zero_()
     with pytest.raises(IndefiniteHessianError, match=r"not positive definite.*pass damping>="):
-        InfluenceFunctions(lin, saddle, X, y).fit()
+        InfluenceFunctions(lin, saddle).fit(X, y)
     with pytest.raises(IndefiniteHessianError, match="damping"):
-        InfluenceFunctions(lin, saddle, X, y, solver="cg").fit()
-    lam = InfluenceFunctions(lin, saddle, X, y, check_optimum="ignore", damping=5.0).fit().diagnostics_
+        InfluenceFunctions(lin, saddle, solver="cg").fit(X, y)
+    lam = InfluenceFunctions(lin, saddle, check_optimum="ignore", damping=5.0).fit(X, y).diagnostics_
     assert lam["min_eigenvalue"] < 0
 
 
@@ -267,26 +266,26 @@ def test_bad_inputs_are_reported(lr_problem, exact_if):
     p = lr_problem
     m = p["model"]
     with pytest.raises(InvalidParameterError, match=r"y_train must have one entry per row of X_train \(500\)"):
-        InfluenceFunctions(m, "cross_entropy", p["X"], p["y"][:-3], l2=L2).fit()
-    with pytest.raises(InvalidParameterError, match=r"X_test.*per-sample shape \(64,\)"):
+        InfluenceFunctions(m, "cross_entropy", l2=L2).fit(p["X"], p["y"][:-3])
+    with pytest.raises(InvalidParameterError, match=r"^X: .*per-sample shape \(64,\)"):
         exact_if.attribute(p["Xte"][:2, :10], p["yte"][:2])
-    with pytest.raises(InvalidParameterError, match=r"y_test must have one entry per row of X_test"):
+    with pytest.raises(InvalidParameterError, match=r"target must have one entry per row of X"):
         exact_if.attribute(p["Xte"][:2], p["yte"][:3])
     with pytest.raises(InvalidParameterError, match="damping must be a float in"):
-        InfluenceFunctions(m, "cross_entropy", p["X"], p["y"], damping=-1.0).fit()
+        InfluenceFunctions(m, "cross_entropy", damping=-1.0).fit(p["X"], p["y"])
     with pytest.raises(InvalidParameterError, match="solver must be 'exact', 'cg', 'lissa'"):
-        InfluenceFunctions(m, "cross_entropy", p["X"], p["y"], solver="newton").fit()
-    with pytest.raises(InvalidParameterError, match="X_train and y_train are required"):
+        InfluenceFunctions(m, "cross_entropy", solver="newton").fit(p["X"], p["y"])
+    with pytest.raises(InvalidParameterError, match=r"X_train and y_train are required.*\.fit\(X_train, y_train\)"):
         InfluenceFunctions(m, "cross_entropy").fit()
     with pytest.raises(NotFittedError, match="fit"):
-        InfluenceFunctions(m, "cross_entropy", p["X"], p["y"]).attribute(p["Xte"][:1], p["yte"][:1])
+        InfluenceFunctions(m, "cross_entropy").attribute(p["Xte"][:1], p["yte"][:1])
     with pytest.raises(InvalidParameterError, match="train_indices"):
         exact_if.influence_up_params([N_TRAIN + 5])
     sk = LogisticRegression().fit(p["X"], p["y"])
     with pytest.raises(CapabilityError, match="per_sample_grads"):
-        InfluenceFunctions(sk, "cross_entropy", p["X"], p["y"]).fit()
+        InfluenceFunctions(sk, "cross_entropy").fit(p["X"], p["y"])
     with pytest.raises(InvalidParameterError, match="max_params"):
-        InfluenceFunctions(m, "cross_entropy", p["X"], p["y"], l2=L2, solver=ExactSolver(max_params=100)).fit()
+        InfluenceFunctions(m, "cross_entropy", l2=L2, solver=ExactSolver(max_params=100)).fit(p["X"], p["y"])
 
 
 def test_mislabel_detection_ranks_flips_first():
@@ -323,10 +322,10 @@ def test_float32_zoo_model_last_layer_after_fit_to_optimum(lr_problem):
     model = make_model("mlp", (1, 8, 8), 10, hidden=(16,), activation="tanh")  # float32
     train_model(model, X, y, epochs=2, lr=3e-3, random_state=0)
     with pytest.raises(NotAtOptimumError):
-        InfluenceFunctions(model, "cross_entropy", X, y, params="last", l2=L2).fit()
+        InfluenceFunctions(model, "cross_entropy", params="last", l2=L2).fit(X, y)
     info = fit_to_optimum(model, "cross_entropy", X, y, params="last", l2=L2)
     assert info["grad_norm"] < 1e-9 and next(model.parameters()).dtype.is_floating_point
-    inf = InfluenceFunctions(model, "cross_entropy", X, y, params="last", l2=L2).fit()
+    inf = InfluenceFunctions(model, "cross_entropy", params="last", l2=L2).fit(X, y)
     assert inf.stationarity_ratio_ < 1e-3  # float32 rounding of the written-back optimum only
     att = inf.attribute(d.X[1500:1503], d.y[1500:1503])
     assert att.scores.shape == (3, 400) and np.isfinite(att.scores).all()
@@ -343,7 +342,7 @@ def test_leave_one_out_on_the_full_digits_split():
     n = len(y)
     Y = np.eye(10)[y]
     th = _newton(X, Y, np.ones(n), L2, np.zeros((10, 65)))
-    inf = InfluenceFunctions(_linear(th), "cross_entropy", X, y, l2=L2).fit()
+    inf = InfluenceFunctions(_linear(th), "cross_entropy", l2=L2).fit(X, y)
     losses = _ce(th, Xte, yte)
     for t in np.argsort(-losses)[:3]:
         s = inf.attribute(Xte[t:t + 1], yte[t:t + 1]).scores[0]
@@ -354,3 +353,150 @@ def test_leave_one_out_on_the_full_digits_split():
             w[i] = 0.0
             actual.append(_ce(_newton(X, Y, w, L2, th), Xte[t:t + 1], yte[t:t + 1])[0] - losses[t])
         assert np.corrcoef(s[top], actual)[0, 1] >= 0.999
+
+
+# --------------------------------------------------------------------------- protocol and contract
+
+
+def _threads():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted((p["user_api"], p["num_threads"]) for p in threadpool_info())
+
+
+def test_old_call_forms_warn_and_give_the_new_forms_results(lr_problem, exact_if):
+    p = lr_problem
+    new = exact_if.attribute(p["Xte"][:4], p["yte"][:4]).scores
+    with pytest.warns(DeprecationWarning, match=r"use InfluenceFunctions\(model, loss, \*\*params\)\.fit\(X_train, y_train\)"):
+        old = InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], l2=L2)
+    assert "X_train" not in old.get_params() and old.get_params() == InfluenceFunctions(p["model"], l2=L2).get_params()
+    with pytest.warns(DeprecationWarning, match=r"fit\(\) without data is deprecated.*\.fit\(X_train, y_train\)") as rec:
+        old.fit()
+    assert rec[0].filename == __file__  # the warning points at the caller's line
+    np.testing.assert_array_equal(old.attribute(p["Xte"][:4], p["yte"][:4]).scores, new)
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        kw = InfluenceFunctions(p["model"], "cross_entropy", X_train=p["X"], y_train=p["y"], l2=L2)
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        np.testing.assert_array_equal(kw.fit().attribute(p["Xte"][:4], p["yte"][:4]).scores, new)
+    with pytest.raises(InvalidParameterError, match=r"unexpected keyword.*'X_tr'"):
+        InfluenceFunctions(p["model"], "cross_entropy", X_tr=p["X"])
+    with pytest.raises(InvalidParameterError, match="hyper-parameters as keywords"):
+        InfluenceFunctions(p["model"], "cross_entropy", p["X"], p["y"], "exact")
+
+
+def test_target_none_takes_the_loss_at_the_predicted_class(lr_problem, exact_if):
+    p = lr_problem
+    X = p["Xte"][:30]
+    Z = np.hstack([X, np.ones((30, 1))]) @ p["theta"].T
+    pred = Z.argmax(axis=1)
+    assert (pred != p["yte"][:30]).any()  # some test points are misclassified: the two targets differ
+    att = exact_if.attribute(X)
+    np.testing.assert_array_equal(att.target, pred)
+    np.testing.assert_array_equal(att.scores, exact_if.attribute(X, pred).scores)
+    np.testing.assert_allclose(att.extras["test_loss"], _ce(p["theta"], X, pred), rtol=1e-10)
+    wrong = pred != p["yte"][:30]
+    assert not np.allclose(att.scores[wrong], exact_if.attribute(X, p["yte"][:30]).scores[wrong])
+    np.testing.assert_allclose(exact_if.influence_up_loss(X[:3]), -N_TRAIN * att.scores[:3], rtol=1e-9, atol=1e-13)
+    np.testing.assert_array_equal(exact_if.attribute(X[:3], 4).scores, exact_if.attribute(X[:3], np.full(3, 4)).scores)
+    mse = InfluenceFunctions(p["model"], "mse", check_optimum="ignore", l2=L2).fit(p["X"], np.eye(10)[p["y"]])
+    with pytest.raises(InvalidParameterError, match="target=None takes the loss at the predicted class.*pass target="):
+        mse.attribute(X[:2])
+
+
+def test_params_clone_repr_and_save_round_trip(lr_problem, exact_if, tmp_path, rng_guard):
+    from sklearn.base import clone
+
+    from scrutiny import load_result
+    from scrutiny.explanation import DataAttribution
+
+    p = lr_problem
+    solver = LiSSASolver(depth=50, minibatch_size=50, random_state=3)
+    inf = InfluenceFunctions(p["model"], "cross_entropy", l2=L2, damping=0.3, solver=solver)
+    assert repr(inf) == ("InfluenceFunctions(Linear(in_features=64, out_features=10, bias=True), "
+                         "solver=LiSSASolver(depth=50, minibatch_size=50, random_state=3), l2=0.01, damping=0.3)")
+    assert repr(solver) == "LiSSASolver(depth=50, minibatch_size=50, random_state=3)"
+    params = inf.get_params()
+    assert inf.set_params(**params) is inf and inf.get_params() == params
+    with pytest.raises(InvalidParameterError, match="has no parameter 'lamda'"):
+        inf.set_params(lamda=1.0)
+    with pytest.raises(InvalidParameterError, match="has no parameter 'batch_size'"):
+        solver.set_params(batch_size=1)
+    before = _threads()
+    twin = clone(inf)
+    assert twin is not inf and twin.solver is not solver and twin.get_params()["solver"].get_params() == solver.get_params()
+    X, y = p["Xte"][:5], p["yte"][:5]
+    a = inf.fit(p["X"], p["y"]).attribute(X, y)
+    b = twin.fit(p["X"], p["y"]).attribute(X, y)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(inf.self_influence(np.arange(5)), twin.self_influence(np.arange(5)))
+    assert not hasattr(solver, "scale_")  # the given solver object is never fitted in place
+    assert _threads() == before
+    back = load_result(a.save(tmp_path / "influence"))
+    assert isinstance(back, DataAttribution)
+    np.testing.assert_array_equal(back.scores, a.scores)
+    np.testing.assert_array_equal(back.target, a.target)
+    assert back.params == a.params and back.method == a.method
+    # a parameter changed with set_params is validated at fit time
+    with pytest.raises(InvalidParameterError, match="l2 must be a float in"):
+        clone(inf).set_params(l2=-1.0).fit(p["X"], p["y"])
+
+
+def test_lissa_batch_size_is_the_deprecated_name_of_minibatch_size(lr_problem):
+    p = lr_problem
+    with pytest.warns(DeprecationWarning, match=r"LiSSASolver\(minibatch_size=\.\.\.\)"):
+        old = LiSSASolver(depth=40, batch_size=60, random_state=1)
+    assert old.get_params()["minibatch_size"] == 60 and "batch_size" not in old.get_params()
+    new = LiSSASolver(depth=40, minibatch_size=60, random_state=1)
+    X, y = p["Xte"][:3], p["yte"][:3]
+    kw = {"l2": L2, "damping": 0.3}
+    a = InfluenceFunctions(p["model"], solver=old, **kw).fit(p["X"], p["y"]).attribute(X, y).scores
+    b = InfluenceFunctions(p["model"], solver=new, **kw).fit(p["X"], p["y"]).attribute(X, y).scores
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(InvalidParameterError, match="unexpected keyword"):
+        LiSSASolver(minibatch=3)
+
+
+def test_predict_first_does_not_change_rows_per_call_or_results(lr_problem):
+    """The rows per vectorised call come from the training samples, not from what the adapter saw last."""
+    import torch
+
+    from scrutiny.models import as_model
+
+    p = lr_problem
+    fresh, used = (as_model(p["model"], dtype=torch.float64) for _ in range(2))
+    used.predict(p["Xte"][:3])
+    used.predict(p["Xte"])
+    X, y = p["Xte"][:6], p["yte"][:6]
+    a = InfluenceFunctions(fresh, l2=L2).fit(p["X"], p["y"])
+    b = InfluenceFunctions(used, l2=L2).fit(p["X"], p["y"])
+    assert a.objective_.batch_size == b.objective_.batch_size == min(fresh.rows_per_call(64), 256)
+    np.testing.assert_array_equal(a.attribute(X, y).scores, b.attribute(X, y).scores)
+    np.testing.assert_array_equal(a.attribute(X).scores, b.attribute(X).scores)
+    np.testing.assert_array_equal(a.self_influence(), b.self_influence())
+    # batch_size is memory chunking only: a small one gives the same scores
+    c = InfluenceFunctions(p["model"], l2=L2, batch_size=7).fit(p["X"], p["y"])
+    assert c.objective_.batch_size == 7
+    np.testing.assert_allclose(c.attribute(X, y).scores, a.attribute(X, y).scores, rtol=1e-9, atol=1e-15)
+
+
+def test_mislabel_detection_result_saves_and_reloads(tmp_path):
+    from scrutiny import load_result
+    from scrutiny.data_attribution import MislabelDetectionResult, mislabel_detection_curve
+
+    rng = np.random.default_rng(1)
+    flipped = np.zeros(50, bool)
+    flipped[rng.choice(50, 8, replace=False)] = True
+    res = mislabel_detection_curve({"loss": flipped + rng.random(50)}, flipped, random_state=2, params={"seed": 2})
+    back = load_result(res.save(tmp_path / "mislabel"))
+    assert type(back) is MislabelDetectionResult
+    np.testing.assert_array_equal(back.fractions_checked, res.fractions_checked)
+    for name in ("found", "scores"):
+        assert set(getattr(back, name)) == set(getattr(res, name)) == {"loss", "random"}
+        for k in getattr(res, name):
+            np.testing.assert_array_equal(getattr(back, name)[k], getattr(res, name)[k])
+    assert back.auc == res.auc and back.n_flipped == 8 and back.n_train == 50 and back.params == {"seed": 2}
+    np.testing.assert_array_equal(back.ranking("loss"), res.ranking("loss"))
+    assert back.table() == res.table()
+    with pytest.raises(InvalidParameterError, match=r"scores\['x'\] must have shape \(50,\)"):
+        MislabelDetectionResult(res.fractions_checked, res.found, res.auc, {"x": np.ones(3)}, 8, 50)

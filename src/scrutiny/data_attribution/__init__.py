@@ -1,6 +1,13 @@
 """Training-data attribution: influence functions, representer points and their Hessian machinery.
 
-* :class:`InfluenceFunctions` (Koh & Liang 2017): ``attribute(X_test, y_test)`` gives
+One protocol: ``Method(model, **params).fit(X_train, y_train) -> self``, then
+``attribute(X, target=None) -> DataAttribution``; ``target`` is the label at which the test
+loss is taken (None: the model's predicted class). Hyper-parameters live in ``__init__``
+(``get_params`` / ``set_params`` / ``sklearn.base.clone`` work), fitted state ends in ``_``.
+The old form with the training data in the constructor and ``fit()`` without arguments still
+works for one release and raises a ``DeprecationWarning``.
+
+* :class:`InfluenceFunctions` (Koh & Liang 2017): ``attribute(X, target)`` gives
   ``(1/n) g_t^T (H + damping I)^{-1} g_i``, the predicted change of the test loss when a
   training point is removed (positive = helpful); self-influence, ``I_up,params``,
   ``I_up,loss``, ``I_pert,loss``; exact (Cholesky, closed-form GLM Hessians), block-CG and

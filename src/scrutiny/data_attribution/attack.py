@@ -35,7 +35,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -47,16 +47,18 @@ from .._validation import (
     validate_params,
 )
 from ..exceptions import InvalidParameterError, ModelError
+from ..explanation import Result
 from ..explanation import read_only_copy as _frozen
 
 __all__ = ["AttackResult", "training_set_attack"]
 
 
-
-
-@dataclasses.dataclass(frozen=True)
-class AttackResult:
+@dataclasses.dataclass(frozen=True, eq=False)
+class AttackResult(Result):
     """Outcome of :func:`training_set_attack`, one row per targeted test point.
+
+    A :class:`~scrutiny.explanation.Result`: ``save(path)`` / ``scrutiny.load_result(path)``,
+    ``to_dict`` / ``from_dict``, and slicing by target (``res[0]``, ``res[:3]``).
 
     Attributes
     ----------
@@ -99,6 +101,12 @@ class AttackResult:
     params: dict = dataclasses.field(default_factory=dict)
     extras: dict = dataclasses.field(default_factory=dict)
 
+    _PER_SAMPLE: ClassVar[tuple[str, ...]] = (
+        "targets", "labels", "train_indices", "perturbations", "pred_before", "pred_after", "loss_before",
+        "loss_after", "predicted_change")
+    _ARRAYS: ClassVar[tuple[str, ...]] = _PER_SAMPLE
+    _N_FIELD: ClassVar[str] = "targets"
+
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         ints = ("targets", "labels", "pred_before", "pred_after")
@@ -120,9 +128,6 @@ class AttackResult:
         set_(self, "epsilon", float(self.epsilon))
         set_(self, "params", dict(self.params))
         set_(self, "extras", {k: (_frozen(v) if isinstance(v, np.ndarray) else v) for k, v in self.extras.items()})
-
-    def __len__(self) -> int:
-        return int(self.targets.shape[0])
 
     @property
     def actual_change(self) -> np.ndarray:
@@ -154,15 +159,6 @@ class AttackResult:
                 "flip_rate_of_correct": float(np.mean(self.flipped[correct])) if correct.any() else float("nan"),
                 "mean_actual_change": float(a.mean()), "mean_predicted_change": float(p.mean()),
                 "pearson_predicted_actual": corr, "max_abs_perturbation": self.max_abs_perturbation}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (perturbations included)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for k, v in list(out.items()):
-            if isinstance(v, np.ndarray):
-                out[k] = v.tolist()
-        out["extras"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.extras.items()}
-        return out
 
 
 # --------------------------------------------------------------------------- the attack
@@ -201,11 +197,7 @@ def _check_targets(targets: Any, n_test: int) -> np.ndarray:
 
 def _predict(obj: Any, X: np.ndarray) -> np.ndarray:
     """Predicted class of ``X`` at the objective's parameters (float64)."""
-    import torch
-
-    Xt = torch.as_tensor(X, dtype=torch.float64)
-    with obj._eval(), torch.no_grad():
-        out = obj.forward(obj._theta_t(), Xt).numpy()
+    out = obj.outputs(X)
     if out.ndim == 1 or out.shape[1] == 1:
         return (out.reshape(-1) > 0).astype(np.int64)
     return out.argmax(axis=1).astype(np.int64)
@@ -323,7 +315,7 @@ def training_set_attack(model: Any, loss: Any, X_train: Any, y_train: Any, X_tes
     rng = check_random_state(random_state)
 
     inf_kw = {"solver": solver, "l2": l2, "damping": damping, "params": params, "batch_size": batch_size}
-    clean = InfluenceFunctions(model, loss, Xtr, y_train, check_optimum=check_optimum, **inf_kw).fit()
+    clean = InfluenceFunctions(model, loss, check_optimum=check_optimum, **inf_kw).fit(Xtr, y_train)
     obj = clean.objective_
     ytr = obj._y.numpy()
     loss_before = obj.loss_values(Xte[tgt], yte[tgt], names=("X_test", "y_test"))
@@ -382,7 +374,7 @@ def training_set_attack(model: Any, loss: Any, X_train: Any, y_train: Any, X_tes
                     f"{type(out).__name__}.")
             work = work if out is None else out
             if strategy == "influence" and s + 1 < steps:
-                cur = InfluenceFunctions(work, loss, Xp, ytr, check_optimum="ignore", **inf_kw).fit()
+                cur = InfluenceFunctions(work, loss, check_optimum="ignore", **inf_kw).fit(Xp, ytr)
                 direction = np.sign(cur.influence_pert_loss(xt, yt, idx)[0])
         if retrain is None:
             grad_norms[row] = last_fit["grad_norm"]

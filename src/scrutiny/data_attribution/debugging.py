@@ -26,21 +26,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._validation import check_array, check_random_state
 from ..exceptions import InvalidParameterError
+from ..explanation import Result, read_only_copy
 
 __all__ = ["MislabelDetectionResult", "detect_mislabeled", "mislabel_detection_curve"]
 
 METHODS = ("self_influence", "representer", "loss", "random")
 
 
-@dataclasses.dataclass(frozen=True)
-class MislabelDetectionResult:
+@dataclasses.dataclass(frozen=True, eq=False)
+class MislabelDetectionResult(Result):
     """Fraction of flipped labels found versus fraction of the training set checked.
+
+    A :class:`~scrutiny.explanation.Result`: ``save(path)`` / ``scrutiny.load_result(path)``,
+    ``to_dict`` / ``from_dict`` (the scores included).
 
     Attributes
     ----------
@@ -64,6 +68,23 @@ class MislabelDetectionResult:
     n_train: int
     params: dict = dataclasses.field(default_factory=dict)
 
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("fractions_checked",)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "fractions_checked", read_only_copy(self.fractions_checked))
+        set_(self, "found", {str(k): read_only_copy(v) for k, v in self.found.items()})
+        set_(self, "scores", {str(k): read_only_copy(v) for k, v in self.scores.items()})
+        set_(self, "auc", {str(k): float(v) for k, v in self.auc.items()})
+        set_(self, "n_flipped", int(self.n_flipped))
+        set_(self, "n_train", int(self.n_train))
+        set_(self, "params", dict(self.params))
+        f = self.fractions_checked.shape
+        for name, curves, shape in (("found", self.found, f), ("scores", self.scores, (self.n_train,))):
+            for key, value in curves.items():
+                if value.shape != shape:
+                    raise InvalidParameterError(f"{name}[{key!r}] must have shape {shape}; got {value.shape}.")
+
     def ranking(self, method: str) -> np.ndarray:
         """Training indices in checking order (most suspicious first) for ``method``."""
         if method not in self.scores:
@@ -79,12 +100,6 @@ class MislabelDetectionResult:
             lines.append(f"{f:7.2f} | " + " | ".join(f"{self.found[m][i]:14.3f}" for m in methods))
         lines.append("    AUC | " + " | ".join(f"{self.auc[m]:14.3f}" for m in methods))
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        return {"fractions_checked": self.fractions_checked.tolist(),
-                "found": {k: v.tolist() for k, v in self.found.items()}, "auc": dict(self.auc),
-                "n_flipped": self.n_flipped, "n_train": self.n_train, "params": dict(self.params)}
 
 
 def mislabel_detection_curve(scores: Mapping[str, Any], is_flipped: Any, *,
@@ -166,9 +181,10 @@ def detect_mislabeled(model: Any, X_train: Any, y_train: Any, is_flipped: Any, *
         head is fitted to the (noisy) labels, so with ``representer_l2 == l2`` and a model at
         its optimum the fine-tuned head *is* the model's last layer and
         ``|alpha_{i, y_i}| = (1 - p_{i, y_i}) / (l2 n)``: the representer ranking then equals the
-        loss ranking exactly. A larger ``representer_l2`` makes it differ (on digits it was
-        slightly worse than the loss); fitting the head to the model's predictions instead
-        ranks flipped labels *last* (AUC about 0.06), so it is not offered here.
+        loss ranking exactly. A larger ``representer_l2`` makes it differ. Fitting the head to
+        the model's predictions instead ranks flipped labels last rather than first, so it is
+        not offered here; ``benchmarks/data_attribution.py``
+        (section 2) prints the rankings' recovery curves.
     fractions, random_state
         As in :func:`mislabel_detection_curve`.
 
@@ -186,13 +202,13 @@ def detect_mislabeled(model: Any, X_train: Any, y_train: Any, is_flipped: Any, *
     scores: dict[str, np.ndarray] = {}
     info: dict[str, Any] = {"methods": list(methods), "l2": float(l2), "damping": float(damping)}
     if "self_influence" in methods:
-        inf = InfluenceFunctions(model, loss, X_train, y_train, solver=solver, l2=l2, damping=damping,
-                                 params=influence_params, check_optimum=check_optimum).fit()
+        inf = InfluenceFunctions(model, loss, solver=solver, l2=l2, damping=damping,
+                                 params=influence_params, check_optimum=check_optimum).fit(X_train, y_train)
         scores["self_influence"] = inf.self_influence()
         info["stationarity_ratio"] = inf.stationarity_ratio_
     if "representer" in methods:
         rl2 = representer_l2 if representer_l2 is not None else (l2 if l2 > 0 else 0.006)
-        rps = RepresenterPoints(model, X_train, y_train, l2=rl2, fit_to="labels").fit()
+        rps = RepresenterPoints(model, l2=rl2, fit_to="labels").fit(X_train, y_train)
         scores["representer"] = rps.importance_
         info["representer_l2"] = float(rl2)
         info["representer_stationarity_residual"] = rps.stationarity_residual_

@@ -38,15 +38,16 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import Interval, Options, check_is_fitted, validate_params
+from .._threads import blas_guard, blas_guarded
+from .._validation import Interval, Options, ParamsMixin, check_is_fitted
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ..explanation import DataAttribution
-from .._threads import blas_guard, blas_guarded
 from ..models import as_model, require_capability
+from ._protocol import resolve_fit_data, take_deprecated_data
 from .hessian import NotAtOptimumError
 from .objective import TrainingObjective
 from .solvers import make_solver
@@ -62,8 +63,15 @@ CONVENTION = (
 _MAX_GRAD_BYTES = 4e9
 
 
-class InfluenceFunctions:
+_NEW_FORM = "InfluenceFunctions(model, loss, **params).fit(X_train, y_train)"
+_OLD_FORM = "InfluenceFunctions(model, loss, X_train, y_train, ...).fit()"
+
+
+class InfluenceFunctions(ParamsMixin):
     """Influence of each training point on each test loss, for a model at an optimum.
+
+    ``InfluenceFunctions(model, loss, **params).fit(X_train, y_train)``, then
+    ``attribute(X, target=None)``.
 
     Parameters
     ----------
@@ -72,9 +80,6 @@ class InfluenceFunctions:
     loss : {"cross_entropy", "mse"} or callable, default "cross_entropy"
         ``loss(outputs, targets) -> (m,)`` per-sample losses (no reduction), the loss the
         model was trained with.
-    X_train : array-like of shape (n_train, ...)
-    y_train : array-like of shape (n_train, ...)
-        The training set the model was fitted on (all of it: ``H`` averages over it).
     solver : {"exact", "cg", "lissa"} or solver object, default "exact"
         How ``(H + damping I)^{-1}`` is applied: ``"exact"`` forms ``H`` (in closed form, layer
         by layer, for an MLP or a last-layer selection) and factorises it once (up to ~10^4
@@ -82,7 +87,7 @@ class InfluenceFunctions:
         ``"cg"`` runs block conjugate gradients on Hessian-vector products, all test
         points at once; ``"lissa"`` the stochastic LiSSA recursion. Pass
         ``ExactSolver(...)``, ``CGSolver(rtol=..., maxiter=...)`` or
-        ``LiSSASolver(scale=..., depth=..., repeat=..., batch_size=..., random_state=...)``
+        ``LiSSASolver(scale=..., depth=..., repeat=..., minibatch_size=..., random_state=...)``
         for options.
     l2 : float, default 0
         The L2 strength the model was trained with: the objective is
@@ -101,7 +106,10 @@ class InfluenceFunctions:
         predicts the optimiser's remaining progress as much as the point's effect.
         Between 0.1 and 1 a warning is issued unless ``"ignore"``.
     batch_size : int, optional
-        Rows per vectorised gradient/HVP call (default: the model's batch size).
+        Rows per vectorised gradient/HVP call: memory chunking only, it never changes a
+        result (default: the adapter's ``rows_per_call`` for the training samples' size, at
+        most 256, resolved from the data in every ``fit`` whatever the adapter was called
+        with before; see ``TrainingObjective``).
 
     Attributes
     ----------
@@ -140,18 +148,33 @@ class InfluenceFunctions:
 
     Examples
     --------
-    >>> inf = InfluenceFunctions(model, "cross_entropy", X_train, y_train, l2=1e-2).fit()  # doctest: +SKIP
-    >>> att = inf.attribute(X_test[:5], y_test[:5])                                        # doctest: +SKIP
+    >>> inf = InfluenceFunctions(model, "cross_entropy", l2=1e-2).fit(X_train, y_train)  # doctest: +SKIP
+    >>> att = inf.attribute(X_test[:5], y_test[:5])  # loss at the true labels           # doctest: +SKIP
+    >>> inf.attribute(X_test[:5])                     # loss at the predicted classes     # doctest: +SKIP
     >>> att.proponents(k=3)        # the 3 most helpful training points per test point    # doctest: +SKIP
     """
 
-    def __init__(self, model: Any, loss: Any = "cross_entropy", X_train: Any = None, y_train: Any = None, *,
-                 solver: Any = "exact", l2: float = 0.0, damping: float = 0.0, params: Any = None,
-                 check_optimum: str = "raise", batch_size: int | None = None):
+    _constraints: ClassVar[dict[str, list]] = {
+        "loss": [Options("cross_entropy", "mse"), "callable"],
+        "l2": [Interval(float, 0, None)], "damping": [Interval(float, 0, None)],
+        "params": [None, "str", list, tuple],
+        "check_optimum": [Options("raise", "warn", "ignore")],
+        "batch_size": [Interval(int, 1, None), None]}
+    _hints: ClassVar[dict[str, str]] = {
+        "loss": "Pass a callable loss(outputs, targets) returning one loss per sample for anything else.",
+        "l2": "Pass the L2 strength the model was trained with (torch weight_decay), 0 for none.",
+        "damping": "damping is a Tikhonov term added to H; use 0 for a convex model, 1e-3..1e-1 otherwise.",
+        "params": "Pass None (all trainable parameters), 'last' (the last linear layer) or a list of names."}
+
+    def __init__(self, model: Any, loss: Any = "cross_entropy", *args: Any, solver: Any = "exact",
+                 l2: float = 0.0, damping: float = 0.0, params: Any = None, check_optimum: str = "raise",
+                 batch_size: int | None = None, **kwargs: Any):
+        # *args / **kwargs only carry the deprecated constructor data (X_train, y_train)
+        data = take_deprecated_data("InfluenceFunctions", args, kwargs, _OLD_FORM, _NEW_FORM)
+        if data is not None:
+            self._deprecated_data = data
         self.model = model
         self.loss = loss
-        self.X_train = X_train
-        self.y_train = y_train
         self.solver = solver
         self.l2 = l2
         self.damping = damping
@@ -160,8 +183,14 @@ class InfluenceFunctions:
         self.batch_size = batch_size
 
     # ------------------------------------------------------------------ fit
-    def fit(self) -> InfluenceFunctions:
+    def fit(self, X_train: Any = None, y_train: Any = None) -> InfluenceFunctions:
         """Validate, compute and cache the training gradients and the solver state; check the optimum.
+
+        Parameters
+        ----------
+        X_train : array-like of shape (n_train, ...)
+        y_train : array-like of shape (n_train, ...)
+            The training set the model was fitted on (all of it: ``H`` averages over it).
 
         Returns
         -------
@@ -175,24 +204,13 @@ class InfluenceFunctions:
             If ``H + damping I`` is not positive definite.
         """
         start = time.perf_counter()
-        validate_params("InfluenceFunctions", {
-            "l2": self.l2, "damping": self.damping, "check_optimum": self.check_optimum,
-            "batch_size": self.batch_size}, {
-            "l2": [Interval(float, 0, None)], "damping": [Interval(float, 0, None)],
-            "check_optimum": [Options("raise", "warn", "ignore")],
-            "batch_size": [Interval(int, 1, None), None]}, {
-            "l2": "Pass the L2 strength the model was trained with (torch weight_decay), 0 for none.",
-            "damping": "damping is a Tikhonov term added to H; use 0 for a convex model, 1e-3..1e-1 otherwise."})
-        if self.X_train is None or self.y_train is None:
-            raise InvalidParameterError(
-                "X_train and y_train are required: InfluenceFunctions(model, loss, X_train, y_train, ...). Pass "
-                "the full training set the model was fitted on."
-            )
+        self._validate_params()
+        X_train, y_train = resolve_fit_data(self, X_train, y_train, _NEW_FORM)
         solver = make_solver(self.solver)
         model = as_model(self.model)
         require_capability(model, "per_sample_grads", "InfluenceFunctions")
         with blas_guard(model):  # one forward pass checks the loss
-            obj = TrainingObjective(model, self.loss, self.X_train, self.y_train, params=self.params, l2=self.l2,
+            obj = TrainingObjective(model, self.loss, X_train, y_train, params=self.params, l2=self.l2,
                                     batch_size=self.batch_size, data_names=("X_train", "y_train"))
         if obj.n < 2:
             raise InvalidParameterError(f"X_train must hold at least 2 samples; got {obj.n}.")
@@ -258,10 +276,26 @@ class InfluenceFunctions:
     def _solve(self, B: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         return self.solver_.solve(B)
 
-    def _test_grads(self, X_test: Any, y_test: Any) -> np.ndarray:
-        if X_test is None or y_test is None:
-            raise InvalidParameterError("X_test and y_test are required (the test loss is L(f(x_test), y_test)).")
-        return self.objective_.per_sample_grads(X_test, y_test, names=("X_test", "y_test"))
+    def _targets(self, X: Any, target: Any) -> Any:
+        """The labels at which the test loss is taken: ``target``, or the model's predicted class."""
+        if X is None:
+            raise InvalidParameterError("X is required: the test inputs whose loss is attributed.")
+        if target is not None:
+            if np.ndim(target) == 0 and not hasattr(target, "detach"):  # one label for every row
+                n = X.shape[0] if hasattr(X, "shape") else len(X)
+                return np.full(n, target)
+            return target
+        if isinstance(self.loss, str) and self.loss != "cross_entropy":
+            raise InvalidParameterError(
+                f"target=None takes the loss at the predicted class, which needs a classifier; with loss="
+                f"{self.loss!r} pass target= (the values at which the test loss is evaluated).")
+        out = self.objective_.outputs(X)
+        if out.ndim == 1 or out.shape[1] == 1:
+            return (out.reshape(-1) > 0).astype(np.int64)
+        return out.argmax(axis=1).astype(np.int64)
+
+    def _test_grads(self, X: Any, target: Any) -> np.ndarray:
+        return self.objective_.per_sample_grads(X, target, names=("X", "target"))
 
     def _params_record(self) -> dict[str, Any]:
         loss = self.loss if isinstance(self.loss, str) else f"<callable {getattr(self.loss, '__qualname__', '?')}>"
@@ -273,29 +307,32 @@ class InfluenceFunctions:
 
     # ------------------------------------------------------------------ public API
     @blas_guarded
-    def attribute(self, X_test: Any, y_test: Any) -> DataAttribution:
+    def attribute(self, X: Any, target: Any = None) -> DataAttribution:
         """Influence of every training point on the loss of every test point.
 
         Parameters
         ----------
-        X_test : array-like of shape (n_test, ...)
-        y_test : array-like of shape (n_test, ...)
-            The labels the test loss is evaluated at (true labels, or the predicted class
-            to explain a prediction).
+        X : array-like of shape (n_test, ...)
+        target : array-like of shape (n_test, ...), optional
+            The labels the test loss is evaluated at (the true labels, to explain the test
+            loss). None: the model's predicted class (to explain a prediction; classifiers
+            only). Passing ``y_test`` second, as before, is this argument.
 
         Returns
         -------
         DataAttribution
             ``scores`` of shape (n_test, n_train), ``(1/n) g_t^T (H + damping I)^{-1} g_i``:
             positive = helpful (removing the point raises the test loss). ``target`` is
-            ``y_test`` for integer labels. ``extras``: ``test_loss`` (n_test,),
+            the labels used, for integer labels. ``extras``: ``test_loss`` (n_test,),
             ``solver_residual`` (n_test,) for CG, and the fit diagnostics.
         """
         self._fitted()
-        Gt = self._test_grads(X_test, y_test)
+        self._validate_params()
+        y_test = self._targets(X, target)
+        Gt = self._test_grads(X, y_test)
         S, info = self._solve(Gt.T)
         scores = (self.train_grads_ @ S).T / self.objective_.n
-        test_loss = self.objective_.loss_values(X_test, y_test, names=("X_test", "y_test"))
+        test_loss = self.objective_.loss_values(X, y_test, names=("X", "target"))
         extras: dict[str, Any] = {"test_loss": test_loss}
         if "residuals" in info:
             extras["solver_residual"] = np.asarray(info["residuals"], dtype=np.float64)
@@ -369,15 +406,15 @@ class InfluenceFunctions:
         S, _ = self._solve(self.train_grads_[idx].T)
         return -S.T
 
-    def influence_up_loss(self, X_test: Any, y_test: Any) -> np.ndarray:
+    def influence_up_loss(self, X: Any, target: Any = None) -> np.ndarray:
         """Koh & Liang's ``I_up,loss(z_i, z_t) = -g_t^T (H + damping I)^{-1} g_i``, shape (n_test, n_train).
 
-        Equal to ``-n * attribute(X_test, y_test).scores`` (up-weighting, not removal; not divided by n).
+        Equal to ``-n * attribute(X, target).scores`` (up-weighting, not removal; not divided by n).
         """
-        return -self.objective_.n * self.attribute(X_test, y_test).scores
+        return -self.objective_.n * self.attribute(X, target).scores
 
     @blas_guarded
-    def influence_pert_loss(self, X_test: Any, y_test: Any, train_indices: Any = None) -> np.ndarray:
+    def influence_pert_loss(self, X: Any, target: Any = None, train_indices: Any = None) -> np.ndarray:
         """Koh & Liang's ``I_pert,loss(z_i, z_t) = -grad_x [g_t^T (H + damping I)^{-1} grad_theta L(x_i, y_i)]``.
 
         Moving training input ``x_i`` to ``x_i + delta`` changes the test loss by about
@@ -387,7 +424,7 @@ class InfluenceFunctions:
 
         Parameters
         ----------
-        X_test, y_test : test inputs (n_test, ...) and targets
+        X, target : test inputs (n_test, ...) and the labels of their loss (None: predicted class)
         train_indices : array-like of int, optional
             Training points whose inputs are differentiated (default: all).
 
@@ -397,7 +434,7 @@ class InfluenceFunctions:
         """
         self._fitted()
         idx = self._indices(train_indices)
-        S, _ = self._solve(self._test_grads(X_test, y_test).T)
+        S, _ = self._solve(self._test_grads(X, self._targets(X, target)).T)
         obj = self.objective_
         Xi = obj._X[idx].numpy()
         yi = obj._y[idx].numpy()

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -44,6 +44,14 @@ from ..models import TorchModel, as_model, require_capability
 __all__ = ["TrainingObjective", "fit_to_optimum", "resolve_loss"]
 
 LOSSES = ("cross_entropy", "mse")
+
+#: default cap on the rows per vectorised gradient / HVP call. The adapter's ``rows_per_call``
+#: sizes prediction chunks by the input size alone (up to 2048 rows), but per-sample gradients
+#: and forward-over-reverse HVPs hold ``p`` values per row on top of the activations, so
+#: gradient work uses at most 256 rows per call. Chunking never changes a result beyond float
+#: round-off, but the training-set attack takes signs of near-zero perturbation influences, so
+#: its figures in ``benchmarks/data_attribution.py`` are reproduced with this fixed default.
+GRAD_ROWS = 256
 
 
 def resolve_loss(loss: Any) -> Callable[[Any, Any], Any]:
@@ -96,7 +104,8 @@ class TrainingObjective:
     sample_weight : array-like of shape (n,), optional
         Weights ``w_i >= 0`` (default 1). The normaliser stays ``1/n``.
     batch_size : int, optional
-        Rows per vectorised call (default: the model's batch size).
+        Rows per vectorised call, memory chunking only (default: the adapter's
+        ``rows_per_call`` for this sample size, at most ``GRAD_ROWS`` = 256).
     data_names : (str, str), default ("X", "y")
         Names of ``X`` and ``y`` in error messages.
 
@@ -110,6 +119,11 @@ class TrainingObjective:
         The selected parameters at construction (float64).
     """
 
+    #: the parameters checked at construction (scrutiny's one constraint format, see ``_validation``)
+    _constraints: ClassVar[dict[str, list]] = {"l2": [Interval(float, 0, None)],
+                                               "batch_size": [Interval(int, 1, None), None]}
+    _hints: ClassVar[dict[str, str]] = {"l2": "Pass the L2 strength the model was trained with (0 for none)."}
+
     def __init__(self, model: Any, loss: Any, X: Any, y: Any, *, params: Any = None, l2: float = 0.0,
                  sample_weight: Any = None, batch_size: int | None = None,
                  data_names: tuple[str, str] = ("X", "y")):
@@ -118,14 +132,11 @@ class TrainingObjective:
         if not isinstance(model, TorchModel):
             model = as_model(model)
         require_capability(model, "per_sample_grads", "TrainingObjective")
-        validate_params("TrainingObjective", {"l2": l2, "batch_size": batch_size},
-                        {"l2": [Interval(float, 0, None)], "batch_size": [Interval(int, 1, None), None]},
-                        {"l2": "Pass the L2 strength the model was trained with (0 for none)."})
+        validate_params("TrainingObjective", {"l2": l2, "batch_size": batch_size}, self._constraints, self._hints)
         self.model = model
         self.module = model.module
         self.loss_fn = resolve_loss(loss)
         self.l2 = float(l2)
-        self.batch_size = int(batch_size or model.rows_per_call(int(np.prod(np.shape(X)[1:]))))
         self.names = model.parameter_names(params)
         if not self.names:
             raise InvalidParameterError(f"params={params!r} selects no parameters; select at least one.")
@@ -140,6 +151,11 @@ class TrainingObjective:
         self._fixed = {n: (t.to(torch.float64) if t.is_floating_point() else t) for n, t in fixed.items()}
         self._X, self._y = self.prepare_data(X, y, *data_names)
         self.n = int(self._X.shape[0])
+        # rows per vectorised call, resolved from the sample size itself (never from the adapter's
+        # state, which depends on what it was last called with); memory chunking only
+        row_size = int(math.prod(self._X.shape[1:]))
+        self.batch_size = (int(batch_size) if batch_size is not None
+                           else min(int(model.rows_per_call(row_size)), GRAD_ROWS))
         if sample_weight is None:
             w = np.ones(self.n)
         else:
@@ -154,8 +170,8 @@ class TrainingObjective:
         self._check_loss()
 
     # ------------------------------------------------------------------ plumbing
-    def prepare_data(self, X: Any, y: Any, xname: str, yname: str) -> tuple[Any, Any]:
-        """Validate ``(X, y)`` against the model and convert to float64 / int64 tensors."""
+    def prepare_inputs(self, X: Any, xname: str = "X") -> Any:
+        """Validate ``X`` against the model and convert it to a float64 tensor."""
         import torch
 
         try:
@@ -164,6 +180,14 @@ class TrainingObjective:
             raise InvalidParameterError(f"{xname}: {exc}") from exc
         if self.model.input_shape_ is None:
             self.model.input_shape_ = tuple(Xa.shape[1:])
+        return torch.as_tensor(Xa, dtype=torch.float64)
+
+    def prepare_data(self, X: Any, y: Any, xname: str, yname: str) -> tuple[Any, Any]:
+        """Validate ``(X, y)`` against the model and convert to float64 / int64 tensors."""
+        import torch
+
+        Xt = self.prepare_inputs(X, xname)
+        Xa = Xt.numpy()
         ya = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)
         if ya.ndim == 0 or ya.shape[0] != Xa.shape[0]:
             raise InvalidParameterError(
@@ -174,7 +198,6 @@ class TrainingObjective:
             raise InvalidParameterError(f"{yname} must be numeric (class indices or real targets); got dtype {ya.dtype}.")
         if np.issubdtype(ya.dtype, np.floating) and not np.isfinite(ya).all():
             raise InvalidParameterError(f"{yname} contains NaN or inf.")
-        Xt = torch.as_tensor(Xa, dtype=torch.float64)
         if np.issubdtype(ya.dtype, np.integer) or np.issubdtype(ya.dtype, np.bool_):
             yt = torch.as_tensor(ya.astype(np.int64))
         else:
@@ -249,6 +272,18 @@ class TrainingObjective:
         with self._eval(), torch.no_grad():
             for sl in self._batches(Xt.shape[0]):
                 out.append(self._losses(th, Xt[sl], yt[sl]).numpy())
+        return np.concatenate(out)
+
+    def outputs(self, X: Any = None, theta: Any = None, *, name: str = "X") -> np.ndarray:
+        """Module outputs ``f(x_i; theta)`` in float64 (training set by default), shape (m, ...)."""
+        import torch
+
+        Xt = self._X if X is None else self.prepare_inputs(X, name)
+        th = self._theta_t(theta)
+        out = []
+        with self._eval(), torch.no_grad():
+            for sl in self._batches(Xt.shape[0]):
+                out.append(self.forward(th, Xt[sl]).numpy())
         return np.concatenate(out)
 
     def value_and_gradient(self, theta: Any = None) -> tuple[float, np.ndarray]:

@@ -42,24 +42,19 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.sparse.linalg import LinearOperator, cg
 from scipy.special import expit, log_expit, log_softmax, softmax
 
-from .._validation import (
-    Interval,
-    Options,
-    check_is_fitted,
-    check_target,
-    validate_params,
-)
+from .._threads import blas_guarded
+from .._validation import Interval, Options, ParamsMixin, check_is_fitted, check_target
 from ..exceptions import CapabilityError, ConvergenceWarning, InvalidParameterError
 from ..explanation import DataAttribution
-from .._threads import blas_guarded
 from ..models import TorchModel, as_model, require_capability
+from ._protocol import resolve_fit_data, take_deprecated_data
 
 __all__ = ["Decomposition", "RepresenterPoints", "SensitivityDecomposition"]
 
@@ -89,26 +84,36 @@ class SensitivityDecomposition(NamedTuple):
     target: int
 
 
-def _wrap(model: Any, batch_size: int | None) -> Any:
+def _wrap(model: Any) -> Any:
     """``as_model`` that keeps a torch module's own floating dtype (float64 modules stay float64)."""
     if isinstance(model, TorchModel) or not hasattr(model, "parameters"):
         return as_model(model) if not isinstance(model, TorchModel) else model
     first = next(iter(model.parameters()), None)
     dtype = first.dtype if first is not None and first.is_floating_point() else None
-    return as_model(model, batch_size=batch_size, dtype=dtype)
+    return as_model(model, dtype=dtype)
 
 
-class RepresenterPoints:
+def _chunked(fn: Any, X: np.ndarray, rows: int | None) -> np.ndarray:
+    """``fn(X)`` evaluated on at most ``rows`` rows at a time (all at once if None): memory only."""
+    if rows is None or X.shape[0] <= rows:
+        return fn(X)
+    return np.concatenate([fn(X[s:s + rows]) for s in range(0, X.shape[0], rows)], axis=0)
+
+
+_NEW_FORM = "RepresenterPoints(model, **params).fit(X_train, y_train)"
+_OLD_FORM = "RepresenterPoints(model, X_train, y_train, ...).fit()"
+
+
+class RepresenterPoints(ParamsMixin):
     """Representer values of training points for the predictions of a network's last layer.
+
+    ``RepresenterPoints(model, **params).fit(X_train, y_train)``, then ``attribute(X, target=None)``.
 
     Parameters
     ----------
     model : torch.nn.Module or TorchModel
         A network whose output is its last ``torch.nn.Linear`` layer applied to the penultimate
         features (``model.features(x)``, or the input of that layer), e.g. any zoo model.
-    X_train : array-like of shape (n_train, ...)
-    y_train : array-like of shape (n_train,)
-        Integer labels (used when ``fit_to="labels"``; checked in any case).
     l2 : float, default 0.006
         L2 strength of the fine-tuning, regulariser ``(l2/2) ||W||^2`` (paper's ``lambda = l2/2``;
         0.006 is the reference code's ``lambda = 0.003``). Larger values make the fine-tuned
@@ -124,7 +129,8 @@ class RepresenterPoints:
     max_iter : int, default 1000
         L-BFGS iterations before the Newton-CG polish.
     batch_size : int, optional
-        Rows per forward pass.
+        Rows per forward pass (memory chunking only; also honoured when ``model`` is a
+        ``TorchModel``, whose own ``batch_size`` then bounds the rows of each inner call).
 
     Attributes
     ----------
@@ -152,17 +158,26 @@ class RepresenterPoints:
 
     Examples
     --------
-    >>> rps = RepresenterPoints(model, X_train, y_train).fit()      # doctest: +SKIP
+    >>> rps = RepresenterPoints(model).fit(X_train, y_train)        # doctest: +SKIP
     >>> att = rps.attribute(X_test[:3])                             # doctest: +SKIP
     >>> att.proponents(5), att.opponents(5)                         # doctest: +SKIP
     """
 
-    def __init__(self, model: Any, X_train: Any = None, y_train: Any = None, *, l2: float = 0.006,
-                 bias: str = "regularized", fit_to: str = "predictions", tol: float = 1e-8, max_iter: int = 1000,
-                 batch_size: int | None = None):
+    _constraints: ClassVar[dict[str, list]] = {
+        "l2": [Interval(float, 0, None, closed="neither")], "bias": [Options("regularized", "free", "none")],
+        "fit_to": [Options("predictions", "labels")], "tol": [Interval(float, 0, None, closed="neither")],
+        "max_iter": [Interval(int, 1, None)], "batch_size": [Interval(int, 1, None), None]}
+    _hints: ClassVar[dict[str, str]] = {
+        "l2": "The theorem needs L2 regularisation; 0.006 is the reference code's setting (lambda = 0.003)."}
+
+    def __init__(self, model: Any, *args: Any, l2: float = 0.006, bias: str = "regularized",
+                 fit_to: str = "predictions", tol: float = 1e-8, max_iter: int = 1000,
+                 batch_size: int | None = None, **kwargs: Any):
+        # *args / **kwargs only carry the deprecated constructor data (X_train, y_train)
+        data = take_deprecated_data("RepresenterPoints", args, kwargs, _OLD_FORM, _NEW_FORM)
+        if data is not None:
+            self._deprecated_data = data
         self.model = model
-        self.X_train = X_train
-        self.y_train = y_train
         self.l2 = l2
         self.bias = bias
         self.fit_to = fit_to
@@ -172,24 +187,30 @@ class RepresenterPoints:
 
     # ------------------------------------------------------------------ fit
     @blas_guarded
-    def fit(self) -> RepresenterPoints:
-        """Extract features, fine-tune the last layer to a stationary point, compute ``alpha``."""
+    def fit(self, X_train: Any = None, y_train: Any = None) -> RepresenterPoints:
+        """Extract features, fine-tune the last layer to a stationary point, compute ``alpha``.
+
+        Parameters
+        ----------
+        X_train : array-like of shape (n_train, ...)
+        y_train : array-like of shape (n_train,)
+            Integer labels (used when ``fit_to="labels"``; checked in any case).
+
+        Returns
+        -------
+        self
+        """
         start = time.perf_counter()
-        validate_params("RepresenterPoints", vars(self), {
-            "l2": [Interval(float, 0, None, closed="neither")], "bias": [Options("regularized", "free", "none")],
-            "fit_to": [Options("predictions", "labels")], "tol": [Interval(float, 0, None, closed="neither")],
-            "max_iter": [Interval(int, 1, None)], "batch_size": [Interval(int, 1, None), None]},
-            {"l2": "The theorem needs L2 regularisation; 0.006 is the reference code's setting (lambda = 0.003)."})
-        if self.X_train is None or self.y_train is None:
-            raise InvalidParameterError("X_train and y_train are required: RepresenterPoints(model, X_train, y_train).")
-        model = _wrap(self.model, self.batch_size)
+        self._validate_params()
+        X_train, y_train = resolve_fit_data(self, X_train, y_train, _NEW_FORM, stacklevel=4)  # under blas_guarded
+        model = _wrap(self.model)
         require_capability(model, "features", "RepresenterPoints")
         if not isinstance(model, TorchModel) or model.output != "logit":
             raise CapabilityError("RepresenterPoints needs a torch model returning logits (output='logit').")
         _, layer = model.last_linear()
-        X = model.check_input(self.X_train)
-        Fm = model.features(X)
-        Z0 = model.predict(X)
+        X = model.check_input(X_train)
+        Fm = _chunked(model.features, X, self.batch_size)
+        Z0 = _chunked(model.predict, X, self.batch_size)
         W0 = layer.weight.detach().double().cpu().numpy()
         b0 = (layer.bias.detach().double().cpu().numpy() if layer.bias is not None else np.zeros(W0.shape[0]))
         if Fm.shape[1] != W0.shape[1] or Z0.shape[1] != W0.shape[0]:
@@ -204,7 +225,7 @@ class RepresenterPoints:
                 "RepresenterPoints decomposes that layer. Pass features= to as_model to name the layer whose output "
                 "feeds the last Linear, and make sure nothing follows it."
             )
-        y = np.asarray(self.y_train)
+        y = np.asarray(y_train)
         c = Z0.shape[1]
         y = check_target(y, Fm.shape[0], max(c, 2), name="y_train")
         if self.fit_to == "labels":
@@ -214,7 +235,6 @@ class RepresenterPoints:
         T = T.reshape(-1, 1) if c == 1 else T
         self.train_features_ = Fm
         self._single = c == 1
-        self._T = T
         self._solve(Fm, T, W0, b0)
         P = self._probs(self._phi(Fm))
         self.alpha_ = -(P - T) / (self.l2 * Fm.shape[0])
@@ -337,28 +357,31 @@ class RepresenterPoints:
     def _fitted(self) -> None:
         check_is_fitted(self, ["alpha_", "coef_"])
 
-    def _test_features(self, X_test: Any, name: str = "X_test") -> np.ndarray:
-        if X_test is None:
+    def _check(self, X: Any, name: str) -> np.ndarray:
+        if X is None:
             raise InvalidParameterError(f"{name} is required.")
         try:
-            return self.model_.features(self.model_.check_input(X_test))
+            return self.model_.check_input(X)
         except InvalidParameterError as exc:
             raise InvalidParameterError(f"{name}: {exc}") from exc
 
+    def _test_features(self, X: Any, name: str = "X") -> np.ndarray:
+        return _chunked(self.model_.features, self._check(X, name), self.batch_size)
+
     @blas_guarded
-    def kernel(self, X_test: Any) -> np.ndarray:
+    def kernel(self, X: Any) -> np.ndarray:
         """``k(x_i, x_t)`` for every test and training point, shape (n_test, n_train)."""
         self._fitted()
-        Ft = self._kernel_features(self._test_features(X_test))
+        Ft = self._kernel_features(self._test_features(X))
         return Ft @ self._kernel_features(self.train_features_).T
 
     @blas_guarded
-    def representer_values(self, X_test: Any) -> np.ndarray:
+    def representer_values(self, X: Any) -> np.ndarray:
         """All representer values ``alpha_ij k(x_i, x_t)``, shape (n_test, n_train, c).
 
         Memory is ``n_test * n_train * c`` floats; :meth:`attribute` keeps one class per test point.
         """
-        K = self.kernel(X_test)
+        K = self.kernel(X)
         return K[:, :, None] * self.alpha_[None, :, :]
 
     @blas_guarded
@@ -380,15 +403,15 @@ class RepresenterPoints:
         return Decomposition(pre, rec, float(np.abs(pre - rec).max()))
 
     @blas_guarded
-    def attribute(self, X_test: Any, target: Any = None) -> DataAttribution:
+    def attribute(self, X: Any, target: Any = None) -> DataAttribution:
         """Representer values of every training point for one class per test point.
 
         Parameters
         ----------
-        X_test : array-like of shape (n_test, ...)
+        X : array-like of shape (n_test, ...)
         target : int or array-like of shape (n_test,), optional
             Class explained per test point (default: the fine-tuned head's predicted class; for a
-            single-logit model, output 0).
+            single-logit model, output 0). Passing ``y_test`` second, as before, is this argument.
 
         Returns
         -------
@@ -400,7 +423,9 @@ class RepresenterPoints:
             ``stationarity_residual``, ``l2``, ``intercept`` (the target's free bias, per test point).
         """
         self._fitted()
-        Fm = self._test_features(X_test)
+        self._validate_params()
+        Xc = self._check(X, "X")
+        Fm = _chunked(self.model_.features, Xc, self.batch_size)
         c = self.alpha_.shape[1]
         pre = self._phi(Fm)
         if target is None:
@@ -411,7 +436,7 @@ class RepresenterPoints:
         rows = np.arange(Fm.shape[0])
         intercept = self.intercept_[target] if self.bias == "free" else np.zeros(Fm.shape[0])
         pre_t = pre[rows, target]
-        orig = self.model_.predict(self.model_.check_input(X_test))[rows, target]
+        orig = _chunked(self.model_.predict, Xc, self.batch_size)[rows, target]
         extras = {"pre_activation": pre_t, "original_output": orig,
                   "decomposition_error": np.abs(scores.sum(axis=1) + intercept - pre_t),
                   "intercept": intercept, "stationarity_residual": self.stationarity_residual_, "l2": float(self.l2)}

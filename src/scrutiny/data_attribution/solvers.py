@@ -18,11 +18,12 @@ References
 from __future__ import annotations
 
 import copy
-from typing import Any
+import warnings
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import Interval, Options, check_random_state, validate_params
+from .._validation import Interval, Options, ParamsMixin, check_random_state
 from ..exceptions import InvalidParameterError
 from .hessian import (
     IndefiniteHessianError,
@@ -37,11 +38,14 @@ from .hessian import (
 __all__ = ["CGSolver", "ExactSolver", "LiSSASolver", "make_solver"]
 
 
-class _Solver:
+class _Solver(ParamsMixin):
     """A way of applying ``(H + damping I)^{-1}``; stateless until :meth:`prepare`.
 
-    The influence estimator calls ``prepare(problem, damping)`` once in ``fit`` and
-    ``solve(B)`` for every batch of test gradients.
+    The influence estimator calls ``prepare(problem, damping)`` once in ``fit`` (on a copy
+    of the solver it was given) and ``solve(B)`` for every batch of test gradients. The
+    constructor arguments are hyper-parameters (``get_params`` / ``set_params`` / ``repr``
+    from :class:`~scrutiny._validation.ParamsMixin`), checked against ``_constraints`` in
+    ``prepare``; state set by ``prepare`` ends in ``_``.
     """
 
     name = "base"
@@ -53,12 +57,8 @@ class _Solver:
         raise NotImplementedError
 
     def params(self) -> dict[str, Any]:
-        """The constructor arguments (fitted state excluded)."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
+        """The constructor arguments (the same as :meth:`get_params`)."""
+        return self.get_params()
 
 
 class ExactSolver(_Solver):
@@ -79,15 +79,15 @@ class ExactSolver(_Solver):
     """
 
     name = "exact"
+    _constraints: ClassVar[dict[str, list]] = {"hessian": [Options("auto", "closed_form", "autograd")],
+                                               "max_params": [Interval(int, 1, None)]}
 
     def __init__(self, hessian: str = "auto", max_params: int = 10000):
         self.hessian = hessian
         self.max_params = max_params
 
     def prepare(self, problem: Any, damping: float) -> dict[str, Any]:
-        validate_params("ExactSolver", {"hessian": self.hessian, "max_params": self.max_params},
-                        {"hessian": [Options("auto", "closed_form", "autograd")],
-                         "max_params": [Interval(int, 1, None)]})
+        self._validate_params()
         if problem.p > self.max_params:
             raise InvalidParameterError(
                 f"solver='exact' forms a {problem.p} x {problem.p} Hessian, above max_params={self.max_params}. "
@@ -125,6 +125,10 @@ class CGSolver(_Solver):
     """
 
     name = "cg"
+    _constraints: ClassVar[dict[str, list]] = {
+        "rtol": [Interval(float, 0, None, closed="neither")], "maxiter": [Interval(int, 1, None)],
+        "block_size": [Interval(int, 1, None)], "eigenvalues": ["boolean"],
+        "lanczos_steps": [Interval(int, 2, None)]}
 
     def __init__(self, rtol: float = 1e-6, maxiter: int = 1000, block_size: int = 64, eigenvalues: bool = True,
                  lanczos_steps: int = 60):
@@ -135,10 +139,7 @@ class CGSolver(_Solver):
         self.lanczos_steps = lanczos_steps
 
     def prepare(self, problem: Any, damping: float) -> dict[str, Any]:
-        validate_params("CGSolver", vars(self), {
-            "rtol": [Interval(float, 0, None, closed="neither")], "maxiter": [Interval(int, 1, None)],
-            "block_size": [Interval(int, 1, None)], "eigenvalues": ["boolean"],
-            "lanczos_steps": [Interval(int, 2, None)]})
+        self._validate_params()
         self._problem, self._damping = problem, float(damping)
         out: dict[str, Any] = {}
         if self.eigenvalues:
@@ -181,8 +182,9 @@ class LiSSASolver(_Solver):
         Recursion depth ``T``; the bias decays like ``(1 - lambda_min/scale)^T``.
     repeat : int, default 1
         Independent runs averaged.
-    batch_size : int, default 64
-        Training points per mini-batch HVP.
+    minibatch_size : int, default 64
+        Training points per mini-batch HVP (the sampled mini-batch changes the estimate; it
+        is not memory chunking). ``batch_size=`` is its deprecated former name.
     random_state : int, numpy Generator or None, default 0
         Seed of the mini-batch sampling (a fresh Generator per solve: same seed, same result).
     n_scale_batches : int, default 5
@@ -191,27 +193,39 @@ class LiSSASolver(_Solver):
     """
 
     name = "lissa"
+    _constraints: ClassVar[dict[str, list]] = {
+        "scale": [Interval(float, 0, None, closed="neither"), None], "depth": [Interval(int, 1, None)],
+        "repeat": [Interval(int, 1, None)], "minibatch_size": [Interval(int, 1, None)],
+        "random_state": ["random_state"], "n_scale_batches": [Interval(int, 1, None)],
+        "tail_average": [Interval(float, 0, 1, closed="left")]}
 
-    def __init__(self, scale: float | None = None, depth: int = 1000, repeat: int = 1, batch_size: int = 64,
-                 random_state: Any = 0, n_scale_batches: int = 5, tail_average: float = 0.5):
+    def __init__(self, scale: float | None = None, depth: int = 1000, repeat: int = 1, minibatch_size: int = 64,
+                 random_state: Any = 0, n_scale_batches: int = 5, tail_average: float = 0.5, **deprecated: Any):
+        if deprecated:
+            unknown = sorted(set(deprecated) - {"batch_size"})
+            if unknown:
+                raise InvalidParameterError(
+                    f"LiSSASolver got unexpected keyword argument(s) {unknown}; valid parameters are "
+                    f"{', '.join(self._get_param_names())}.")
+            warnings.warn("LiSSASolver(batch_size=...) is deprecated and will be removed in the next release; "
+                          "use LiSSASolver(minibatch_size=...) (the sampled mini-batch changes the result; "
+                          "batch_size means memory chunking everywhere else in scrutiny).",
+                          DeprecationWarning, stacklevel=2)
+            minibatch_size = deprecated["batch_size"]
         self.scale = scale
         self.depth = depth
         self.repeat = repeat
-        self.batch_size = batch_size
+        self.minibatch_size = minibatch_size
         self.random_state = random_state
         self.n_scale_batches = n_scale_batches
         self.tail_average = tail_average
 
     def prepare(self, problem: Any, damping: float) -> dict[str, Any]:
-        validate_params("LiSSASolver", vars(self), {
-            "scale": [Interval(float, 0, None, closed="neither"), None], "depth": [Interval(int, 1, None)],
-            "repeat": [Interval(int, 1, None)], "batch_size": [Interval(int, 1, None)],
-            "random_state": ["random_state"], "n_scale_batches": [Interval(int, 1, None)],
-            "tail_average": [Interval(float, 0, 1, closed="left")]})
+        self._validate_params()
         self._problem, self._damping = problem, float(damping)
         if self.scale is None:
             rng = check_random_state(self.random_state)
-            bs = min(self.batch_size, problem.n)
+            bs = min(self.minibatch_size, problem.n)
             lams = []
             for _ in range(self.n_scale_batches):
                 idx = rng.choice(problem.n, size=bs, replace=False)
@@ -224,7 +238,7 @@ class LiSSASolver(_Solver):
     def solve(self, B: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         rng = check_random_state(self.random_state)
         X, info = lissa(self._problem.batch_hvp, B, self._problem.n, scale=self.scale_, damping=self._damping,
-                        depth=self.depth, repeat=self.repeat, batch_size=self.batch_size, rng=rng,
+                        depth=self.depth, repeat=self.repeat, minibatch_size=self.minibatch_size, rng=rng,
                         tail_average=self.tail_average)
         return X, info
 
