@@ -282,7 +282,7 @@ def test_bad_inputs_are_reported(lr_problem, exact_if):
     with pytest.raises(InvalidParameterError, match="train_indices"):
         exact_if.influence_up_params([N_TRAIN + 5])
     sk = LogisticRegression().fit(p["X"], p["y"])
-    with pytest.raises(CapabilityError, match="per_sample_grads"):
+    with pytest.raises(CapabilityError, match="trainable"):
         InfluenceFunctions(sk, "cross_entropy").fit(p["X"], p["y"])
     with pytest.raises(InvalidParameterError, match="max_params"):
         InfluenceFunctions(m, "cross_entropy", l2=L2, solver=ExactSolver(max_params=100)).fit(p["X"], p["y"])

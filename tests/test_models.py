@@ -170,16 +170,23 @@ def test_features_method_on_module_is_used_and_last_layer_reproduces_logits():
     np.testing.assert_allclose(logits, model.predict(X), atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:TorchModel.per_sample_grads is deprecated")
 def test_per_sample_grads_match_closed_form_for_softmax_regression(logistic_trio):
+    from scrutiny.data_attribution import TrainingObjective
+
     X, y = logistic_trio["X"][:10], logistic_trio["y"][:10]
     model = wrap(logistic_trio, "torch", batch_size=4)
     loss = lambda out, t: torch.nn.functional.cross_entropy(out, t, reduction="none")  # noqa: E731
-    G = model.per_sample_grads(X, y, loss)
+    with pytest.warns(DeprecationWarning, match="TrainingObjective"):
+        G = model.per_sample_grads(X, y, loss)
+    # the one implementation the deprecated method points to gives the same closed form
+    G_objective = TrainingObjective(model, "cross_entropy", X, y).per_sample_grads()
     P = model.predict_proba(X)
     R = P - np.eye(3)[y]  # dL/dlogits
     expected = np.concatenate([np.einsum("nk,nd->nkd", R, X).reshape(10, -1), R], axis=1)
     assert model.parameter_names() == ["weight", "bias"]
     np.testing.assert_allclose(G, expected, atol=1e-10)
+    np.testing.assert_allclose(G_objective, expected, atol=1e-10)
     np.testing.assert_allclose(model.per_sample_grads(X, y, loss, params="last"), expected, atol=1e-10)
     np.testing.assert_allclose(model.per_sample_grads(X, y, loss, params=["bias"]), R, atol=1e-10)
     with pytest.raises(InvalidParameterError, match=r"params \['w'\] are not parameters"):
@@ -448,9 +455,9 @@ def test_blas_guard_limits_small_dense_work_and_data_attribution_uses_it():
                 assert blas_threads() == before
             model = _BlasProbe(3).double()
             seen = model.seen
-            inf = InfluenceFunctions(model, "cross_entropy", X, y, l2=0.1, check_optimum="ignore").fit()
+            inf = InfluenceFunctions(model, "cross_entropy", l2=0.1, check_optimum="ignore").fit(X, y)
             inf.attribute(X[:3], y[:3])
-            RepresenterPoints(model, X, y).fit().attribute(X[:3])
+            RepresenterPoints(model).fit(X, y).attribute(X[:3])
             after = blas_threads()
     finally:
         torch.set_num_threads(n_threads)

@@ -208,7 +208,7 @@ class InfluenceFunctions(ParamsMixin):
         X_train, y_train = resolve_fit_data(self, X_train, y_train, _NEW_FORM)
         solver = make_solver(self.solver)
         model = as_model(self.model)
-        require_capability(model, "per_sample_grads", "InfluenceFunctions")
+        require_capability(model, "trainable", "InfluenceFunctions")
         with blas_guard(model):  # one forward pass checks the loss
             obj = TrainingObjective(model, self.loss, X_train, y_train, params=self.params, l2=self.l2,
                                     batch_size=self.batch_size, data_names=("X_train", "y_train"))

@@ -131,7 +131,7 @@ class TrainingObjective:
 
         if not isinstance(model, TorchModel):
             model = as_model(model)
-        require_capability(model, "per_sample_grads", "TrainingObjective")
+        require_capability(model, "trainable", "TrainingObjective")
         validate_params("TrainingObjective", {"l2": l2, "batch_size": batch_size}, self._constraints, self._hints)
         self.model = model
         self.module = model.module

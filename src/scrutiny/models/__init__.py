@@ -20,8 +20,8 @@ behaviour:
 
 Differentiable models (:class:`TorchModel`, the :class:`DifferentiableModel` protocol) add
 ``gradient(X, target, space=...)`` (input gradients of a chosen output), ``features``
-(penultimate-layer activations) and ``per_sample_grads`` (per-sample loss gradients with
-respect to chosen parameters, via ``torch.func``). A torch module is fed in its own parameter
+(penultimate-layer activations) and the ``trainable`` capability (named parameters that
+:class:`scrutiny.data_attribution.TrainingObjective` differentiates per sample). A torch module is fed in its own parameter
 dtype (float64, float32, float16, bfloat16) unless ``dtype=`` says otherwise. Methods that
 need a capability the model lacks raise :class:`~scrutiny.exceptions.CapabilityError` at
 construction (see :func:`require_capability`).

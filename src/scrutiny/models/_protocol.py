@@ -8,7 +8,7 @@ for it at construction with :func:`require_capability`, which names an alternati
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from ..exceptions import CapabilityError
 __all__ = ["Model", "DifferentiableModel", "CAPABILITIES", "require_capability"]
 
 #: The optional capabilities an adapter may declare in ``capabilities``.
-CAPABILITIES = ("predict", "gradient", "features", "per_sample_grads")
+CAPABILITIES = ("predict", "gradient", "features", "trainable")
 
 
 @runtime_checkable
@@ -84,8 +84,10 @@ class Model(Protocol):
 
 @runtime_checkable
 class DifferentiableModel(Model, Protocol):
-    """A :class:`Model` with the ``gradient``, ``features`` and ``per_sample_grads``
-    capabilities (:class:`~scrutiny.models.TorchModel`)."""
+    """A :class:`Model` with the ``gradient``, ``features`` and ``trainable`` capabilities
+    (:class:`~scrutiny.models.TorchModel`). ``trainable`` means the parameters can be named
+    and selected (``parameter_names``) and the module evaluated functionally, which is what
+    :class:`scrutiny.data_attribution.TrainingObjective` needs for per-sample gradients."""
 
     module: Any
     device: Any
@@ -103,12 +105,6 @@ class DifferentiableModel(Model, Protocol):
         """Names of the selected parameters (None: all trainable; "last": the last linear layer)."""
         ...
 
-    def per_sample_grads(
-        self, X: Any, y: Any, loss: Callable[[Any, Any], Any], params: Sequence[str] | str | None = None
-    ) -> np.ndarray:
-        """Per-sample loss gradients with respect to the selected parameters, (n_samples, n_params)."""
-        ...
-
 
 def require_capability(model: Any, capability: str, who: str) -> None:
     """Raise :class:`CapabilityError` at construction time if ``model`` lacks ``capability``.
@@ -116,7 +112,7 @@ def require_capability(model: Any, capability: str, who: str) -> None:
     Parameters
     ----------
     model : Model
-    capability : {"gradient", "features", "per_sample_grads"}
+    capability : {"gradient", "features", "trainable"}
     who : str
         The method asking (used in the message).
     """
@@ -128,7 +124,7 @@ def require_capability(model: Any, capability: str, who: str) -> None:
         "(Occlusion, LIME, KernelSHAP) for this model.",
         "features": "Wrap a torch.nn.Module and name its penultimate layer with "
         "as_model(module, features='layer_name') or give the module a features(x) method.",
-        "per_sample_grads": "Wrap a torch.nn.Module whose parameters require gradients.",
+        "trainable": "Wrap a torch.nn.Module whose parameters require gradients.",
     }.get(capability, "")
     raise CapabilityError(
         f"{who} needs a model with {capability!r} capability; {type(model).__name__} provides "

@@ -109,7 +109,7 @@ class TorchModel(ModelAdapter):
             )
         self.memory_format = memory_format
         self._has_conv2d = any(isinstance(m, torch.nn.Conv2d) for m in module.modules())
-        self.capabilities = frozenset({"predict", "gradient", "features", "per_sample_grads"})
+        self.capabilities = frozenset({"predict", "gradient", "features", "trainable"})
 
     # -- helpers ------------------------------------------------------------------------
     @property
@@ -338,7 +338,13 @@ class TorchModel(ModelAdapter):
         loss: Callable[[Any, Any], Any],
         params: Sequence[str] | str | None = None,
     ) -> np.ndarray:
-        """Gradient of each sample's loss with respect to the selected parameters.
+        """Deprecated: gradient of each sample's loss with respect to the selected parameters.
+
+        .. deprecated::
+            The library's one implementation of per-sample loss gradients is
+            ``scrutiny.data_attribution.TrainingObjective(model, loss, X, y, params=...)
+            .per_sample_grads()`` (float64 on the flat parameter vector, shared with the Hessian
+            products of influence functions). This method is kept one release and then removed.
 
         Parameters
         ----------
@@ -356,9 +362,17 @@ class TorchModel(ModelAdapter):
         ndarray of shape (n_samples, n_params), float64
             Flattened in the order of :meth:`parameter_names`.
         """
+        import warnings
+
         import torch
         from torch.func import functional_call, grad, vmap
 
+        warnings.warn(
+            "TorchModel.per_sample_grads is deprecated and will be removed in the next release; use "
+            "scrutiny.data_attribution.TrainingObjective(model, loss, X, y, params=...).per_sample_grads().",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         X = self.check_input(X)
         y = np.asarray(y)
         if y.shape[0] != X.shape[0]:
