@@ -12,7 +12,8 @@ model-selection signal.
   error on the training features, the network's train and test error, and optionally the NNK
   and kNN classifiers' error on the test features;
 * :func:`nnk_generalization` -- the same over saved checkpoints (modules or weight files);
-* :class:`GeneralizationResult` -- per-epoch arrays, correlations across epochs, ``to_dict``;
+* :class:`GeneralizationResult` -- per-epoch arrays, correlations across epochs; saved and
+  reloaded like every result (``save`` / :func:`scrutiny.load_result`);
 * :func:`out_of_support` -- per-query scores of how far a query lies outside the training
   data's NNK polytopes: the kernel-space residual (distance to the polytope of its neighbours)
   and the class disagreement of the polytope. In the paper's interpolation view, adversarial
@@ -34,20 +35,21 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._validation import (
     Interval,
     Options,
+    ParamsMixin,
     check_array,
     check_random_state,
     validate_params,
 )
-from ..data_attribution.nnk import NNK
 from ..exceptions import InvalidParameterError
-from ..explanation import _json_ready
+from ..explanation import Result
+from .estimator import NNK
 
 __all__ = ["GeneralizationMonitor", "GeneralizationResult", "OutOfSupport", "nnk_generalization", "out_of_support"]
 
@@ -56,7 +58,7 @@ _SERIES = ("loo_nnk_error", "loo_knn_error", "loo_nnk_soft_error", "train_error"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class GeneralizationResult:
+class GeneralizationResult(Result):
     """Per-epoch generalisation diagnostics (one entry per recorded epoch/checkpoint).
 
     Attributes
@@ -99,8 +101,10 @@ class GeneralizationResult:
     classes: np.ndarray
     params: dict = dataclasses.field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return int(self.epochs.shape[0])
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("epochs", "loo_nnk_error_per_class", "loo_knn_error_per_class",
+                                          "classes") + _SERIES
+    _PER_SAMPLE: ClassVar[tuple[str, ...]] = ("epochs", "loo_nnk_error_per_class", "loo_knn_error_per_class") + _SERIES
+    _N_FIELD: ClassVar[str] = "epochs"  # one row per recorded epoch: len(result), result[-3:]
 
     def correlation(self, x: str = "loo_nnk_error", y: str = "test_error", method: str = "pearson") -> float:
         """Correlation across epochs between two per-epoch series (NaN if undefined).
@@ -139,28 +143,20 @@ class GeneralizationResult:
         return int(self.epochs[int(np.nanargmin(v))])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict: every series as a list, plus the correlations."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else _json_ready(v, f.name)
+        """JSON-serialisable dict (see :meth:`Result.to_dict`) plus ``"correlations"`` (ignored by
+        :meth:`from_dict`, which recomputes nothing it does not need)."""
+        out = super().to_dict()
         out["correlations"] = self.correlations()
         return out
 
 
-_MONITOR_CONSTRAINTS = {
-    "k": [Interval(int, 1, None)],
-    "kernel": [Options("cosine", "gaussian")],
-    "solver": [Options("exact", "fista")],
-    "n_loo": [Interval(int, 1, None), None],
-    "test_nnk": ["boolean"],
-    "batch_size": [Interval(int, 1, None), None],
-    "random_state": ["random_state"],
-}
-
-
-class GeneralizationMonitor:
+class GeneralizationMonitor(ParamsMixin):
     """Record DeepNNK generalisation estimates after every epoch: ``callback(epoch, model)``.
+
+    A training callback rather than an estimator: it needs the data at every epoch, so the data
+    are constructor arguments. Like every scrutiny class it has ``get_params`` / ``set_params`` /
+    ``repr`` and ``clone`` gives a fresh monitor; the arguments are stored as given and checked
+    when the monitor is first called (and again on every call, so ``set_params`` is checked too).
 
     Parameters
     ----------
@@ -183,7 +179,7 @@ class GeneralizationMonitor:
     test_nnk : bool, default False
         Also classify the test features by NNK and kNN over the training features.
     batch_size : int, optional
-        Rows per forward pass when extracting features.
+        Rows per forward pass when extracting features (memory only).
     random_state : int, numpy.random.Generator or None, default 0
         Seed of the ``n_loo`` subset (drawn once, at the first epoch).
 
@@ -200,30 +196,58 @@ class GeneralizationMonitor:
        generalization using polytope interpolation. arXiv:2007.10505.
     """
 
+    _constraints = {
+        "X_train": ["array-like"],
+        "y_train": ["array-like"],
+        "X_test": ["array-like", None],
+        "y_test": ["array-like", None],
+        "k": [Interval(int, 1, None)],
+        "kernel": [Options("cosine", "gaussian")],
+        "solver": [Options("exact", "fista")],
+        "n_loo": [Interval(int, 1, None), None],
+        "test_nnk": ["boolean"],
+        "batch_size": [Interval(int, 1, None), None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, X_train: Any, y_train: Any, X_test: Any = None, y_test: Any = None, *, k: int = 50,
                  kernel: str = "cosine", solver: str = "exact", features: Any = None, n_loo: int | None = None,
                  test_nnk: bool = False, batch_size: int | None = None, random_state: Any = 0) -> None:
-        validate_params("GeneralizationMonitor", {"k": k, "kernel": kernel, "solver": solver, "n_loo": n_loo,
-                                                  "test_nnk": test_nnk, "batch_size": batch_size,
-                                                  "random_state": random_state}, _MONITOR_CONSTRAINTS)
-        self.X_train = check_array(X_train, "X_train", ndim=None, dtype=None)
-        self.y_train = _labels(y_train, self.X_train.shape[0], "y_train", "X_train")
-        if (X_test is None) != (y_test is None):
-            raise InvalidParameterError("X_test and y_test must be given together (or neither).")
-        self.X_test = None if X_test is None else check_array(X_test, "X_test", ndim=None, dtype=None)
-        self.y_test = None if y_test is None else _labels(y_test, self.X_test.shape[0], "y_test", "X_test")
-        if test_nnk and X_test is None:
-            raise InvalidParameterError("test_nnk=True needs X_test and y_test.")
-        n = self.X_train.shape[0]
-        if k > n - 1:
-            raise InvalidParameterError(
-                f"GeneralizationMonitor: k={k} must be at most n_train - 1 = {n - 1} (leave-one-out); use a smaller k."
-            )
-        self.k, self.kernel, self.solver, self.features = k, kernel, solver, features
-        self.n_loo, self.test_nnk, self.batch_size, self.random_state = n_loo, test_nnk, batch_size, random_state
-        self.classes_ = np.unique(self.y_train)
+        self.X_train = X_train
+        self.y_train = y_train
+        self.X_test = X_test
+        self.y_test = y_test
+        self.k = k
+        self.kernel = kernel
+        self.solver = solver
+        self.features = features
+        self.n_loo = n_loo
+        self.test_nnk = test_nnk
+        self.batch_size = batch_size
+        self.random_state = random_state
         self._rows: list[dict[str, Any]] = []
         self._loo_idx: np.ndarray | None = None
+
+    def _checked_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The parameters checked and the data as arrays: ``(X_train, y_train, X_test, y_test)``."""
+        self._validate_params()
+        X = check_array(self.X_train, "X_train", ndim=None, dtype=None)
+        y = _labels(self.y_train, X.shape[0], "y_train", "X_train")
+        if (self.X_test is None) != (self.y_test is None):
+            raise InvalidParameterError("X_test and y_test must be given together (or neither).")
+        Xt = yt = None
+        if self.X_test is not None:
+            Xt = check_array(self.X_test, "X_test", ndim=None, dtype=None)
+            yt = _labels(self.y_test, Xt.shape[0], "y_test", "X_test")
+        if self.test_nnk and Xt is None:
+            raise InvalidParameterError("test_nnk=True needs X_test and y_test.")
+        n = X.shape[0]
+        if self.k > n - 1:
+            raise InvalidParameterError(
+                f"GeneralizationMonitor: k={self.k} must be at most n_train - 1 = {n - 1} (leave-one-out); "
+                "use a smaller k."
+            )
+        return X, y, Xt, yt
 
     def _wrap(self, model: Any) -> Any:
         from ..models import as_model
@@ -234,14 +258,16 @@ class GeneralizationMonitor:
 
     def __call__(self, epoch: int, model: Any) -> dict[str, Any]:
         """Evaluate ``model`` (a torch module or a wrapped model) and record the row for ``epoch``."""
+        X_train, y_train, X_test, y_test = self._checked_data()
+        self.classes_ = np.unique(y_train)
         start = time.perf_counter()
         m = self._wrap(model)
-        F = m.features(self.X_train)
+        F = m.features(X_train)
         row: dict[str, Any] = {"epoch": int(epoch)}
-        row["train_error"] = float(np.mean(m.predict(self.X_train).argmax(axis=1) != self.y_train))
-        if self.X_test is not None:
-            row["test_error"] = float(np.mean(m.predict(self.X_test).argmax(axis=1) != self.y_test))
-        nnk = NNK(k=self.k, kernel=self.kernel, solver=self.solver).fit(F, self.y_train)
+        row["train_error"] = float(np.mean(m.predict(X_train).argmax(axis=1) != y_train))
+        if X_test is not None:
+            row["test_error"] = float(np.mean(m.predict(X_test).argmax(axis=1) != y_test))
+        nnk = NNK(k=self.k, kernel=self.kernel, solver=self.solver).fit(F, y_train)
         if self.n_loo is not None and self._loo_idx is None and self.n_loo < F.shape[0]:
             rng = check_random_state(self.random_state)
             self._loo_idx = np.sort(rng.choice(F.shape[0], size=self.n_loo, replace=False))
@@ -256,11 +282,11 @@ class GeneralizationMonitor:
                    mean_residual=float(loo.residual.mean()), mean_neighbors=float(loo.n_neighbors.mean()),
                    max_kkt_residual=loo.max_kkt_residual)
         if self.test_nnk:
-            Ft = m.features(self.X_test)
+            Ft = m.features(X_test)
             sol = nnk.solve(Ft)
             p, knn, _ = nnk.interpolate(sol)
-            row["nnk_test_error"] = float(np.mean(nnk.classes_[p.argmax(1)] != self.y_test))
-            row["knn_test_error"] = float(np.mean(nnk.classes_[knn.argmax(1)] != self.y_test))
+            row["nnk_test_error"] = float(np.mean(nnk.classes_[p.argmax(1)] != y_test))
+            row["knn_test_error"] = float(np.mean(nnk.classes_[knn.argmax(1)] != y_test))
             row["max_kkt_residual"] = max(row["max_kkt_residual"], float(sol.kkt_residual.max()))
         row["seconds"] = time.perf_counter() - start
         self._rows.append(row)
@@ -290,8 +316,8 @@ class GeneralizationMonitor:
             mean_residual=series("mean_residual"), mean_neighbors=series("mean_neighbors"),
             max_kkt_residual=series("max_kkt_residual"), seconds=series("seconds"), classes=self.classes_,
             params={"k": self.k, "kernel": self.kernel, "solver": self.solver, "n_loo": self.n_loo,
-                    "n_train": int(self.X_train.shape[0]),
-                    "n_test": None if self.X_test is None else int(self.X_test.shape[0]),
+                    "n_train": int(len(self.X_train)),
+                    "n_test": None if self.X_test is None else int(len(self.X_test)),
                     "test_nnk": self.test_nnk},
         )
 
@@ -355,7 +381,7 @@ def nnk_generalization(checkpoints: Iterable[Any], X_train: Any, y_train: Any, X
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class OutOfSupport:
+class OutOfSupport(Result):
     """How far queries lie outside the NNK polytopes of the training features.
 
     Attributes
@@ -386,20 +412,21 @@ class OutOfSupport:
     n_neighbors: np.ndarray
     predicted: np.ndarray
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).tolist())
-                for f in dataclasses.fields(self)}
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("residual", "disagreement", "label_disagreement", "residual_pvalue",
+                                          "degree", "n_neighbors", "predicted")
+    _PER_SAMPLE: ClassVar[tuple[str, ...]] = _ARRAYS
+    _N_FIELD: ClassVar[str] = "residual"
 
 
 def out_of_support(nnk: NNK, X: Any, y: Any = None, *, reference: bool = True) -> OutOfSupport:
-    """Out-of-support scores of queries against a fitted :class:`~scrutiny.data_attribution.NNK`.
+    """Out-of-support scores of queries against a fitted :class:`~scrutiny.nnk.NNK`.
 
     Parameters
     ----------
     nnk : NNK
         Fitted on training features with labels.
     X : array-like of shape (n, n_features)
-        Query features (same extractor).
+        Query features (same extractor; model inputs if ``nnk`` was built with a model).
     y : array-like of shape (n,), optional
         Labels to check against the polytope (e.g. the network's predicted labels, or the labels a
         generator was conditioned on), giving ``label_disagreement``.
