@@ -249,6 +249,16 @@ def _summary_row(tag: str, layer: str, est: str, loo: np.ndarray, te: np.ndarray
             "test_rise": late_rise(te), "loo_rise": late_rise(loo), "loo_minus_test_last": float(loo[-1] - te[-1])}
 
 
+def _series(res) -> dict[str, Any]:
+    """A GeneralizationResult as flat per-epoch lists plus its correlations (this script's JSON layout)."""
+    import dataclasses
+
+    out = {f.name: (v.tolist() if isinstance(v := getattr(res, f.name), np.ndarray) else v)
+           for f in dataclasses.fields(res)}
+    out["correlations"] = res.correlations()
+    return out
+
+
 def deepnnk_section(d: dict, epochs: int, k: int, seed: int, lr: float, batch: int, runs=RUNS,
                     noisy_epochs: int | None = None, arch: dict | None = None, n_loo: int | None = None,
                     monitor_layers=tuple(LAYERS)) -> tuple[dict, dict]:
@@ -263,7 +273,7 @@ def deepnnk_section(d: dict, epochs: int, k: int, seed: int, lr: float, batch: i
         model, res, diag = train_run(d, tag, n_ep, k, seed, lr, batch, arch=arch, n_loo=n_loo,
                                      layers=monitor_layers)
         models[tag] = model
-        out["runs"][tag] = {layer: r.to_dict() for layer, r in res.items()}
+        out["runs"][tag] = {layer: _series(r) for layer, r in res.items()}
         p = res["penultimate"]
         c = res["conv"] if "conv" in res else SimpleNamespace(  # conv block not monitored (--layers)
             seconds=np.zeros(len(p.epochs)), **{key: np.full(len(p.epochs), np.nan) for key in

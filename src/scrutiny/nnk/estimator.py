@@ -486,7 +486,6 @@ class NNK(ParamsMixin):
             "residual": sol.residual, "kkt_residual": sol.kkt_residual, "degree": sol.weights.sum(axis=1),
             "n_neighbors": (sol.weights > 0).sum(axis=1), "knn_indices": sol.indices, "knn_kernel": sol.kernel,
         }
-        target = None
         if self.y_ is not None:
             p, knn, _ = self.interpolate(sol)
             target = np.argmax(p, axis=1) if target is None else self._target_index(target, X.shape[0])
@@ -508,7 +507,7 @@ class NNK(ParamsMixin):
         unknown = self.classes_[pos] != arr
         if unknown.any():
             raise InvalidParameterError(
-                f"NNK: target holds {arr[unknown][0]!r}, which is not a training class; use one of "
+                f"NNK: target holds {arr[unknown][0].item()!r}, which is not a training class; use one of "
                 f"{self.classes_.tolist()} (labels as in y) or None for the predicted class.")
         return pos.astype(np.int64)
 
