@@ -4,6 +4,8 @@
   protocol ``NNK(model_or_none, **params).fit(X_train, y_train).attribute(X) -> DataAttribution``
   (the sparse polytope weights theta), ``predict`` / ``predict_proba``, ``solve`` (sparse form,
   :class:`NNKSolution`), ``loo_error`` (:class:`NNKLeaveOneOut`);
+* :mod:`.results`: the result types (:class:`NNKLeaveOneOut`, :class:`GeneralizationResult`,
+  :class:`OutOfSupport`), each saved and reloaded by ``save`` / :func:`scrutiny.load_result`;
 * :func:`nnk_graph` (:mod:`.graph`): the NNK graph of a point set (scipy.sparse);
 * DeepNNK (:mod:`.generalization`): :class:`GeneralizationMonitor` (a training callback),
   :func:`nnk_generalization` (over checkpoints), :class:`GeneralizationResult`;
@@ -11,7 +13,7 @@
 
 The solver (:mod:`._nnls`, batched active set and FISTA), the exact kNN search (:mod:`._knn`) and
 the kernels (:mod:`._kernels`) are private to this package. Dependencies point one way:
-``_nnls``, ``_knn``, ``_kernels`` <- ``estimator`` <- ``graph``, ``generalization``.
+``_nnls``, ``_knn``, ``_kernels``, ``results`` <- ``estimator`` <- ``graph``, ``generalization``.
 
 Names are loaded lazily, so importing this package imports neither torch nor scipy.
 
@@ -29,15 +31,15 @@ from .._lazy import lazy_module
 
 _LAZY = {
     "NNK": "estimator",
-    "NNKSolution": "estimator",
-    "NNKLeaveOneOut": "estimator",
+    "NNKSolution": "results",
+    "NNKLeaveOneOut": "results",
     "CONVENTION": "estimator",
     "NNK_CONVENTION": "estimator",
     "nnk_graph": "graph",
     "GeneralizationMonitor": "generalization",
-    "GeneralizationResult": "generalization",
+    "GeneralizationResult": "results",
     "nnk_generalization": "generalization",
-    "OutOfSupport": "generalization",
+    "OutOfSupport": "results",
     "out_of_support": "generalization",
 }
 

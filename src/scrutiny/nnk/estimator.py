@@ -13,7 +13,7 @@ kernel-space distance from ``phi(q)`` to the polytope) is its *residual*.
 * :class:`NNK` -- ``fit(X, y)``, ``predict``/``predict_proba``, ``attribute(X) ->
   DataAttribution`` (the weights ``theta``), ``solve`` (sparse neighbour lists and weights),
   ``loo_error()`` (leave-one-out NNK and kNN error on the training features, per class);
-* :class:`NNKLeaveOneOut` -- the result of ``loo_error`` (saved and reloaded like every result);
+* :class:`~scrutiny.nnk.results.NNKLeaveOneOut` -- the result of ``loo_error`` (in :mod:`.results`);
 * kernels: ``"cosine"``, ``K = 1/2 + 1/2 cos`` on L2-normalised features (DeepNNK), and
   ``"gaussian"``, ``K = exp(-d^2 / (2 sigma^2))`` with ``sigma`` the mean distance of training
   points to their k-th nearest other training point, divided by 3 (the authors' code).
@@ -44,9 +44,8 @@ References
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
-from typing import Any, ClassVar, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -58,12 +57,13 @@ from .._validation import (
     check_is_fitted,
 )
 from ..exceptions import CapabilityError, ConvergenceWarning, InvalidParameterError
-from ..explanation import DataAttribution, Result
+from ..explanation import DataAttribution
 from . import _nnls
 from ._kernels import gram as _gram
 from ._kernels import kernel_values as _kernel_of_scores
 from ._kernels import normalise as _normalise
 from ._knn import knn_search
+from .results import NNKLeaveOneOut, NNKSolution
 
 __all__ = ["CONVENTION", "NNK", "NNK_CONVENTION", "NNKLeaveOneOut", "NNKSolution"]
 
@@ -73,50 +73,6 @@ NNK_CONVENTION = CONVENTION  # package-level name (``CONVENTION`` there is the i
 _SIGMA_QUERIES = 5000  # training points (evenly spaced) whose k-th neighbour distance sets sigma
 _GATHER = 2**23  # float64 entries of one gathered (batch, k, d) neighbour array (64 MB)
 _FULL_GRAM = 2**23  # cache the whole training Gram matrix when n_train^2 fits (n_train <= 2896, 64 MB)
-
-
-class NNKSolution(NamedTuple):
-    """NNK neighbourhoods of a batch of queries (sparse form; row ``i`` is query ``i``)."""
-
-    indices: np.ndarray  #: (n, k) int: the k nearest training points, most similar first
-    weights: np.ndarray  #: (n, k) NNK weights theta >= 0 aligned with ``indices`` (0 = outside the polytope)
-    kernel: np.ndarray  #: (n, k) kernel values K(q, x_j) of the neighbours
-    residual: np.ndarray  #: (n,) 1 - 2 theta'K_Sq + theta'K_SS theta (kernel-space distance^2 to the polytope)
-    kkt_residual: np.ndarray  #: (n,) max_j |min(theta_j, grad_j)| (0 = exact optimum)
-    n_iter: np.ndarray  #: (n,) solver iterations
-    converged: np.ndarray  #: (n,) bool
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class NNKLeaveOneOut(Result):
-    """Leave-one-out NNK and kNN classification of the training features (see :meth:`NNK.loo_error`).
-
-    Every training point is classified from its k nearest *other* training points (its own row is
-    excluded by index; duplicates of it are other points and stay eligible). Saved and reloaded
-    by ``save`` / :func:`scrutiny.load_result` like every result type.
-    """
-
-    nnk_error: float  #: fraction of training points misclassified by NNK interpolation
-    knn_error: float  #: same for the kernel-weighted kNN vote over the same k neighbours
-    nnk_soft_error: float  #: mean of 1 - y_hat[true class] (NNK)
-    nnk_error_per_class: np.ndarray  #: (n_classes,) NaN for a class with no left-out point
-    knn_error_per_class: np.ndarray  #: (n_classes,)
-    class_counts: np.ndarray  #: (n_classes,) left-out points per class
-    classes: np.ndarray  #: (n_classes,) class labels
-    nnk_pred: np.ndarray  #: (n_loo,) predicted class index (into ``classes``) of each left-out point
-    knn_pred: np.ndarray  #: (n_loo,)
-    residual: np.ndarray  #: (n_loo,) LOO NNK residual (an outlier score)
-    n_neighbors: np.ndarray  #: (n_loo,) neighbours with theta > 0
-    max_kkt_residual: float
-    params: dict = dataclasses.field(default_factory=dict)
-
-    _ARRAYS: ClassVar[tuple[str, ...]] = (
-        "nnk_error_per_class", "knn_error_per_class", "class_counts", "classes", "nnk_pred", "knn_pred",
-        "residual", "n_neighbors")
-
-
-# --------------------------------------------------------------------------- estimator
-
 
 _CONSTRAINTS = {
     "k": [Interval(int, 1, None)],
