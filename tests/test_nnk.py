@@ -477,6 +477,12 @@ def test_generalization_monitor_records_epochs(digits_small, tmp_path):
     assert res.test_error[-1] < res.test_error[0]
     d = res.to_dict()
     json.dumps(d)
+    from scrutiny import load_result
+
+    back = load_result(res.save(tmp_path / "monitor"))  # a recorded run reloads whole
+    np.testing.assert_array_equal(back.loo_nnk_error_per_class, res.loo_nnk_error_per_class)
+    np.testing.assert_array_equal(back.test_error, res.test_error)
+    assert back.params == res.params and back.correlations() == res.correlations()
     assert set(d["correlations"]) >= {"loo_nnk_error~test_error", "loo_knn_error~test_error"}
     # same numbers from the saved checkpoints
     again = nnk_generalization(snapshots, Xtr, ytr, Xte, yte, k=10, test_nnk=True, n_loo=200)

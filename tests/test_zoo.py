@@ -501,6 +501,16 @@ def test_reference_cache_key_and_corrupt_entry(tmp_path):
     assert third["from_cache"]
 
 
+def test_recipe_keys_survive_the_minibatch_size_rename():
+    # keys computed before batch_size became minibatch_size: weights cached then stay valid
+    before = {("logistic", "digits"): "c69c59cf4a0a", ("mlp", "digits"): "9dc5badf48ae",
+              ("cnn", "digits"): "8ac4f06d9a18", ("cnn", "mnist"): "96922637887e"}
+    assert {key: RECIPES[key].key() for key in before} == before
+    assert RECIPES[("mlp", "digits")].minibatch_size == 32
+    changed = Recipe(**{**vars(RECIPES[("mlp", "digits")]), "minibatch_size": 64})
+    assert changed.key() != RECIPES[("mlp", "digits")].key()  # the mini-batch is still part of the key
+
+
 def test_reference_model_env_cache_dir(cache_dir, monkeypatch):
     monkeypatch.setenv("SCRUTINY_CACHE_DIR", str(cache_dir))
     _, info = reference_model("cnn", "digits")  # trained by test_reference_cnn_on_digits, or now
