@@ -91,15 +91,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA_DIR, environment, format_table, write_json
+from _nnk_speed import speed_section  # section 3 and the public solvers it compares against
 
 from scrutiny import data as sdata
-from scrutiny.data_attribution import _nnls
-from scrutiny.data_attribution._kernels import gram as _gram
-from scrutiny.data_attribution._kernels import kernel_values as _kernel_of_scores
-from scrutiny.data_attribution._kernels import normalise as _normalise
-from scrutiny.data_attribution._knn import knn_search
-from scrutiny.data_attribution.nnk import NNK
-from scrutiny.diagnostics import GeneralizationMonitor, out_of_support
+from scrutiny.nnk import NNK, GeneralizationMonitor, out_of_support
 from scrutiny.models import as_model
 from scrutiny.zoo import make_model, train_model
 
@@ -212,7 +207,7 @@ def train_run(d: dict, run: str, epochs: int, k: int, seed: int, lr: float, batc
 
     t0 = time.perf_counter()
     if run != "regularised":
-        train_model(model, d["X"], y_run, epochs=epochs, lr=lr, batch_size=batch, random_state=seed, callback=callback)
+        train_model(model, d["X"], y_run, epochs=epochs, lr=lr, minibatch_size=batch, random_state=seed, callback=callback)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
         rng = np.random.default_rng(seed + 1)
@@ -250,11 +245,21 @@ def _summary_row(tag: str, layer: str, est: str, loo: np.ndarray, te: np.ndarray
             "test_rise": late_rise(te), "loo_rise": late_rise(loo), "loo_minus_test_last": float(loo[-1] - te[-1])}
 
 
+def _series(res) -> dict[str, Any]:
+    """A GeneralizationResult as flat per-epoch lists plus its correlations (this script's JSON layout)."""
+    import dataclasses
+
+    out = {f.name: (v.tolist() if isinstance(v := getattr(res, f.name), np.ndarray) else v)
+           for f in dataclasses.fields(res)}
+    out["correlations"] = res.correlations()
+    return out
+
+
 def deepnnk_section(d: dict, epochs: int, k: int, seed: int, lr: float, batch: int, runs=RUNS,
                     noisy_epochs: int | None = None, arch: dict | None = None, n_loo: int | None = None,
                     monitor_layers=tuple(LAYERS)) -> tuple[dict, dict]:
     out: dict[str, Any] = {"dataset": d["name"], "n_train": len(d["y"]), "n_test": len(d["y_test"]),
-                           "epochs": epochs, "k": k, "batch_size": batch, "lr": lr, "runs": {}, "diagnostics": {}}
+                           "epochs": epochs, "k": k, "minibatch_size": batch, "lr": lr, "runs": {}, "diagnostics": {}}
     if "noisy" in runs:
         out.update(label_noise=d["label_noise"], flipped=float(d["flip"].mean()), noisy_epochs=noisy_epochs or epochs)
     models = {}
@@ -264,7 +269,7 @@ def deepnnk_section(d: dict, epochs: int, k: int, seed: int, lr: float, batch: i
         model, res, diag = train_run(d, tag, n_ep, k, seed, lr, batch, arch=arch, n_loo=n_loo,
                                      layers=monitor_layers)
         models[tag] = model
-        out["runs"][tag] = {layer: r.to_dict() for layer, r in res.items()}
+        out["runs"][tag] = {layer: _series(r) for layer, r in res.items()}
         p = res["penultimate"]
         c = res["conv"] if "conv" in res else SimpleNamespace(  # conv block not monitored (--layers)
             seconds=np.zeros(len(p.epochs)), **{key: np.full(len(p.epochs), np.nan) for key in
@@ -357,145 +362,7 @@ def classifier_section(d: dict, models: dict, ks=(25, 50, 75)) -> list[dict]:
     return out
 
 
-# --------------------------------------------------------------------------- 3. speed
-
-
-def prune_only(K: np.ndarray, b: np.ndarray, x_tol: float = 1e-10) -> np.ndarray:
-    """Re-implementation of the public ``non_negative_qpsolver`` (PyNNK / DeepNNK), one query."""
-    from scipy.linalg import get_lapack_funcs
-
-    n = len(b)
-    x = b.copy()
-    if (x > 1 - x_tol).any():  # "nodes collapse": return the (near) duplicate alone
-        return x * (x > 1 - x_tol)
-    keep = x > x_tol
-    check, it = 1.0, 0
-    potrf, potrs = get_lapack_funcs(("potrf", "potrs"), (K,))
-    while check > x_tol and it < 50 * n:
-        sol = np.zeros(n)
-        A = K[np.ix_(keep, keep)]
-        c, info = potrf(A, lower=False, clean=True)
-        if info > 0:
-            c = c + x_tol * np.eye(A.shape[0])
-        sol[keep] = potrs(c, b[keep], lower=False)[0]
-        x = sol
-        it += 1
-        neg = x < x_tol
-        check = float(np.max(np.abs(x[neg]))) if neg.any() else 0.0
-        keep = (x > x_tol) & keep
-    x[x < x_tol] = 0.0
-    return x
-
-
-def public_pgd(K: np.ndarray, b: np.ndarray, eta: float = 0.05, iters: int = 100, x_tol: float = 1e-6) -> np.ndarray:
-    """Re-implementation of the public batched ``approximate_nnk`` (fixed step, clamp to [0, 1])."""
-    x = b.copy()
-    for _ in range(iters):
-        x = np.clip(x + eta * (b - np.einsum("nij,nj->ni", K, x)), 0.0, 1.0)
-    x[x < x_tol] = 0.0
-    return x
-
-
-def scipy_reference(K: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.optimize import nnls
-
-    try:
-        L = np.linalg.cholesky(K)
-        A, y = L.T, np.linalg.solve(L, b)
-    except np.linalg.LinAlgError:
-        w, V = np.linalg.eigh(K)
-        keep = w > 1e-12 * w.max()
-        A, y = np.sqrt(w[keep])[:, None] * V[:, keep].T, (V[:, keep].T @ b) / np.sqrt(w[keep])
-    return nnls(A, y, maxiter=50 * len(b))[0]
-
-
-def speed_section(d: dict, model: Any, n_queries: int, k: int, support: str) -> dict[str, Any]:
-    m = as_model(model)
-    Xs = d["X_full"] if support == "full" else d["X"]
-    Ftr = m.features(Xs)
-    Fq = m.features(d["X_test"][:n_queries])
-    nnk = NNK(k=k).fit(Ftr)
-    Qn = _normalise(Fq)
-    n_sup = len(Ftr)
-    out: dict[str, Any] = {"n_queries": len(Fq), "n_support": int(n_sup), "k": k, "dim": int(Ftr.shape[1])}
-    log(f"speed: {len(Fq)} queries, {n_sup} support features, k={k}")
-    knn_rows = []
-    results, sims = {}, {}
-    for backend in ("torch", "numpy"):
-        t0 = time.perf_counter()
-        sims[backend], results[backend] = knn_search(Qn, nnk._F, k, metric="ip", backend=backend)
-        t = time.perf_counter() - t0
-        knn_rows.append([backend, f"{t:.2f}", f"{1000 * t / len(Fq):.2f}"])
-        out[f"knn_seconds_{backend}"] = t
-    out["knn_backends_agree"] = bool(np.array_equal(results["torch"], results["numpy"]))
-    # brute-force float64 check on 200 queries
-    S = Qn[:200] @ nnk._F.T
-    ref = np.argsort(-S, axis=1, kind="stable")[:, :k]
-    out["knn_exact_on_200"] = bool(np.array_equal(ref, results["torch"][:200]))
-    print(f"\n[3a] Exact kNN search: {len(Fq)} queries x {n_sup} support features (d={Ftr.shape[1]}), k={k}, cosine; "
-          f"float32 GEMM pre-selection + float64 re-scoring (lists identical across backends: "
-          f"{out['knn_backends_agree']}; equal to float64 brute force on 200 queries: {out['knn_exact_on_200']})")
-    print(format_table(["top-m selection", "seconds", "ms / 1k queries"], knn_rows, right=(1, 2)))
-
-    idx = results["torch"]
-    b = _kernel_of_scores(sims["torch"], "cosine", None)
-    K = np.concatenate([_gram(nnk._F[idx[i:i + 2048]], "cosine", None) for i in range(0, len(idx), 2048)])
-    rep = _nnls.duplicate_groups(K)
-    allowed = rep == np.arange(k)
-
-    def chunked(fn):
-        parts = [fn(K[i:i + 2048], b[i:i + 2048], allowed[i:i + 2048], rep[i:i + 2048]) for i in range(0, len(b), 2048)]
-        return np.concatenate(parts)
-
-    solvers = {
-        "exact active set (scrutiny)": lambda K_, b_, a_, r_: _nnls.split_duplicates(
-            _nnls.active_set(K_, b_, allowed=a_).theta, r_),
-        "FISTA f32 + polish (scrutiny)": lambda K_, b_, a_, r_: _nnls.split_duplicates(
-            _nnls.fista_polish(K_, b_, allowed=a_).theta, r_),
-        "FISTA 100 it, 1/lambda_max": lambda K_, b_, a_, r_: _nnls.split_duplicates(
-            _nnls.fista(K_, b_, allowed=a_, tol=0.0, max_iter=100).theta, r_),
-        "FISTA 500 it, 1/lambda_max": lambda K_, b_, a_, r_: _nnls.split_duplicates(
-            _nnls.fista(K_, b_, allowed=a_, tol=0.0, max_iter=500).theta, r_),
-        "public PGD eta=0.05, 100 it": lambda K_, b_, a_, r_: public_pgd(K_, b_),
-        "public prune-only Cholesky": lambda K_, b_, a_, r_: np.stack([prune_only(K_[i], b_[i]) for i in range(len(b_))]),
-        "scipy nnls (Cholesky transf.)": lambda K_, b_, a_, r_: np.stack(
-            [scipy_reference(K_[i], b_[i]) for i in range(len(b_))]),
-    }
-    thetas, times = {}, {}
-    for name, fn in solvers.items():
-        t0 = time.perf_counter()
-        thetas[name] = chunked(fn)
-        times[name] = time.perf_counter() - t0
-        log(f"  {name}: {times[name]:.2f} s")
-    exact = thetas["exact active set (scrutiny)"]
-    f_exact = _nnls.objective(K, b, exact)
-    lam = _nnls.lipschitz_bound(K)
-    top_exact = np.argsort(-exact, axis=1)[:, :5]
-    rows, recs = [], []
-    for name, th in thetas.items():
-        f = _nnls.objective(K, b, th)
-        gap = f - f_exact
-        kkt = _nnls.kkt_residual(K, b, th)
-        top = np.argsort(-th, axis=1)[:, :5]
-        overlap = np.mean([len(set(top[i]) & set(top_exact[i])) / 5 for i in range(len(b))])
-        rec = {"solver": name, "seconds": times[name], "mean_active": float((th > 0).sum(1).mean()),
-               "gap_mean": float(gap.mean()), "gap_max": float(gap.max()),
-               "rel_gap_mean": float(np.mean(gap / np.abs(f_exact))), "kkt_viol_frac_1e-6": float(np.mean(kkt > 1e-6)),
-               "kkt_max": float(kkt.max()), "top5_overlap": float(overlap)}
-        recs.append(rec)
-        rows.append([name, f"{rec['seconds']:.2f}", f"{rec['mean_active']:.1f}", f"{rec['gap_mean']:.1e}",
-                     f"{rec['gap_max']:.1e}", f"{100 * rec['rel_gap_mean']:.3f}%", f"{100 * rec['kkt_viol_frac_1e-6']:.1f}%",
-                     f"{rec['kkt_max']:.1e}", f"{rec['top5_overlap']:.3f}"])
-    out["solvers"] = recs
-    out["lambda_max_mean"] = float(lam.mean())
-    out["lambda_max_min"] = float(lam.min())
-    out["duplicate_candidates"] = int((~allowed).sum())
-    print(f"\n[3b] NNK solves, {len(b)} queries, k={k}, cosine kernel (lambda_max of K_SS: mean {lam.mean():.1f}, min "
-          f"{lam.min():.1f}; a fixed step 0.05 needs lambda_max < 40). Gap = objective - exact objective; "
-          "KKT viol. = share of queries with max_j |min(theta_j, grad_j)| > 1e-6")
-    print(format_table(["solver", "seconds", "active", "gap mean", "gap max", "rel. gap", "KKT viol.", "KKT max",
-                        "top-5 overlap"], rows, right=range(1, 9)))
-    return out
+# --------------------------------------------------------------------------- 3. speed: see _nnk_speed.py
 
 
 # --------------------------------------------------------------------------- 4. out of support
@@ -573,7 +440,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30; --quick 15)")
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=16,
+    p.add_argument("--minibatch-size", "--batch-size", dest="minibatch_size", type=int, default=16,
                    help="mini-batch size of both runs (16: the unregularised run memorises its training set)")
     p.add_argument("--label-noise", type=float, default=0.3,
                    help="symmetric label-noise rate of the third, 'noisy' run (MNIST / Fashion-MNIST only; 0: no "
@@ -623,7 +490,7 @@ def main(argv=None) -> int:
             d["label_noise"] = args.label_noise
             runs += ("noisy",)
         arch = {key: v for key, v in (("channels", args.channels), ("hidden", args.hidden)) if v is not None}
-        res, models = deepnnk_section(d, epochs, args.k, args.seed, args.lr, args.batch_size, runs=runs,
+        res, models = deepnnk_section(d, epochs, args.k, args.seed, args.lr, args.minibatch_size, runs=runs,
                                       noisy_epochs=args.noisy_epochs or (20 if args.quick else 24), arch=arch,
                                       n_loo=args.n_loo, monitor_layers=args.layers)
         record["deepnnk"].append(res)

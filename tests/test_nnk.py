@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from scrutiny.data_attribution import _nnls
-from scrutiny.data_attribution._knn import knn_search
-from scrutiny.data_attribution.nnk import CONVENTION, NNK, nnk_graph
+from scrutiny.nnk import CONVENTION, NNK, _nnls, nnk_graph
+from scrutiny.nnk._knn import knn_search
 from scrutiny.exceptions import (
     InvalidParameterError,
     MissingDependencyError,
@@ -237,7 +236,7 @@ def test_training_point_interpolates_its_own_label(blobs, kernel, solver):
     nnk = NNK(k=15, kernel=kernel, solver=solver).fit(X, y)
     P = nnk.predict_proba(X[:20])
     np.testing.assert_allclose(P, np.eye(3)[y[:20]], atol=1e-12)
-    att = nnk.explain(X[:20])
+    att = nnk.attribute(X[:20])
     np.testing.assert_allclose(att.scores[np.arange(20), np.arange(20)], 1.0, atol=1e-12)
     assert np.abs(att.scores).sum(1).max() < 1 + 1e-9 and att.extras["residual"].max() < 1e-12
 
@@ -310,7 +309,7 @@ def test_explain_returns_nnk_weights(blobs, rng_guard):
     X, y = blobs
     Q = X[100:104] + 0.3
     nnk = NNK(k=25).fit(X, y)
-    att = nnk.explain(Q)
+    att = nnk.attribute(Q)
     sol = nnk.solve(Q)
     assert att.scores.shape == (4, 180) and att.convention == CONVENTION == "similarity: NNK interpolation weight"
     assert att.method == "NNK" and (att.scores >= 0).all()
@@ -323,7 +322,7 @@ def test_explain_returns_nnk_weights(blobs, rng_guard):
     assert (att.extras["n_neighbors"] < 25).all()
     json.dumps(att.to_dict())
     # rows explained together equal rows explained one by one
-    np.testing.assert_allclose(nnk.explain(Q[2:3]).scores[0], att.scores[2], atol=1e-12)
+    np.testing.assert_allclose(nnk.attribute(Q[2:3]).scores[0], att.scores[2], atol=1e-12)
 
 
 def test_fista_solver_agrees_with_exact(blobs):
@@ -365,7 +364,7 @@ def test_duplicated_training_points(blobs):
     y2 = np.r_[y, (y[0] + 1) % 3]
     nnk = NNK(k=10).fit(X2, y2)
     # a query equal to the duplicated point splits its weight between the two copies
-    att = nnk.explain(X[:1])
+    att = nnk.attribute(X[:1])
     np.testing.assert_allclose(att.scores[0, [0, 180]], [0.5, 0.5], atol=1e-12)
     np.testing.assert_allclose(att.extras["proba"][0, [y[0], y2[180]]], [0.5, 0.5], atol=1e-12)
     # leave-one-out of row 0 uses its twin (another point), never itself
@@ -418,13 +417,13 @@ def test_bad_inputs_raise_clear_errors(blobs):
         NNK(k=180).fit(X, y).loo_error()
     nnk = NNK(k=5).fit(X, y)
     with pytest.raises(InvalidParameterError, match="X has 4 features but the training features had 5"):
-        nnk.explain(X[:, :4])
+        nnk.attribute(X[:, :4])
     with pytest.raises(InvalidParameterError, match="X contains .*inf"):
         nnk.predict(np.full((1, 5), np.inf))
     with pytest.raises(InvalidParameterError, match="needs labels"):
         NNK(k=5).fit(X).predict(X[:2])
     with pytest.raises(NotFittedError, match="not fitted"):
-        NNK().explain(X)
+        NNK().attribute(X)
     with pytest.raises(InvalidParameterError, match="nnk_graph: k=180 must be at most n_nodes - 1"):
         nnk_graph(X, 180)
 
@@ -462,7 +461,7 @@ def digits_small():
 
 
 def test_generalization_monitor_records_epochs(digits_small, tmp_path):
-    from scrutiny.diagnostics import GeneralizationMonitor, nnk_generalization
+    from scrutiny.nnk import GeneralizationMonitor, nnk_generalization
     from scrutiny.zoo import make_model, save_weights, train_model
 
     Xtr, ytr, Xte, yte = digits_small
@@ -478,6 +477,12 @@ def test_generalization_monitor_records_epochs(digits_small, tmp_path):
     assert res.test_error[-1] < res.test_error[0]
     d = res.to_dict()
     json.dumps(d)
+    from scrutiny import load_result
+
+    back = load_result(res.save(tmp_path / "monitor"))  # a recorded run reloads whole
+    np.testing.assert_array_equal(back.loo_nnk_error_per_class, res.loo_nnk_error_per_class)
+    np.testing.assert_array_equal(back.test_error, res.test_error)
+    assert back.params == res.params and back.correlations() == res.correlations()
     assert set(d["correlations"]) >= {"loo_nnk_error~test_error", "loo_knn_error~test_error"}
     # same numbers from the saved checkpoints
     again = nnk_generalization(snapshots, Xtr, ytr, Xte, yte, k=10, test_nnk=True, n_loo=200)
@@ -490,11 +495,11 @@ def test_generalization_monitor_records_epochs(digits_small, tmp_path):
     with pytest.raises(InvalidParameterError, match="pass model="):
         nnk_generalization(paths, Xtr, ytr, k=10)
     with pytest.raises(InvalidParameterError, match="k=600 must be at most n_train - 1"):
-        GeneralizationMonitor(Xtr, ytr, k=600)
+        GeneralizationMonitor(Xtr, ytr, k=600)(1, model)  # checked when called, before any work
 
 
 def test_correlation_and_best_epoch():
-    from scrutiny.diagnostics import GeneralizationResult
+    from scrutiny.nnk import GeneralizationResult
 
     z = np.zeros(4)
     res = GeneralizationResult(
@@ -511,7 +516,7 @@ def test_correlation_and_best_epoch():
 
 
 def test_out_of_support_flags_off_support_queries(blobs):
-    from scrutiny.diagnostics import out_of_support
+    from scrutiny.nnk import out_of_support
 
     X, y = blobs
     rng = np.random.default_rng(9)
@@ -528,7 +533,7 @@ def test_out_of_support_flags_off_support_queries(blobs):
 
 def test_cached_training_gram_gives_the_same_solution(monkeypatch):
     # small training sets with wide features gather K_SS from a cached training Gram matrix
-    from scrutiny.data_attribution import nnk as nnk_module
+    from scrutiny.nnk import estimator as nnk_module
 
     rng = np.random.default_rng(11)
     X = rng.normal(size=(150, 40))

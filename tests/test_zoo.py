@@ -22,6 +22,7 @@ from scrutiny.zoo import (
     LogisticRegression,
     Recipe,
     SmallCNN,
+    TrainingHistory,
     accuracy,
     init_parameters,
     load_weights,
@@ -172,7 +173,7 @@ def test_global_rng_untouched_by_make_model_and_train_model(toy):
     np_state = np.random.get_state()
     for name in NAMES:
         model = make_model(name, (1, 4, 4), 3, random_state=0, **({"channels": (4,)} if name == "cnn" else {}))
-        train_model(model, X, y, epochs=2, batch_size=16, random_state=0, X_val=X[:10], y_val=y[:10])
+        train_model(model, X, y, epochs=2, minibatch_size=16, random_state=0, X_val=X[:10], y_val=y[:10])
     init_parameters(model, random_state=5)
     assert torch.equal(torch_state, torch.random.get_rng_state())
     after = np.random.get_state()
@@ -227,7 +228,7 @@ def test_training_is_deterministic(toy):
     runs = []
     for seed in (0, 0, 1):
         model = make_model("mlp", (1, 4, 4), 3, hidden=(8,), random_state=0)
-        hist = train_model(model, X, y, epochs=3, batch_size=16, random_state=seed)
+        hist = train_model(model, X, y, epochs=3, minibatch_size=16, random_state=seed)
         runs.append((model, hist))
     assert _same(runs[0][0], runs[1][0])
     assert runs[0][1].train_loss == runs[1][1].train_loss
@@ -242,7 +243,7 @@ def test_training_history_and_callback(toy):
     def callback(epoch, m):
         calls.append((epoch, m.training, float(m.classifier.weight.detach().sum())))
 
-    hist = train_model(model, X, y, epochs=4, lr=0.05, batch_size=32, X_val=X[:40], y_val=y[:40], callback=callback)
+    hist = train_model(model, X, y, epochs=4, lr=0.05, minibatch_size=32, X_val=X[:40], y_val=y[:40], callback=callback)
     assert [c[0] for c in calls] == [1, 2, 3, 4]
     assert not any(c[1] for c in calls)  # eval mode during the callback
     assert len({c[2] for c in calls}) == 4  # the weights change every epoch
@@ -252,6 +253,39 @@ def test_training_history_and_callback(toy):
     assert hist.final_val_accuracy == hist.val_accuracy[-1] == pytest.approx(accuracy(model, X[:40], y[:40]))
     assert hist.params["lr"] == 0.05 and hist.to_dict()["epochs"] == 4
     assert not model.training
+
+
+def test_batch_size_is_a_deprecated_name_of_minibatch_size(toy):
+    X, y = toy
+    a = make_model("mlp", (1, 4, 4), 3, hidden=(8,), random_state=0)
+    b = make_model("mlp", (1, 4, 4), 3, hidden=(8,), random_state=0)
+    new = train_model(a, X, y, epochs=2, minibatch_size=16, random_state=0)
+    with pytest.warns(DeprecationWarning, match=r"use train_model\(minibatch_size=\.\.\.\)"):
+        old = train_model(b, X, y, epochs=2, batch_size=16, random_state=0)
+    assert _same(a, b) and old.train_loss == new.train_loss  # the same 16-sample mini-batches
+    assert old.params["minibatch_size"] == 16 and "batch_size" not in old.params
+    with pytest.warns(DeprecationWarning), pytest.raises(InvalidParameterError, match="pass minibatch_size only"):
+        train_model(b, X, y, epochs=1, minibatch_size=8, batch_size=16)
+
+
+def test_training_history_saves_and_loads(toy, tmp_path):
+    import dataclasses
+
+    from scrutiny import load_result
+
+    X, y = toy
+    model = make_model("logistic", (1, 4, 4), 3)
+    hist = train_model(model, X, y, epochs=3, lr=0.05, X_val=X[:40], y_val=y[:40])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hist.epochs = 4
+    back = load_result(hist.save(tmp_path / "history"))
+    assert isinstance(back, TrainingHistory)
+    for f in dataclasses.fields(TrainingHistory):
+        assert getattr(back, f.name) == getattr(hist, f.name), f.name
+    assert TrainingHistory.from_dict(hist.to_dict()).train_loss == hist.train_loss
+    # without validation data the optional fields stay None
+    plain = load_result(train_model(model, X, y, epochs=1).save(tmp_path / "plain.npz"))
+    assert plain.val_accuracy is None and plain.final_val_accuracy is None
 
 
 def test_model_left_in_eval_mode_when_callback_raises(toy):
@@ -270,7 +304,7 @@ def test_sgd_and_cosine_schedule_train(toy):
     X, y = toy
     for kwargs in ({"optimizer": "sgd", "lr": 0.5, "momentum": 0.9}, {"lr": 0.05, "lr_schedule": "cosine"}):
         model = make_model("logistic", (1, 4, 4), 3)
-        hist = train_model(model, X, y, epochs=15, batch_size=16, **kwargs)
+        hist = train_model(model, X, y, epochs=15, minibatch_size=16, **kwargs)
         assert hist.final_train_accuracy > 0.9, kwargs
 
 
@@ -310,7 +344,7 @@ def test_diverging_training_raises_model_error(toy):
         ({"epochs": 0}, r"train_model: epochs must be an int in \[1, inf\]; got 0\. Train for at least 1 epoch"),
         ({"epochs": 2.5}, r"epochs must be an int in \[1, inf\]; got 2\.5"),
         ({"lr": -1e-3}, r"lr must be a float in \(0, inf\); got -0\.001\. 1e-3 is typical"),
-        ({"batch_size": 0}, r"batch_size must be an int in \[1, inf\]; got 0"),
+        ({"minibatch_size": 0}, r"minibatch_size must be an int in \[1, inf\]; got 0"),
         ({"weight_decay": -1.0}, r"weight_decay must be a float in \[0, inf\]; got -1\.0"),
         ({"optimizer": "rmsprop"}, r"optimizer must be one of 'adam', 'sgd'; got 'rmsprop'"),
         ({"lr_schedule": "step"}, r"lr_schedule must be one of 'constant', 'cosine'; got 'step'"),
@@ -465,6 +499,16 @@ def test_reference_cache_key_and_corrupt_entry(tmp_path):
         warnings.simplefilter("error")
         _, third = reference_model("logistic", "digits", cache_dir=tmp_path)
     assert third["from_cache"]
+
+
+def test_recipe_keys_survive_the_minibatch_size_rename():
+    # keys computed before batch_size became minibatch_size: weights cached then stay valid
+    before = {("logistic", "digits"): "c69c59cf4a0a", ("mlp", "digits"): "9dc5badf48ae",
+              ("cnn", "digits"): "8ac4f06d9a18", ("cnn", "mnist"): "96922637887e"}
+    assert {key: RECIPES[key].key() for key in before} == before
+    assert RECIPES[("mlp", "digits")].minibatch_size == 32
+    changed = Recipe(**{**vars(RECIPES[("mlp", "digits")]), "minibatch_size": 64})
+    assert changed.key() != RECIPES[("mlp", "digits")].key()  # the mini-batch is still part of the key
 
 
 def test_reference_model_env_cache_dir(cache_dir, monkeypatch):

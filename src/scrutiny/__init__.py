@@ -48,7 +48,7 @@ _LAZY = {
     # training-data attribution
     "InfluenceFunctions": "scrutiny.data_attribution",
     "RepresenterPoints": "scrutiny.data_attribution",
-    "NNK": "scrutiny.data_attribution",
+    "NNK": "scrutiny.nnk",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",
@@ -58,7 +58,7 @@ _LAZY = {
     "ModelError": "scrutiny.exceptions",
     "DataFormatError": "scrutiny.exceptions",
 }
-_SUBMODULES = {"attribution", "data_attribution", "diagnostics", "surrogate", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
+_SUBMODULES = {"attribution", "data_attribution", "nnk", "diagnostics", "surrogate", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
 

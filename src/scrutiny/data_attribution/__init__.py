@@ -29,6 +29,8 @@ Importing this package imports torch only when a torch-backed name is first used
 
 from __future__ import annotations
 
+import importlib
+
 from .._lazy import lazy_module
 
 _LAZY = {
@@ -54,11 +56,6 @@ _LAZY = {
     "CGSolver": "solvers",
     "LiSSASolver": "solvers",
     "make_solver": "solvers",
-    "NNK": "nnk",
-    "NNKSolution": "nnk",
-    "NNKLeaveOneOut": "nnk",
-    "NNK_CONVENTION": "nnk",
-    "nnk_graph": "nnk",
     "MislabelDetectionResult": "debugging",
     "mislabel_detection_curve": "debugging",
     "detect_mislabeled": "debugging",
@@ -68,8 +65,6 @@ _LAZY = {
 
 __all__ = [
     "CONVENTION",
-    "NNK",
-    "NNK_CONVENTION",
     "AttackResult",
     "CGSolver",
     "Decomposition",
@@ -80,8 +75,6 @@ __all__ = [
     "LiSSADivergenceError",
     "LiSSASolver",
     "MislabelDetectionResult",
-    "NNKLeaveOneOut",
-    "NNKSolution",
     "NotAtOptimumError",
     "RepresenterPoints",
     "SensitivityDecomposition",
@@ -95,7 +88,6 @@ __all__ = [
     "lissa_damping_from_reference",
     "make_solver",
     "mislabel_detection_curve",
-    "nnk_graph",
     "power_iteration",
     "resolve_loss",
     "training_set_attack",
@@ -103,3 +95,17 @@ __all__ = [
 
 
 __getattr__, __dir__ = lazy_module(__name__, _LAZY, __all__)
+
+#: NNK names that moved to :mod:`scrutiny.nnk` (kept here one release, with a DeprecationWarning)
+_NNK_MOVED = ("NNK", "NNKSolution", "NNKLeaveOneOut", "NNK_CONVENTION", "nnk_graph")
+_lazy_getattr = __getattr__
+
+
+def __getattr__(name: str):  # noqa: F811 - wraps the lazy loader for the moved NNK names
+    if name in _NNK_MOVED:
+        import warnings
+
+        warnings.warn(f"scrutiny.data_attribution.{name} is deprecated and will be removed in the next release: "
+                      f"use `from scrutiny.nnk import {name}`.", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module("scrutiny.nnk"), name)
+    return _lazy_getattr(name)

@@ -1,27 +1,40 @@
-"""Diagnostics of models and explanations.
+"""Diagnostics of explanations (home of the coming randomization tests and sanity checks).
 
-* :class:`GeneralizationMonitor` / :func:`nnk_generalization` (DeepNNK): leave-one-out NNK and
-  kNN error on the training features per epoch, beside the network's test error;
-  :class:`GeneralizationResult` holds the per-epoch arrays and their correlations;
-* :func:`out_of_support` / :class:`OutOfSupport`: NNK residual and polytope class disagreement
-  of queries (adversarial, generated or shifted inputs).
-
-Names are loaded lazily, so importing this package imports neither torch nor scipy.
+The DeepNNK generalisation estimates that lived here moved to :mod:`scrutiny.nnk`; the old
+names (``GeneralizationMonitor``, ``GeneralizationResult``, ``nnk_generalization``,
+``OutOfSupport``, ``out_of_support``) still resolve for one release, each access warning with a
+``DeprecationWarning`` that names the new import.
 """
 
 from __future__ import annotations
 
-from .._lazy import lazy_module
+import importlib
+import warnings
+from typing import Any
 
-_LAZY = {
-    "GeneralizationMonitor": "generalization",
-    "GeneralizationResult": "generalization",
-    "nnk_generalization": "generalization",
-    "OutOfSupport": "generalization",
-    "out_of_support": "generalization",
+__all__: list[str] = []
+
+#: names that moved to :mod:`scrutiny.nnk` (kept here one release, with a DeprecationWarning)
+_MOVED = {
+    "GeneralizationMonitor": "scrutiny.nnk",
+    "GeneralizationResult": "scrutiny.nnk",
+    "nnk_generalization": "scrutiny.nnk",
+    "OutOfSupport": "scrutiny.nnk",
+    "out_of_support": "scrutiny.nnk",
 }
 
-__all__ = ["GeneralizationMonitor", "GeneralizationResult", "OutOfSupport", "nnk_generalization", "out_of_support"]
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        warnings.warn(
+            f"scrutiny.diagnostics.{name} is deprecated and will be removed in the next release: use "
+            f"`from {_MOVED[name]} import {name}` (the DeepNNK estimates live with NNK).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'scrutiny.diagnostics' has no attribute {name!r}")
 
 
-__getattr__, __dir__ = lazy_module(__name__, _LAZY, __all__)
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,13 +26,15 @@ from ..exceptions import (
     InvalidParameterError,
     ModelError,
 )
+from ..explanation import Result
 
 # --------------------------------------------------------------------------- training
 
 
-@dataclass
-class TrainingHistory:
-    """What :func:`train_model` did, epoch by epoch.
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainingHistory(Result):
+    """What :func:`train_model` did, epoch by epoch (saved and reloaded like every result:
+    ``history.save(path)``, :func:`scrutiny.load_result`).
 
     Attributes
     ----------
@@ -51,21 +54,24 @@ class TrainingHistory:
     train_seconds : float
         Wall-clock time of the training loop (excluding the final evaluation).
     params : dict
-        The training hyper-parameters (lr, batch_size, ...), random_state included.
+        The training hyper-parameters (lr, minibatch_size, ...), random_state included.
     """
 
     epochs: int
-    train_loss: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
+    train_loss: list[float] = dataclasses.field(default_factory=list)
+    train_accuracy: list[float] = dataclasses.field(default_factory=list)
     val_accuracy: list[float] | None = None
     final_train_accuracy: float = float("nan")
     final_val_accuracy: float | None = None
     train_seconds: float = 0.0
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable copy."""
-        return asdict(self)
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "train_loss", [float(v) for v in self.train_loss])
+        set_(self, "train_accuracy", [float(v) for v in self.train_accuracy])
+        if self.val_accuracy is not None:
+            set_(self, "val_accuracy", [float(v) for v in self.val_accuracy])
 
 
 def _first_param(model: nn.Module) -> torch.Tensor:
@@ -192,7 +198,7 @@ def accuracy(model: nn.Module, X: Any, y: Any, batch_size: int = 1024) -> float:
 _TRAIN_CONSTRAINTS = {
     "epochs": [Interval(int, 1, None)],
     "lr": [Interval(float, 0, None, closed="neither")],
-    "batch_size": [Interval(int, 1, None)],
+    "minibatch_size": [Interval(int, 1, None)],
     "weight_decay": [Interval(float, 0, None)],
     "optimizer": [Options("adam", "sgd")],
     "momentum": [Interval(float, 0, 1, closed="left")],
@@ -204,7 +210,7 @@ _TRAIN_CONSTRAINTS = {
 _TRAIN_HINTS = {
     "epochs": "Train for at least 1 epoch (10-30 is typical for the zoo models).",
     "lr": "1e-3 is typical with Adam, 0.05 with SGD.",
-    "batch_size": "64 is typical.",
+    "minibatch_size": "64 is typical.",
     "weight_decay": "Use 0 for none; 1e-4 is a mild L2 penalty.",
     "momentum": "Use 0.9 for SGD with momentum, 0 for plain SGD.",
     "callback": "Pass a function callback(epoch, model) or None.",
@@ -218,7 +224,7 @@ def train_model(
     *,
     epochs: int = 10,
     lr: float = 1e-3,
-    batch_size: int = 64,
+    minibatch_size: int = 64,
     weight_decay: float = 0.0,
     optimizer: str = "adam",
     momentum: float = 0.0,
@@ -228,6 +234,7 @@ def train_model(
     y_val: Any = None,
     progress: bool = False,
     callback: Callable[[int, nn.Module], Any] | None = None,
+    batch_size: int | None = None,
 ) -> TrainingHistory:
     """Train a classifier in place with mini-batch cross-entropy, deterministically.
 
@@ -252,8 +259,9 @@ def train_model(
         Passes over the training set.
     lr : float, default=1e-3
         Learning rate.
-    batch_size : int, default=64
-        Mini-batch size (the last batch of an epoch may be smaller).
+    minibatch_size : int, default=64
+        Samples per optimisation step (the last mini-batch of an epoch may be smaller). It
+        changes the result, hence not ``batch_size``, which in scrutiny only ever chunks memory.
     weight_decay : float, default=0.0
         L2 penalty coefficient passed to the optimizer.
     optimizer : {"adam", "sgd"}, default="adam"
@@ -262,7 +270,7 @@ def train_model(
         Momentum of SGD (ignored by Adam).
     lr_schedule : {"constant", "cosine"}, default="constant"
         ``"cosine"`` anneals the learning rate after every mini-batch from ``lr`` to 0
-        over the ``epochs * ceil(n_samples / batch_size)`` steps (``lr * (1 + cos(pi * t / T)) / 2``).
+        over the ``epochs * ceil(n_samples / minibatch_size)`` steps (``lr * (1 + cos(pi * t / T)) / 2``).
     random_state : int, numpy.random.Generator or None, default=0
         Seed of the shuffling.
     X_val, y_val : array-like, optional
@@ -273,6 +281,8 @@ def train_model(
         ``callback(epoch, model)`` after each epoch, ``epoch`` counting completed epochs
         from 1; the model is in eval mode during the call (e.g. to save a checkpoint with
         :func:`save_weights`). Its return value is ignored.
+    batch_size : int, optional
+        Deprecated name of ``minibatch_size`` (kept one release; warns).
 
     Returns
     -------
@@ -298,7 +308,16 @@ def train_model(
     >>> history.final_train_accuracy > 0.9
     True
     """
-    params = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
+    if batch_size is not None:
+        warnings.warn("train_model(batch_size=...) is deprecated and will be removed in the next release; use "
+                      "train_model(minibatch_size=...) (a result-changing mini-batch; batch_size in scrutiny "
+                      "only ever chunks memory).", DeprecationWarning, stacklevel=2)
+        if minibatch_size != 64 and minibatch_size != batch_size:
+            raise InvalidParameterError(
+                f"train_model: got minibatch_size={minibatch_size!r} and the deprecated batch_size={batch_size!r}; "
+                "pass minibatch_size only.")
+        minibatch_size = batch_size
+    params = {"epochs": epochs, "lr": lr, "minibatch_size": minibatch_size, "weight_decay": weight_decay,
               "optimizer": optimizer, "momentum": momentum, "lr_schedule": lr_schedule,
               "random_state": random_state, "progress": progress, "callback": callback}
     validate_params("train_model", params, _TRAIN_CONSTRAINTS, _TRAIN_HINTS)
@@ -320,14 +339,14 @@ def train_model(
     else:
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
-    history = TrainingHistory(
-        epochs=int(epochs), val_accuracy=[] if X_val is not None else None,
-        params={k: v for k, v in params.items() if k not in ("callback", "progress")},
-    )
+    record = {k: v for k, v in params.items() if k not in ("callback", "progress")}
     if isinstance(random_state, np.random.Generator):
-        history.params["random_state"] = "Generator"
+        record["random_state"] = "Generator"
+    train_loss: list[float] = []
+    train_accuracy: list[float] = []
+    val_accuracy: list[float] | None = [] if X_val is not None else None
     n = Xt.shape[0]
-    n_batches = math.ceil(n / batch_size)
+    n_batches = math.ceil(n / minibatch_size)
     total_steps = epochs * n_batches
     bar = None
     if progress:
@@ -342,7 +361,7 @@ def train_model(
             perm = torch.from_numpy(rng.permutation(n)).to(Xt.device)
             loss_sum, correct = 0.0, 0
             for b in range(n_batches):
-                idx = perm[b * batch_size:(b + 1) * batch_size]
+                idx = perm[b * minibatch_size:(b + 1) * minibatch_size]
                 xb, yb = Xt[idx], yt[idx]
                 out = model(xb)
                 if epoch == 1 and b == 0 and (out.ndim != 2 or out.shape != (len(idx), n_classes)):
@@ -369,15 +388,15 @@ def train_model(
                 if bar is not None:
                     bar.update(1)
             seconds += time.perf_counter() - start_time
-            history.train_loss.append(loss_sum / n)
-            history.train_accuracy.append(correct / n)
+            train_loss.append(loss_sum / n)
+            train_accuracy.append(correct / n)
             model.eval()
             if X_val is not None:
-                history.val_accuracy.append(_accuracy(model, Xv, yv, 1024))
+                val_accuracy.append(_accuracy(model, Xv, yv, 1024))
             if bar is not None:
                 post = {"epoch": epoch, "loss": f"{loss_sum / n:.4f}", "acc": f"{correct / n:.4f}"}
                 if X_val is not None:
-                    post["val_acc"] = f"{history.val_accuracy[-1]:.4f}"
+                    post["val_acc"] = f"{val_accuracy[-1]:.4f}"
                 bar.set_postfix(post)
             if callback is not None:
                 callback(epoch, model)
@@ -385,8 +404,9 @@ def train_model(
         model.eval()
         if bar is not None:
             bar.close()
-    history.train_seconds = seconds
-    history.final_train_accuracy = _accuracy(model, Xt, yt, 1024)
-    if X_val is not None:
-        history.final_val_accuracy = history.val_accuracy[-1]
-    return history
+    return TrainingHistory(
+        epochs=int(epochs), train_loss=train_loss, train_accuracy=train_accuracy, val_accuracy=val_accuracy,
+        final_train_accuracy=_accuracy(model, Xt, yt, 1024),
+        final_val_accuracy=val_accuracy[-1] if X_val is not None else None,
+        train_seconds=seconds, params=record,
+    )

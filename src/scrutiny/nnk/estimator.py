@@ -10,11 +10,10 @@ feature space. The KKT conditions select a few neighbours (a local polytope arou
 sum_j theta_j`` (one-hot ``y``), and ``1 - 2 theta^T K_Sq + theta^T K_SS theta`` (the squared
 kernel-space distance from ``phi(q)`` to the polytope) is its *residual*.
 
-* :class:`NNK` -- ``fit(features, y)``, ``predict``/``predict_proba``, ``explain(query) ->
+* :class:`NNK` -- ``fit(X, y)``, ``predict``/``predict_proba``, ``attribute(X) ->
   DataAttribution`` (the weights ``theta``), ``solve`` (sparse neighbour lists and weights),
   ``loo_error()`` (leave-one-out NNK and kNN error on the training features, per class);
-* :func:`nnk_graph` -- the NNK graph: NNK weights of every node with its k nearest other nodes,
-  edges pruned by the residual rule and symmetrised (scipy.sparse);
+* :class:`~scrutiny.nnk.results.NNKLeaveOneOut` -- the result of ``loo_error`` (in :mod:`.results`);
 * kernels: ``"cosine"``, ``K = 1/2 + 1/2 cos`` on L2-normalised features (DeepNNK), and
   ``"gaussian"``, ``K = exp(-d^2 / (2 sigma^2))`` with ``sigma`` the mean distance of training
   points to their k-th nearest other training point, divided by 3 (the authors' code).
@@ -45,29 +44,28 @@ References
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from .._validation import (
     Interval,
     Options,
+    ParamsMixin,
     check_array,
     check_is_fitted,
-    validate_params,
 )
-from ..exceptions import ConvergenceWarning, InvalidParameterError
-from ..explanation import DataAttribution, _json_ready
+from ..exceptions import CapabilityError, ConvergenceWarning, InvalidParameterError
+from ..explanation import DataAttribution
 from . import _nnls
-from ._graph import nnk_graph
 from ._kernels import gram as _gram
 from ._kernels import kernel_values as _kernel_of_scores
 from ._kernels import normalise as _normalise
 from ._knn import knn_search
+from .results import NNKLeaveOneOut, NNKSolution
 
-__all__ = ["CONVENTION", "NNK", "NNK_CONVENTION", "NNKLeaveOneOut", "NNKSolution", "nnk_graph"]
+__all__ = ["CONVENTION", "NNK", "NNK_CONVENTION", "NNKLeaveOneOut", "NNKSolution"]
 
 CONVENTION = "similarity: NNK interpolation weight"
 NNK_CONVENTION = CONVENTION  # package-level name (``CONVENTION`` there is the influence functions' one)
@@ -75,53 +73,6 @@ NNK_CONVENTION = CONVENTION  # package-level name (``CONVENTION`` there is the i
 _SIGMA_QUERIES = 5000  # training points (evenly spaced) whose k-th neighbour distance sets sigma
 _GATHER = 2**23  # float64 entries of one gathered (batch, k, d) neighbour array (64 MB)
 _FULL_GRAM = 2**23  # cache the whole training Gram matrix when n_train^2 fits (n_train <= 2896, 64 MB)
-
-
-class NNKSolution(NamedTuple):
-    """NNK neighbourhoods of a batch of queries (sparse form; row ``i`` is query ``i``)."""
-
-    indices: np.ndarray  #: (n, k) int: the k nearest training points, most similar first
-    weights: np.ndarray  #: (n, k) NNK weights theta >= 0 aligned with ``indices`` (0 = outside the polytope)
-    kernel: np.ndarray  #: (n, k) kernel values K(q, x_j) of the neighbours
-    residual: np.ndarray  #: (n,) 1 - 2 theta'K_Sq + theta'K_SS theta (kernel-space distance^2 to the polytope)
-    kkt_residual: np.ndarray  #: (n,) max_j |min(theta_j, grad_j)| (0 = exact optimum)
-    n_iter: np.ndarray  #: (n,) solver iterations
-    converged: np.ndarray  #: (n,) bool
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class NNKLeaveOneOut:
-    """Leave-one-out NNK and kNN classification of the training features (see :meth:`NNK.loo_error`).
-
-    Every training point is classified from its k nearest *other* training points (its own row is
-    excluded by index; duplicates of it are other points and stay eligible).
-    """
-
-    nnk_error: float  #: fraction of training points misclassified by NNK interpolation
-    knn_error: float  #: same for the kernel-weighted kNN vote over the same k neighbours
-    nnk_soft_error: float  #: mean of 1 - y_hat[true class] (NNK)
-    nnk_error_per_class: np.ndarray  #: (n_classes,) NaN for a class with no left-out point
-    knn_error_per_class: np.ndarray  #: (n_classes,)
-    class_counts: np.ndarray  #: (n_classes,) left-out points per class
-    classes: np.ndarray  #: (n_classes,) class labels
-    nnk_pred: np.ndarray  #: (n_loo,) predicted class index (into ``classes``) of each left-out point
-    knn_pred: np.ndarray  #: (n_loo,)
-    residual: np.ndarray  #: (n_loo,) LOO NNK residual (an outlier score)
-    n_neighbors: np.ndarray  #: (n_loo,) neighbours with theta > 0
-    max_kkt_residual: float
-    params: dict = dataclasses.field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (arrays as lists)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else _json_ready(v, f.name)
-        return out
-
-
-# --------------------------------------------------------------------------- estimator
-
 
 _CONSTRAINTS = {
     "k": [Interval(int, 1, None)],
@@ -142,11 +93,23 @@ _HINTS = {
 }
 
 
-class NNK:
-    """Non-Negative Kernel regression over training features: interpolation, explanation, LOO error.
+class NNK(ParamsMixin):
+    """Non-Negative Kernel regression over training features: interpolation, attribution, LOO error.
+
+    NNK follows the data-attribution protocol, ``NNK(model_or_none, **params).fit(X_train,
+    y_train).attribute(X)``. It is feature-based: with ``model=None`` (the default) ``X`` *is*
+    the feature matrix (e.g. ``as_model(net).features(X_train)``, or any embedding), which keeps
+    NNK usable without torch and lets one feature extraction serve several fits. With a model
+    that has the ``"features"`` capability (a torch module, or an adapter from
+    ``as_model(module, features=...)``), every ``X`` given to ``fit``, ``attribute``, ``solve``,
+    ``predict`` and ``score`` is a model *input* and its penultimate features are read first, so
+    generic code can treat NNK like :class:`~scrutiny.data_attribution.InfluenceFunctions` and
+    :class:`~scrutiny.data_attribution.RepresenterPoints`.
 
     Parameters
     ----------
+    model : torch.nn.Module, Model with features, or None, default None
+        Where features come from (see above); None: ``X`` are features already.
     k : int, default 50
         Candidate neighbours per query (the NNK polytope is a subset of them).
     kernel : {"cosine", "gaussian"}, default "cosine"
@@ -191,7 +154,7 @@ class NNK:
     >>> rng = np.random.default_rng(0)
     >>> F = rng.normal(size=(200, 8)); y = (F[:, 0] > 0).astype(int)
     >>> nnk = NNK(k=20).fit(F, y)
-    >>> att = nnk.explain(F[:3])          # weights theta over the 200 training points
+    >>> att = nnk.attribute(F[:3])        # weights theta over the 200 training points
     >>> att.scores.shape, bool(np.isclose(att.scores[0, 0], 1.0))  # a training point is its own polytope
     ((3, 200), True)
     >>> round(nnk.loo_error().nnk_error, 2) < 0.2
@@ -208,9 +171,13 @@ class NNK:
        linear inverse problems. SIAM J. Imaging Sci. 2(1), 183-202.
     """
 
-    def __init__(self, k: int = 50, kernel: str = "cosine", solver: str = "exact", *, sigma: Any = "auto",
-                 tol: float = 1e-10, max_iter: int = 300, polish: bool = True, batch_size: int = 2048,
-                 knn_backend: str = "auto") -> None:
+    _constraints = _CONSTRAINTS
+    _hints = _HINTS
+
+    def __init__(self, model: Any = None, *, k: int = 50, kernel: str = "cosine", solver: str = "exact",
+                 sigma: Any = "auto", tol: float = 1e-10, max_iter: int = 300, polish: bool = True,
+                 batch_size: int = 2048, knn_backend: str = "auto") -> None:
+        self.model = model
         self.k = k
         self.kernel = kernel
         self.solver = solver
@@ -228,7 +195,8 @@ class NNK:
         Parameters
         ----------
         X : array-like of shape (n_train, n_features)
-            Training features (e.g. ``as_model(net).features(X_train)``); finite.
+            Training features (e.g. ``as_model(net).features(X_train)``); finite. With a
+            ``model``, the training inputs of the model instead.
         y : array-like of shape (n_train,), optional
             Class labels (ints or strings); needed by ``predict`` and ``loo_error``.
 
@@ -242,9 +210,8 @@ class NNK:
             On a bad hyper-parameter, NaN/inf features, ``k`` above the number of training
             points, or ``y`` not matching ``X``.
         """
-        params = {name: getattr(self, name) for name in _CONSTRAINTS}
-        validate_params("NNK", params, _CONSTRAINTS, _HINTS)
-        X = check_array(X, "X", ndim=2)
+        self._validate_params()
+        X = self._features(X, "X")
         n, d = X.shape
         if d == 0:
             raise InvalidParameterError(f"NNK: X must have at least one feature column; got shape {X.shape}.")
@@ -298,12 +265,31 @@ class NNK:
             )
         return sigma
 
+    def _features(self, X: Any, name: str) -> np.ndarray:
+        """``X`` itself (``model=None``) or the model's penultimate features of ``X``, checked."""
+        if self.model is not None:
+            from ..models import as_model
+
+            m = as_model(self.model)
+            caps = getattr(m, "capabilities", frozenset())
+            if "features" not in caps or not hasattr(m, "features"):
+                raise CapabilityError(
+                    f"NNK: model must provide penultimate features ('features' capability); "
+                    f"{type(m).__name__} provides {sorted(caps)}. Wrap a torch.nn.Module (name its layer "
+                    "with as_model(module, features='layer')), or pass model=None and give NNK the features."
+                )
+            X = m.features(X)
+        return check_array(X, name, ndim=2)
+
     # -- queries ---------------------------------------------------------------------------
     def _check_query(self, X: Any, name: str = "X") -> np.ndarray:
         check_is_fitted(self, "n_train_")
-        X = check_array(X, name, ndim=(1, 2))
-        if X.ndim == 1:
-            X = X[None, :]
+        if self.model is None:
+            X = check_array(X, name, ndim=(1, 2))
+            if X.ndim == 1:
+                X = X[None, :]
+        else:
+            X = self._features(X, name)
         if X.shape[1] != self.n_features_in_:
             raise InvalidParameterError(
                 f"NNK: {name} has {X.shape[1]} features but the training features had {self.n_features_in_}; "
@@ -419,20 +405,25 @@ class NNK:
             raise InvalidParameterError(f"NNK.score: y must have one label per row of X ({Xq.shape[0]}); got {y.shape}.")
         return float(np.mean(self.predict(Xq) == y))
 
-    def explain(self, X: Any) -> DataAttribution:
+    def attribute(self, X: Any, target: Any = None) -> DataAttribution:
         """NNK weights of the training points for each query.
 
         Parameters
         ----------
         X : array-like of shape (n_queries, n_features)
-            Query features (same extractor as the training features).
+            Query features (same extractor as the training features); with a ``model``, its inputs.
+        target : label or array-like of shape (n_queries,), optional
+            Class labels (as in ``y``) recorded as the result's ``target``; None: the NNK-predicted
+            class. The weights ``theta`` do not depend on it (NNK interpolates all classes at
+            once); it is accepted so that every data attributor has the same call.
 
         Returns
         -------
         DataAttribution
             ``scores`` of shape (n_queries, n_train): ``theta_j >= 0`` for the training points of
             the query's NNK polytope, 0 elsewhere; convention ``"similarity: NNK interpolation
-            weight"``; ``target`` the NNK-predicted class index (when fitted with labels).
+            weight"``; ``target`` the index (into ``classes_``) of ``target`` or, by default, of the
+            NNK-predicted class (when fitted with labels).
             ``extras``: ``residual``, ``kkt_residual``, ``degree`` (sum of theta),
             ``n_neighbors`` (theta > 0), ``knn_indices`` and ``knn_kernel`` (the k candidates),
             and with labels ``proba`` (NNK class probabilities) and ``knn_proba``.
@@ -442,21 +433,45 @@ class NNK:
         ``scores`` is dense, ``n_queries * n_train`` floats; for many queries against a large
         training set use :meth:`solve`, which returns the same weights in sparse form.
         """
+        self._validate_params()
         X = self._check_query(X)
-        sol = self.solve(X)
+        sol = self._solve_features(_normalise(X) if self.kernel == "cosine" else X, None)
         scores = np.zeros((X.shape[0], self.n_train_))
         np.put_along_axis(scores, sol.indices, sol.weights, axis=1)
         extras: dict[str, Any] = {
             "residual": sol.residual, "kkt_residual": sol.kkt_residual, "degree": sol.weights.sum(axis=1),
             "n_neighbors": (sol.weights > 0).sum(axis=1), "knn_indices": sol.indices, "knn_kernel": sol.kernel,
         }
-        target = None
         if self.y_ is not None:
             p, knn, _ = self.interpolate(sol)
-            target = np.argmax(p, axis=1)
+            target = np.argmax(p, axis=1) if target is None else self._target_index(target, X.shape[0])
             extras.update(proba=p, knn_proba=knn)
+        elif target is not None:
+            raise InvalidParameterError(
+                "NNK: target needs the class labels; fit with NNK().fit(X, y) or pass target=None.")
         return DataAttribution(scores=scores, method="NNK", convention=CONVENTION, target=target,
                                params=self._params(), extras=extras)
+
+    def _target_index(self, target: Any, n: int) -> np.ndarray:
+        arr = np.asarray(target)
+        if arr.ndim == 0:
+            arr = np.repeat(arr[None], n)
+        if arr.shape != (n,):
+            raise InvalidParameterError(
+                f"NNK: target must be one class label or one per query ({n}); got shape {arr.shape}.")
+        pos = np.minimum(np.searchsorted(self.classes_, arr), len(self.classes_) - 1)
+        unknown = self.classes_[pos] != arr
+        if unknown.any():
+            raise InvalidParameterError(
+                f"NNK: target holds {arr[unknown][0].item()!r}, which is not a training class; use one of "
+                f"{self.classes_.tolist()} (labels as in y) or None for the predicted class.")
+        return pos.astype(np.int64)
+
+    def explain(self, X: Any) -> DataAttribution:
+        """Deprecated name of :meth:`attribute` (kept one release; warns)."""
+        warnings.warn("NNK.explain(X) is deprecated and will be removed in the next release; use "
+                      "NNK.attribute(X, target=None), the data-attribution verb.", DeprecationWarning, stacklevel=2)
+        return self.attribute(X)
 
     def _params(self) -> dict[str, Any]:
         return {"k": int(self.k), "kernel": self.kernel, "solver": self.solver, "sigma": self.sigma_,

@@ -1,4 +1,4 @@
-"""The two NNK kernels on feature arrays (used by :mod:`.nnk`).
+"""The two NNK kernels on feature arrays (used by :mod:`.estimator`).
 
 * ``"cosine"``: ``K(x, x') = 1/2 + 1/2 cos(x, x')`` on L2-normalised rows (DeepNNK). All-zero
   rows get an indicator column, so they are identical to each other and orthogonal to every

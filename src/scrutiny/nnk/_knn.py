@@ -1,4 +1,4 @@
-"""Exact k-nearest-neighbour search by blocked matrix products (used by :mod:`.nnk`).
+"""Exact k-nearest-neighbour search by blocked matrix products (used by :mod:`.estimator`).
 
 Candidates are pre-selected in float32 with one GEMM per block of queries (``argpartition``
 on a ``(block, n_data)`` score matrix), then re-scored in float64 and sorted; a rigorous
@@ -42,7 +42,7 @@ def _torch_available() -> bool:
 
 def _smallest(key: np.ndarray, m: int, use_torch: bool) -> tuple[np.ndarray, np.ndarray]:
     """The ``m`` smallest entries of each row of ``key`` (float32), sorted: (values, indices)."""
-    if use_torch:  # torch.topk is ~4x faster than numpy's argpartition on wide rows
+    if use_torch:  # torch.topk beats numpy's argpartition on wide rows (benchmarks/nnk.py, section 3)
         import torch
 
         v, i = torch.topk(torch.from_numpy(key), m, dim=1, largest=False, sorted=True)

@@ -1,4 +1,8 @@
-"""The NNK graph of a point set (Shekkizhar & Ortega, ICASSP 2020); see :func:`nnk_graph`."""
+"""The NNK graph of a point set (Shekkizhar & Ortega, ICASSP 2020); see :func:`nnk_graph`.
+
+Built on :class:`~scrutiny.nnk.NNK` (leave-one-out solves); the estimator never imports this
+module, so the dependency points one way.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 
 from .._validation import check_array, validate_params
 from ..exceptions import InvalidParameterError
+from .estimator import NNK
 
 __all__ = ["nnk_graph"]
 
@@ -54,8 +59,6 @@ def nnk_graph(X: Any, k: int, *, kernel: str = "cosine", sigma: Any = "auto", so
     ((100, 100), True, True)
     """
     import scipy.sparse as sp
-
-    from .nnk import NNK
 
     validate_params("nnk_graph", {"prune": prune}, {"prune": ["boolean"]})
     X = check_array(X, "X", ndim=2)

@@ -311,8 +311,8 @@ def fista(
     step : ndarray of shape (n,), optional
         Step sizes; default ``1 / lipschitz_bound(K)`` (never above ``1/lambda_max``).
     dtype : numpy float type, default float64
-        Precision of the iterations (float32 is ~3x faster per matrix-vector product and
-        enough to find the support before an exact polish). The returned KKT residuals are
+        Precision of the iterations (float32 is faster per matrix-vector product and enough
+        to find the support before an exact polish; ``benchmarks/nnk.py`` section 3 times both). The returned KKT residuals are
         computed in float64.
 
     Returns

@@ -12,7 +12,8 @@ model-selection signal.
   error on the training features, the network's train and test error, and optionally the NNK
   and kNN classifiers' error on the test features;
 * :func:`nnk_generalization` -- the same over saved checkpoints (modules or weight files);
-* :class:`GeneralizationResult` -- per-epoch arrays, correlations across epochs, ``to_dict``;
+* :class:`GeneralizationResult` -- per-epoch arrays, correlations across epochs; saved and
+  reloaded like every result (``save`` / :func:`scrutiny.load_result`);
 * :func:`out_of_support` -- per-query scores of how far a query lies outside the training
   data's NNK polytopes: the kernel-space residual (distance to the polytope of its neighbours)
   and the class disagreement of the polytope. In the paper's interpolation view, adversarial
@@ -30,7 +31,6 @@ References
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import time
 from collections.abc import Iterable
@@ -41,126 +41,25 @@ import numpy as np
 from .._validation import (
     Interval,
     Options,
+    ParamsMixin,
     check_array,
     check_random_state,
     validate_params,
 )
-from ..data_attribution.nnk import NNK
 from ..exceptions import InvalidParameterError
-from ..explanation import _json_ready
+from .estimator import NNK
+from .results import GeneralizationResult, OutOfSupport
 
 __all__ = ["GeneralizationMonitor", "GeneralizationResult", "OutOfSupport", "nnk_generalization", "out_of_support"]
 
-_SERIES = ("loo_nnk_error", "loo_knn_error", "loo_nnk_soft_error", "train_error", "test_error",
-           "nnk_test_error", "knn_test_error", "mean_residual", "mean_neighbors", "max_kkt_residual", "seconds")
 
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class GeneralizationResult:
-    """Per-epoch generalisation diagnostics (one entry per recorded epoch/checkpoint).
-
-    Attributes
-    ----------
-    epochs : int ndarray of shape (n_epochs,)
-    loo_nnk_error, loo_knn_error : ndarray of shape (n_epochs,)
-        Leave-one-out NNK / kernel-weighted kNN error on the training features.
-    loo_nnk_soft_error : ndarray of shape (n_epochs,)
-        Mean of ``1 - y_hat[true class]`` (NNK, leave-one-out).
-    loo_nnk_error_per_class, loo_knn_error_per_class : ndarray of shape (n_epochs, n_classes)
-    train_error, test_error : ndarray of shape (n_epochs,)
-        The network's own error on the training and test sets (NaN without a test set).
-    nnk_test_error, knn_test_error : ndarray of shape (n_epochs,)
-        NNK / kNN classifiers on the test features with the training features as support
-        (NaN unless ``test_nnk=True``).
-    mean_residual, mean_neighbors : ndarray of shape (n_epochs,)
-        Mean LOO residual and mean number of NNK neighbours (theta > 0).
-    max_kkt_residual : ndarray of shape (n_epochs,)
-        Largest KKT residual of the NNK solves (0 up to rounding for exact solutions).
-    seconds : ndarray of shape (n_epochs,)
-        Time spent by the diagnostic per epoch (features + solves).
-    classes : ndarray of shape (n_classes,)
-    params : dict
-    """
-
-    epochs: np.ndarray
-    loo_nnk_error: np.ndarray
-    loo_knn_error: np.ndarray
-    loo_nnk_soft_error: np.ndarray
-    loo_nnk_error_per_class: np.ndarray
-    loo_knn_error_per_class: np.ndarray
-    train_error: np.ndarray
-    test_error: np.ndarray
-    nnk_test_error: np.ndarray
-    knn_test_error: np.ndarray
-    mean_residual: np.ndarray
-    mean_neighbors: np.ndarray
-    max_kkt_residual: np.ndarray
-    seconds: np.ndarray
-    classes: np.ndarray
-    params: dict = dataclasses.field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.epochs.shape[0])
-
-    def correlation(self, x: str = "loo_nnk_error", y: str = "test_error", method: str = "pearson") -> float:
-        """Correlation across epochs between two per-epoch series (NaN if undefined).
-
-        Parameters
-        ----------
-        x, y : str
-            Names of per-epoch series (e.g. ``"loo_knn_error"``, ``"test_error"``).
-        method : {"pearson", "spearman"}
-        """
-        validate_params("GeneralizationResult.correlation", {"x": x, "y": y, "method": method},
-                        {"x": [Options(*_SERIES)], "y": [Options(*_SERIES)],
-                         "method": [Options("pearson", "spearman")]})
-        a, b = getattr(self, x), getattr(self, y)
-        ok = np.isfinite(a) & np.isfinite(b)
-        a, b = a[ok], b[ok]
-        if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-            return float("nan")
-        if method == "spearman":
-            from scipy.stats import rankdata
-
-            a, b = rankdata(a), rankdata(b)
-        return float(np.corrcoef(a, b)[0, 1])
-
-    def correlations(self, method: str = "pearson") -> dict[str, float]:
-        """Correlation of each LOO estimate (and test-feature classifier) with the network's test error."""
-        return {f"{x}~test_error": self.correlation(x, "test_error", method)
-                for x in ("loo_nnk_error", "loo_knn_error", "loo_nnk_soft_error", "nnk_test_error")}
-
-    def best_epoch(self, by: str = "loo_nnk_error") -> int:
-        """The epoch minimising a series (model selection without a validation set by default)."""
-        validate_params("GeneralizationResult.best_epoch", {"by": by}, {"by": [Options(*_SERIES)]})
-        v = getattr(self, by)
-        if not np.isfinite(v).any():
-            raise InvalidParameterError(f"best_epoch: {by} holds no finite value (was it recorded?).")
-        return int(self.epochs[int(np.nanargmin(v))])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict: every series as a list, plus the correlations."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else _json_ready(v, f.name)
-        out["correlations"] = self.correlations()
-        return out
-
-
-_MONITOR_CONSTRAINTS = {
-    "k": [Interval(int, 1, None)],
-    "kernel": [Options("cosine", "gaussian")],
-    "solver": [Options("exact", "fista")],
-    "n_loo": [Interval(int, 1, None), None],
-    "test_nnk": ["boolean"],
-    "batch_size": [Interval(int, 1, None), None],
-    "random_state": ["random_state"],
-}
-
-
-class GeneralizationMonitor:
+class GeneralizationMonitor(ParamsMixin):
     """Record DeepNNK generalisation estimates after every epoch: ``callback(epoch, model)``.
+
+    A training callback rather than an estimator: it needs the data at every epoch, so the data
+    are constructor arguments. Like every scrutiny class it has ``get_params`` / ``set_params`` /
+    ``repr`` and ``clone`` gives a fresh monitor; the arguments are stored as given and checked
+    when the monitor is first called (and again on every call, so ``set_params`` is checked too).
 
     Parameters
     ----------
@@ -183,7 +82,7 @@ class GeneralizationMonitor:
     test_nnk : bool, default False
         Also classify the test features by NNK and kNN over the training features.
     batch_size : int, optional
-        Rows per forward pass when extracting features.
+        Rows per forward pass when extracting features (memory only).
     random_state : int, numpy.random.Generator or None, default 0
         Seed of the ``n_loo`` subset (drawn once, at the first epoch).
 
@@ -200,30 +99,58 @@ class GeneralizationMonitor:
        generalization using polytope interpolation. arXiv:2007.10505.
     """
 
+    _constraints = {
+        "X_train": ["array-like"],
+        "y_train": ["array-like"],
+        "X_test": ["array-like", None],
+        "y_test": ["array-like", None],
+        "k": [Interval(int, 1, None)],
+        "kernel": [Options("cosine", "gaussian")],
+        "solver": [Options("exact", "fista")],
+        "n_loo": [Interval(int, 1, None), None],
+        "test_nnk": ["boolean"],
+        "batch_size": [Interval(int, 1, None), None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, X_train: Any, y_train: Any, X_test: Any = None, y_test: Any = None, *, k: int = 50,
                  kernel: str = "cosine", solver: str = "exact", features: Any = None, n_loo: int | None = None,
                  test_nnk: bool = False, batch_size: int | None = None, random_state: Any = 0) -> None:
-        validate_params("GeneralizationMonitor", {"k": k, "kernel": kernel, "solver": solver, "n_loo": n_loo,
-                                                  "test_nnk": test_nnk, "batch_size": batch_size,
-                                                  "random_state": random_state}, _MONITOR_CONSTRAINTS)
-        self.X_train = check_array(X_train, "X_train", ndim=None, dtype=None)
-        self.y_train = _labels(y_train, self.X_train.shape[0], "y_train", "X_train")
-        if (X_test is None) != (y_test is None):
-            raise InvalidParameterError("X_test and y_test must be given together (or neither).")
-        self.X_test = None if X_test is None else check_array(X_test, "X_test", ndim=None, dtype=None)
-        self.y_test = None if y_test is None else _labels(y_test, self.X_test.shape[0], "y_test", "X_test")
-        if test_nnk and X_test is None:
-            raise InvalidParameterError("test_nnk=True needs X_test and y_test.")
-        n = self.X_train.shape[0]
-        if k > n - 1:
-            raise InvalidParameterError(
-                f"GeneralizationMonitor: k={k} must be at most n_train - 1 = {n - 1} (leave-one-out); use a smaller k."
-            )
-        self.k, self.kernel, self.solver, self.features = k, kernel, solver, features
-        self.n_loo, self.test_nnk, self.batch_size, self.random_state = n_loo, test_nnk, batch_size, random_state
-        self.classes_ = np.unique(self.y_train)
+        self.X_train = X_train
+        self.y_train = y_train
+        self.X_test = X_test
+        self.y_test = y_test
+        self.k = k
+        self.kernel = kernel
+        self.solver = solver
+        self.features = features
+        self.n_loo = n_loo
+        self.test_nnk = test_nnk
+        self.batch_size = batch_size
+        self.random_state = random_state
         self._rows: list[dict[str, Any]] = []
         self._loo_idx: np.ndarray | None = None
+
+    def _checked_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The parameters checked and the data as arrays: ``(X_train, y_train, X_test, y_test)``."""
+        self._validate_params()
+        X = check_array(self.X_train, "X_train", ndim=None, dtype=None)
+        y = _labels(self.y_train, X.shape[0], "y_train", "X_train")
+        if (self.X_test is None) != (self.y_test is None):
+            raise InvalidParameterError("X_test and y_test must be given together (or neither).")
+        Xt = yt = None
+        if self.X_test is not None:
+            Xt = check_array(self.X_test, "X_test", ndim=None, dtype=None)
+            yt = _labels(self.y_test, Xt.shape[0], "y_test", "X_test")
+        if self.test_nnk and Xt is None:
+            raise InvalidParameterError("test_nnk=True needs X_test and y_test.")
+        n = X.shape[0]
+        if self.k > n - 1:
+            raise InvalidParameterError(
+                f"GeneralizationMonitor: k={self.k} must be at most n_train - 1 = {n - 1} (leave-one-out); "
+                "use a smaller k."
+            )
+        return X, y, Xt, yt
 
     def _wrap(self, model: Any) -> Any:
         from ..models import as_model
@@ -234,14 +161,16 @@ class GeneralizationMonitor:
 
     def __call__(self, epoch: int, model: Any) -> dict[str, Any]:
         """Evaluate ``model`` (a torch module or a wrapped model) and record the row for ``epoch``."""
+        X_train, y_train, X_test, y_test = self._checked_data()
+        self.classes_ = np.unique(y_train)
         start = time.perf_counter()
         m = self._wrap(model)
-        F = m.features(self.X_train)
+        F = m.features(X_train)
         row: dict[str, Any] = {"epoch": int(epoch)}
-        row["train_error"] = float(np.mean(m.predict(self.X_train).argmax(axis=1) != self.y_train))
-        if self.X_test is not None:
-            row["test_error"] = float(np.mean(m.predict(self.X_test).argmax(axis=1) != self.y_test))
-        nnk = NNK(k=self.k, kernel=self.kernel, solver=self.solver).fit(F, self.y_train)
+        row["train_error"] = float(np.mean(m.predict(X_train).argmax(axis=1) != y_train))
+        if X_test is not None:
+            row["test_error"] = float(np.mean(m.predict(X_test).argmax(axis=1) != y_test))
+        nnk = NNK(k=self.k, kernel=self.kernel, solver=self.solver).fit(F, y_train)
         if self.n_loo is not None and self._loo_idx is None and self.n_loo < F.shape[0]:
             rng = check_random_state(self.random_state)
             self._loo_idx = np.sort(rng.choice(F.shape[0], size=self.n_loo, replace=False))
@@ -256,11 +185,11 @@ class GeneralizationMonitor:
                    mean_residual=float(loo.residual.mean()), mean_neighbors=float(loo.n_neighbors.mean()),
                    max_kkt_residual=loo.max_kkt_residual)
         if self.test_nnk:
-            Ft = m.features(self.X_test)
+            Ft = m.features(X_test)
             sol = nnk.solve(Ft)
             p, knn, _ = nnk.interpolate(sol)
-            row["nnk_test_error"] = float(np.mean(nnk.classes_[p.argmax(1)] != self.y_test))
-            row["knn_test_error"] = float(np.mean(nnk.classes_[knn.argmax(1)] != self.y_test))
+            row["nnk_test_error"] = float(np.mean(nnk.classes_[p.argmax(1)] != y_test))
+            row["knn_test_error"] = float(np.mean(nnk.classes_[knn.argmax(1)] != y_test))
             row["max_kkt_residual"] = max(row["max_kkt_residual"], float(sol.kkt_residual.max()))
         row["seconds"] = time.perf_counter() - start
         self._rows.append(row)
@@ -290,8 +219,8 @@ class GeneralizationMonitor:
             mean_residual=series("mean_residual"), mean_neighbors=series("mean_neighbors"),
             max_kkt_residual=series("max_kkt_residual"), seconds=series("seconds"), classes=self.classes_,
             params={"k": self.k, "kernel": self.kernel, "solver": self.solver, "n_loo": self.n_loo,
-                    "n_train": int(self.X_train.shape[0]),
-                    "n_test": None if self.X_test is None else int(self.X_test.shape[0]),
+                    "n_train": int(len(self.X_train)),
+                    "n_test": None if self.X_test is None else int(len(self.X_test)),
                     "test_nnk": self.test_nnk},
         )
 
@@ -354,52 +283,15 @@ def nnk_generalization(checkpoints: Iterable[Any], X_train: Any, y_train: Any, X
 # --------------------------------------------------------------------------- out of support
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class OutOfSupport:
-    """How far queries lie outside the NNK polytopes of the training features.
-
-    Attributes
-    ----------
-    residual : ndarray of shape (n,)
-        Kernel-space squared distance from the query to the polytope of its neighbours
-        (0: inside the convex cone of training features; large: off the data support).
-    disagreement : ndarray of shape (n,)
-        ``1 - max_c y_hat_c``: weight of the polytope outside its majority class.
-    label_disagreement : ndarray of shape (n,) or None
-        ``1 - y_hat[label]`` for the labels passed (e.g. the network's predictions).
-    residual_pvalue : ndarray of shape (n,) or None
-        Fraction of training points whose leave-one-out residual is at least the query's
-        (small: more out-of-support than almost every training point).
-    degree : ndarray of shape (n,)
-        ``sum_j theta_j``.
-    n_neighbors : ndarray of shape (n,)
-        Polytope size (theta > 0).
-    predicted : ndarray of shape (n,)
-        NNK class label.
-    """
-
-    residual: np.ndarray
-    disagreement: np.ndarray
-    label_disagreement: np.ndarray | None
-    residual_pvalue: np.ndarray | None
-    degree: np.ndarray
-    n_neighbors: np.ndarray
-    predicted: np.ndarray
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).tolist())
-                for f in dataclasses.fields(self)}
-
-
 def out_of_support(nnk: NNK, X: Any, y: Any = None, *, reference: bool = True) -> OutOfSupport:
-    """Out-of-support scores of queries against a fitted :class:`~scrutiny.data_attribution.NNK`.
+    """Out-of-support scores of queries against a fitted :class:`~scrutiny.nnk.NNK`.
 
     Parameters
     ----------
     nnk : NNK
         Fitted on training features with labels.
     X : array-like of shape (n, n_features)
-        Query features (same extractor).
+        Query features (same extractor; model inputs if ``nnk`` was built with a model).
     y : array-like of shape (n,), optional
         Labels to check against the polytope (e.g. the network's predicted labels, or the labels a
         generator was conditioned on), giving ``label_disagreement``.
