@@ -186,7 +186,7 @@ def build_models(d: dict, l2: float, seed: int, names: tuple[str, ...]) -> dict[
     if "cnn-last" in names:
         t0 = time.perf_counter()
         m = make_model("cnn", d["shape"], 10, random_state=seed)
-        train_model(m, X, y, epochs=15, lr=1e-3, batch_size=32, weight_decay=l2, random_state=seed)
+        train_model(m, X, y, epochs=15, lr=1e-3, minibatch_size=32, weight_decay=l2, random_state=seed)
         m = m.double()
         info = fit_to_optimum(m, "cross_entropy", X, y, l2=l2, params="last")
         out["cnn-last"] = {"model": m, "params": "last", "fit": info, "seconds": time.perf_counter() - t0}

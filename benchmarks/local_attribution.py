@@ -280,7 +280,7 @@ def breast_cancer_mlp() -> tuple[nn.Module, dict[str, Any]]:
     mu, sd = train.X.mean(axis=0), train.X.std(axis=0)
     Xtr, Xte = (train.X - mu) / sd, (test.X - mu) / sd
     mlp = make_model("mlp", (30,), 2, random_state=0)
-    train_model(mlp, Xtr, train.y, epochs=60, lr=1e-3, batch_size=32, random_state=0)
+    train_model(mlp, Xtr, train.y, epochs=60, lr=1e-3, minibatch_size=32, random_state=0)
     mlp.eval()
     with torch.inference_mode():
         acc = float((mlp(torch.as_tensor(Xte, dtype=torch.float32)).argmax(1).numpy() == test.y).mean())
