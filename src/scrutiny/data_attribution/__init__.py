@@ -40,7 +40,7 @@ _LAZY = {
     "SensitivityDecomposition": "representer",
     "Decomposition": "representer",
     "TrainingObjective": "objective",
-    "fit_to_optimum": "objective",
+    "fit_to_optimum": "optimum",
     "resolve_loss": "objective",
     "IndefiniteHessianError": "hessian",
     "NotAtOptimumError": "hessian",

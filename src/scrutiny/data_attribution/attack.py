@@ -277,7 +277,8 @@ def training_set_attack(model: Any, loss: Any, X_train: Any, y_train: Any, X_tes
     >>> res.flip_rate, res.actual_change, res.predicted_change                   # doctest: +SKIP
     """
     from .influence import InfluenceFunctions
-    from .objective import TrainingObjective, fit_to_optimum
+    from .objective import TrainingObjective
+    from .optimum import fit_to_optimum
 
     validate_params("training_set_attack", {
         "epsilon": epsilon, "n_steps": n_steps, "step_size": step_size, "n_poison": n_poison,
