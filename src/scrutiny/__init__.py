@@ -30,6 +30,7 @@ _LAZY = {
     "Explanation": "scrutiny.explanation",
     "DataAttribution": "scrutiny.explanation",
     "MetricResult": "scrutiny.explanation",
+    "Result": "scrutiny.explanation",
     "load_result": "scrutiny.explanation",
     # local attributions
     "Saliency": "scrutiny.attribution",
