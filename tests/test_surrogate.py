@@ -301,7 +301,7 @@ def test_predict_checks_feature_count(small_fit):
     model, X, y = small_fit
     with pytest.raises(InvalidParameterError, match="X has 3 features, but this DMMMEN was fitted with 4"):
         model.predict(X[:, :3])
-    with pytest.raises(InvalidParameterError, match=r"y must have shape \(200\)"):
+    with pytest.raises(InvalidParameterError, match=r"response must have shape \(200\)"):
         model.predict_component(X, y[:5])
 
 

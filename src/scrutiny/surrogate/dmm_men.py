@@ -423,21 +423,21 @@ class DMMMEN(ParamsMixin):
         X = self._check_X(X)
         return X @ self.coef_mixture_ + self.intercept_mixture_
 
-    def component_proba(self, X: Any, y: Any) -> np.ndarray:
+    def component_proba(self, X: Any, response: Any) -> np.ndarray:
         """Plug-in ``P(component h | x, y)`` prop. to ``weights_h N(y | x' coef_h + intercept_h, sigma2_h)``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            The black box's responses at ``X``.
+        response : array-like of shape (n_samples,)
+            The black box's responses ``y`` at ``X`` (what the surrogate is fitted to).
 
         Returns
         -------
         ndarray of shape (n_samples, J)
         """
         X = self._check_X(X)
-        y = check_array(y, "y", ndim=1, shape=(X.shape[0],))
+        y = check_array(response, "response", ndim=1, shape=(X.shape[0],))
         return self._component_proba(X, y)
 
     def _component_proba(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -448,8 +448,8 @@ class DMMMEN(ParamsMixin):
         logd -= np.logaddexp.reduce(logd, axis=1, keepdims=True)
         return np.exp(logd)
 
-    def predict_component(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Most probable component of new ``(x, y)`` pairs and its probability.
+    def predict_component(self, X: Any, response: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Most probable component of new ``(x, response)`` pairs and its probability.
 
         ``h* = argmax_h weights_h N(y | x' coef_h + intercept_h, sigma2_h)`` (Guo et al. 2018).
 
@@ -458,10 +458,9 @@ class DMMMEN(ParamsMixin):
         labels : ndarray of shape (n_samples,), int
         proba : ndarray of shape (n_samples,)
         """
-        P = self.component_proba(X, y)
+        P = self.component_proba(X, response)
         labels = np.argmax(P, axis=1)
         return labels, P[np.arange(P.shape[0]), labels]
-
 
     # ------------------------------------------------------------------ explaining a black box
     # (the bodies live in :mod:`.from_model` and :mod:`.insights`, which import nothing from here)
