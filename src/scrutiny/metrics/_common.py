@@ -1,0 +1,92 @@
+"""What every metric shares: turning "an explanation, an explainer or an array" into
+attributions, the explained class, the model's score of it, and the MetricResult record.
+
+Conventions (the contract of :mod:`scrutiny.metrics`):
+
+* a metric is a function ``metric(model, X, attributions, *, target=None, ..., random_state=None)
+  -> MetricResult``; ``attributions`` is an :class:`~scrutiny.Explanation`, a local explainer
+  (anything with ``explain(X, target)``; robustness metrics need one, since they re-explain), or
+  an array of the input's shape;
+* ``target=None`` means the class the explanation explains (its ``target``), else the model's
+  predicted class; scores are taken in ``space`` (``"probability"`` by default for classifiers,
+  as in RISE and the DMM-MEN paper's Table 1);
+* every parameter and the seed go into ``MetricResult.params``; ``higher_is_better`` states the
+  direction; per-sample values are kept, so intervals and paired comparisons are possible.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .._validation import check_array, check_target
+from ..exceptions import InvalidParameterError
+from ..explanation import Explanation, MetricResult
+from ..models import as_model
+
+__all__ = ["Attributions", "resolve_attributions", "model_scores", "metric_result"]
+
+
+class Attributions(NamedTuple):
+    """Attributions resolved for a metric: values in the input's shape, the class each row
+    explains, and a short record of where they came from (for ``MetricResult.params``)."""
+
+    values: np.ndarray
+    target: np.ndarray
+    source: str
+
+
+def resolve_attributions(model: Any, X: np.ndarray, attributions: Any, target: Any = None) -> Attributions:
+    """Attributions for ``X`` from an Explanation, an explainer or an array (see the module doc)."""
+    model = as_model(model)
+    n = X.shape[0]
+    if isinstance(attributions, Explanation):
+        values = np.asarray(attributions.values, dtype=np.float64)
+        if values.shape != X.shape:
+            raise InvalidParameterError(
+                f"attributions: the Explanation's values have shape {values.shape} but X has shape {X.shape}; "
+                "explain the same inputs you evaluate."
+            )
+        explained = attributions.target if target is None else target
+        return Attributions(values, _targets(model, X, explained), attributions.method)
+    if hasattr(attributions, "explain"):
+        explanation = attributions.explain(X, target=target)
+        return Attributions(np.asarray(explanation.values, dtype=np.float64), np.asarray(explanation.target),
+                            type(attributions).__name__)
+    values = check_array(attributions, "attributions")
+    if values.shape != X.shape:
+        raise InvalidParameterError(
+            f"attributions must have the shape of X {X.shape}; got {values.shape}. Pass an Explanation, an "
+            "explainer, or one attribution per input value."
+        )
+    return Attributions(values, _targets(model, X, target), "array")
+
+
+def _targets(model: Any, X: np.ndarray, target: Any) -> np.ndarray:
+    if target is None:
+        return model.default_target(X)
+    if model.n_outputs is None:
+        model.predict(X[:1])
+    return check_target(target, X.shape[0], model.n_outputs)
+
+
+def model_scores(model: Any, X: np.ndarray, target: np.ndarray, space: str = "probability") -> np.ndarray:
+    """``f_target(x)`` per row of ``X`` in ``space`` (``"probability"``, ``"log_odds"`` or ``"raw"``);
+    ``target`` has one class per row."""
+    model = as_model(model)
+    if space == "probability":
+        out = model.predict_proba(X)
+    elif space == "log_odds":
+        out = model.predict_log_odds(X)
+    elif space == "raw":
+        out = model.predict(X)
+    else:
+        raise InvalidParameterError(f"space must be 'probability', 'log_odds' or 'raw'; got {space!r}.")
+    return out[np.arange(X.shape[0]), target]
+
+
+def metric_result(name: str, values: Any, *, higher_is_better: bool, params: dict, extras: dict | None = None) -> MetricResult:
+    """The MetricResult of a metric: per-sample values, mean, 95% t-interval, every parameter."""
+    return MetricResult(name=name, values=np.asarray(values, dtype=np.float64), higher_is_better=higher_is_better,
+                        params=params, extras=extras or {})
