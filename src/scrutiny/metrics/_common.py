@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validation import check_array, check_target
+from .._validation import check_array, check_random_state, check_target
 from ..exceptions import InvalidParameterError
 from ..explanation import Explanation, MetricResult
 from ..models import as_model
@@ -37,10 +37,19 @@ class Attributions(NamedTuple):
     source: str
 
 
-def resolve_attributions(model: Any, X: np.ndarray, attributions: Any, target: Any = None) -> Attributions:
-    """Attributions for ``X`` from an Explanation, an explainer or an array (see the module doc)."""
+def resolve_attributions(model: Any, X: np.ndarray, attributions: Any, target: Any = None,
+                         random_state: Any = None) -> Attributions:
+    """Attributions for ``X`` from an Explanation, an explainer, an array, or ``"random"``
+    (standard-normal attributions from ``random_state``: the baseline every metric reports
+    against; see the module doc)."""
     model = as_model(model)
-    n = X.shape[0]
+    if isinstance(attributions, str):
+        if attributions != "random":
+            raise InvalidParameterError(
+                f"attributions must be an Explanation, an explainer, an array or 'random'; got {attributions!r}."
+            )
+        rng = check_random_state(random_state)
+        return Attributions(rng.standard_normal(X.shape), _targets(model, X, target), "random")
     if isinstance(attributions, Explanation):
         values = np.asarray(attributions.values, dtype=np.float64)
         if values.shape != X.shape:
