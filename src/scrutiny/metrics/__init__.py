@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from .._lazy import lazy_module
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "keep_top_k": "removal",
+    "remove_top_k": "removal",
+    "deletion_curve": "removal",
+    "insertion_curve": "removal",
+    "road": "removal",
+    "evaluate": "evaluate",
+    "EvaluationTable": "evaluate",
+}
 __all__ = sorted(_LAZY)
 __getattr__, __dir__ = lazy_module(__name__, _LAZY, __all__)

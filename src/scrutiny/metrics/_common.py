@@ -25,7 +25,7 @@ from ..exceptions import InvalidParameterError
 from ..explanation import Explanation, MetricResult
 from ..models import as_model
 
-__all__ = ["Attributions", "resolve_attributions", "model_scores", "metric_result"]
+__all__ = ["Attributions", "resolve_attributions", "model_outputs", "model_scores", "metric_result"]
 
 
 class Attributions(NamedTuple):
@@ -83,6 +83,11 @@ def _targets(model: Any, X: np.ndarray, target: Any) -> np.ndarray:
 def model_scores(model: Any, X: np.ndarray, target: np.ndarray, space: str = "probability") -> np.ndarray:
     """``f_target(x)`` per row of ``X`` in ``space`` (``"probability"``, ``"log_odds"`` or ``"raw"``);
     ``target`` has one class per row."""
+    return model_outputs(model, X, space)[np.arange(X.shape[0]), target]
+
+
+def model_outputs(model: Any, X: np.ndarray, space: str = "probability") -> np.ndarray:
+    """Every output of the model per row of ``X`` in ``space``, shape (n, n_outputs)."""
     model = as_model(model)
     if space == "probability":
         out = model.predict_proba(X)
@@ -92,7 +97,7 @@ def model_scores(model: Any, X: np.ndarray, target: np.ndarray, space: str = "pr
         out = model.predict(X)
     else:
         raise InvalidParameterError(f"space must be 'probability', 'log_odds' or 'raw'; got {space!r}.")
-    return out[np.arange(X.shape[0]), target]
+    return np.asarray(out, dtype=np.float64)
 
 
 def metric_result(name: str, values: Any, *, higher_is_better: bool, params: dict, extras: dict | None = None) -> MetricResult:
