@@ -14,8 +14,8 @@ _LAZY: dict[str, str] = {
     "deletion_curve": "removal",
     "insertion_curve": "removal",
     "road": "removal",
-    "evaluate": "evaluate",
-    "EvaluationTable": "evaluate",
+    "evaluate": "evaluation",
+    "EvaluationTable": "evaluation",
 }
 __all__ = sorted(_LAZY)
 __getattr__, __dir__ = lazy_module(__name__, _LAZY, __all__)

@@ -157,7 +157,7 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
-def _masked_scores(model, X, attr, keep_mask, fill, space):
+def _masked_scores(model, X, keep_mask, fill, space):
     rows = np.where(keep_mask.reshape(X.shape), X, fill)
     outputs = model_outputs(model, rows, space)
     return outputs, rows
@@ -195,7 +195,7 @@ def keep_top_k(model: Any, X: Any, attributions: Any, *, k: int = 20, segments: 
         raise InvalidParameterError(f"score must be 'probability' or 'accuracy'; got {score!r}.")
     model, X, attr = _prepare(model, X, attributions, target, space, random_state)
     ranked = _rank_units(X, attr.values, segments)
-    outputs, rows = _masked_scores(model, X, attr, ranked.rank < k, _fill(X, baseline, "baseline"), space)
+    outputs, rows = _masked_scores(model, X, ranked.rank < k, _fill(X, baseline, "baseline"), space)
     kept = outputs[np.arange(X.shape[0]), attr.target]
     still = (_predicted(model, outputs, rows) == attr.target).astype(np.float64)
     acc = metric_result("accuracy", still, higher_is_better=True, params={})
@@ -221,7 +221,7 @@ def remove_top_k(model: Any, X: Any, attributions: Any, *, k: int = 20, segments
     ranked = _rank_units(X, attr.values, segments)
     idx = np.arange(X.shape[0])
     before = model_outputs(model, X, space)[idx, attr.target]
-    outputs, rows = _masked_scores(model, X, attr, ranked.rank >= k, _fill(X, baseline, "baseline"), space)
+    outputs, rows = _masked_scores(model, X, ranked.rank >= k, _fill(X, baseline, "baseline"), space)
     after = outputs[idx, attr.target]
     still = (_predicted(model, outputs, rows) == attr.target).astype(np.float64)
     params = {"k": k, "segmented": segments is not None, "baseline": _describe(baseline), "space": space,

@@ -4,6 +4,9 @@ Each method is explained once and its attributions are reused by every metric. R
 methods disagree across metrics and seeds, so the table carries, for every metric and every
 pair of methods, a paired-bootstrap 95% interval of the mean difference (the same resampled
 samples for both methods, so the shared per-sample difficulty cancels).
+
+The module is ``evaluation``, not ``evaluate``: a submodule named like the function would replace
+the function on the package (``scrutiny.metrics.evaluate``) as soon as it is imported.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
