@@ -10,7 +10,8 @@ from scrutiny.data import segment
 from scrutiny.exceptions import InvalidParameterError
 from scrutiny.explanation import MetricResult, load_result
 from scrutiny.metrics import deletion_curve, insertion_curve, keep_top_k, remove_top_k, road
-from scrutiny.metrics.removal import gaussian_blur, noisy_linear_impute
+from scrutiny.metrics import gaussian_blur
+from scrutiny.metrics.removal import noisy_linear_impute
 from scrutiny.models import as_model
 
 
@@ -222,3 +223,18 @@ def test_errors(tabular, images):
         keep_top_k(imodel, IX, itrue, segments=seg[:, :4])
     with pytest.raises(InvalidParameterError, match="percentages must be"):
         road(imodel, IX, itrue, percentages=(0, 100))
+
+
+def test_road_segment_level_known_answer():
+    """The same with superpixels: the 3x3 patch is one grid cell, ranked first by the truth."""
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0, 0.1, size=(6, 1, 12, 12))
+    X[:, :, 6:9, 6:9] = 1.0
+    W = np.zeros((1, 12, 12))
+    W[:, 6:9, 6:9] = 1.0
+    model = _additive(W, c=4.5)
+    seg = segment(X, method="grid", cell=3)
+    res = road(model, X, X * W, segments=seg, percentages=(10, 50, 90), random_state=0)
+    np.testing.assert_array_equal(res.values, 1.0)
+    np.testing.assert_array_equal(road(model, X, -X * W, segments=seg, percentages=(10, 50, 90),
+                                       random_state=0).values, -1.0)

@@ -14,6 +14,7 @@ _LAZY: dict[str, str] = {
     "deletion_curve": "removal",
     "insertion_curve": "removal",
     "road": "removal",
+    "gaussian_blur": "removal",
     "evaluate": "evaluation",
     "EvaluationTable": "evaluation",
 }

@@ -33,7 +33,7 @@ from ..exceptions import InvalidParameterError
 from ..models import as_model
 from ._common import metric_result, model_outputs, resolve_attributions
 
-__all__ = ["keep_top_k", "remove_top_k", "deletion_curve", "insertion_curve", "road"]
+__all__ = ["keep_top_k", "remove_top_k", "deletion_curve", "insertion_curve", "road", "gaussian_blur"]
 
 # Rows sent to the model in one call when scoring stacks of masked inputs; memory only, never
 # changes a result (each sample's stack is scored independently of the others).
@@ -170,7 +170,8 @@ def keep_top_k(model: Any, X: Any, attributions: Any, *, k: int = 20, segments: 
     The DMM-MEN paper's Table 1 (sufficiency): accuracy = the original class is still predicted;
     mean probability of the original class. Both are returned per sample: ``values`` holds the
     one named by ``score`` (``"probability"``: the class's score in ``space`` after masking;
-    ``"accuracy"``: 1.0 where it is still predicted, else 0.0), and ``extras`` holds both
+    ``"accuracy"``: 1.0 where it is still predicted, else 0.0; "the class" is ``target``, so pass
+    true labels to score accuracy against them), and ``extras`` holds both
     (``kept_score``, ``still_predicted``, with ``accuracy`` and its 95% interval). Higher is better.
 
     Parameters
@@ -309,7 +310,10 @@ def insertion_curve(model: Any, X: Any, attributions: Any, *, step: int = 1, sub
     ----------
     substrate : "blur", float or array, default "blur"
         ``"blur"`` (images only): RISE's Gaussian blur (kernel 11, sigma 5 at 224 pixels) scaled to
-        the image's height. For tabular data pass a baseline such as the training mean.
+        the image's height. That blur is mild, and on very small images (8x8 digits: sigma 0.18)
+        it leaves the image almost intact, so every method scores alike; pass
+        ``substrate=gaussian_blur(X, sigma=...)`` for a stronger one. For tabular data pass a
+        baseline such as the training mean.
     step, segments, target, space, random_state
         As :func:`deletion_curve`.
     """
