@@ -109,17 +109,20 @@ def _fill(X: np.ndarray, value: Any, name: str) -> np.ndarray:
     return out
 
 
-def _score_stacks(model: Any, stacks: list[np.ndarray], space: str) -> list[np.ndarray]:
-    """Model outputs for each sample's stack of masked inputs, batched by rows."""
-    out: list[np.ndarray] = []
+def _score_stacks(model: Any, stacks: Any, space: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(outputs, predicted class) for each sample's stack of masked inputs. ``stacks`` may be a
+    generator: stacks are built and scored in groups of about ``_ROW_BUDGET`` rows, so memory
+    stays bounded however many samples and steps there are."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     group: list[np.ndarray] = []
 
     def flush() -> None:
         if group:
             rows = np.concatenate(group)
             res = model_outputs(model, rows, space)
+            pred = _predicted(model, res, rows)
             cuts = np.cumsum([g.shape[0] for g in group])[:-1]
-            out.extend(np.split(res, cuts))
+            out.extend(zip(np.split(res, cuts), np.split(pred, cuts)))
             group.clear()
 
     size = 0
@@ -253,14 +256,14 @@ def _check_step(step: Any) -> int:
 def _curve(model, X, attr, ranked, start, end, step, space):
     """Per-sample curves: at step t the units of rank < t*step take their ``end`` value, the rest
     their ``start`` value; returns the list of score curves (length ceil(S_i/step) + 1)."""
-    stacks = []
-    for i in range(X.shape[0]):
-        n_steps = math.ceil(int(ranked.n_units[i]) / step)
-        thresholds = np.arange(n_steps + 1)[:, None] * step
-        changed = ranked.rank[i][None] < thresholds
-        stacks.append(np.where(changed, end[i].reshape(1, -1), start[i].reshape(1, -1)).reshape(-1, *X.shape[1:]))
-    outs = _score_stacks(model, stacks, space)
-    return [o[:, attr.target[i]] for i, o in enumerate(outs)]
+    def stacks():
+        for i in range(X.shape[0]):
+            n_steps = math.ceil(int(ranked.n_units[i]) / step)
+            changed = ranked.rank[i][None] < np.arange(n_steps + 1)[:, None] * step
+            yield np.where(changed, end[i][None], start[i][None]).reshape(-1, *X.shape[1:])
+
+    outs = _score_stacks(model, stacks(), space)
+    return [o[:, attr.target[i]] for i, (o, _) in enumerate(outs)]
 
 
 def _auc(curve: np.ndarray) -> float:
@@ -443,23 +446,24 @@ def road(model: Any, X: Any, attributions: Any, *, percentages: Any = tuple(rang
     ranked = _rank_units(values, values, labels)
     rank = ranked.rank.reshape(n, h, w)
     seeds = check_random_state(random_state).integers(0, 2**63 - 1, size=n)
-    stacks = []
-    for i in range(n):
-        rng = np.random.default_rng(seeds[i])
-        s = int(ranked.n_units[i])
-        rows = []
-        for order in ("morf", "lerf"):
-            for p in pcts:
-                m = int(round(p / 100 * s))
-                removed = rank[i] < m if order == "morf" else rank[i] >= s - m
-                rows.append(noisy_linear_impute(images[i], removed, noise, rng))
-        stacks.append(np.stack(rows).reshape(-1, *X.shape[1:]))
-    outs = _score_stacks(model, stacks, space)
+
+    def stacks():
+        for i in range(n):
+            rng = np.random.default_rng(seeds[i])
+            s = int(ranked.n_units[i])
+            rows = []
+            for order in ("morf", "lerf"):
+                for p in pcts:
+                    m = int(round(p / 100 * s))
+                    removed = rank[i] < m if order == "morf" else rank[i] >= s - m
+                    rows.append(noisy_linear_impute(images[i], removed, noise, rng))
+            yield np.stack(rows).reshape(-1, *X.shape[1:])
+
     P = pcts.size
     correct = np.empty((n, 2 * P))
     scores = np.empty((n, 2 * P))
-    for i, o in enumerate(outs):
-        correct[i] = _predicted(model, o, stacks[i]) == attr.target[i]
+    for i, (o, pred) in enumerate(_score_stacks(model, stacks(), space)):
+        correct[i] = pred == attr.target[i]
         scores[i] = o[:, attr.target[i]]
     morf, lerf = correct[:, :P], correct[:, P:]
     params = {"percentages": pcts.tolist(), "noise": float(noise), "segmented": segments is not None, "space": space,
