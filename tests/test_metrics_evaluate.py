@@ -112,3 +112,13 @@ def test_errors(problem):
         evaluate({"t": true}, {"bad": 3}, model, X)
     with pytest.raises(InvalidParameterError, match="n_bootstrap"):
         evaluate({"t": true}, METRICS, model, X, n_bootstrap=10)
+
+
+def test_bootstrap_by_counts_equals_resampling_by_index():
+    from scrutiny.metrics.evaluation import _paired_bootstrap_means
+
+    diffs = np.random.default_rng(2).standard_normal((3, 37))
+    got = _paired_bootstrap_means(diffs, 450, seed=9)  # 450: more than one chunk, a partial last one
+    rng = np.random.default_rng(9)
+    idx = np.concatenate([rng.integers(0, 37, size=(c, 37)) for c in (200, 200, 50)])
+    np.testing.assert_allclose(got, diffs[:, idx].mean(axis=2).T)

@@ -91,6 +91,25 @@ def _metric_spec(name: str, spec: Any) -> tuple[Callable, dict]:
     )
 
 
+# Bootstrap replicates drawn per chunk: memory is chunk x n counts, whatever n_bootstrap is.
+_BOOT_CHUNK = 200
+
+
+def _paired_bootstrap_means(diffs: np.ndarray, n_bootstrap: int, seed: int) -> np.ndarray:
+    """Means of ``diffs`` (pairs, n) over ``n_bootstrap`` resamples of the n samples, the same
+    resamples for every pair; shape (n_bootstrap, pairs). Resampling counts times the
+    differences equals indexing, without materialising (pairs, B, n)."""
+    n = diffs.shape[1]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_bootstrap, diffs.shape[0]))
+    for lo in range(0, n_bootstrap, _BOOT_CHUNK):
+        c = min(_BOOT_CHUNK, n_bootstrap - lo)
+        idx = rng.integers(0, n, size=(c, n))
+        counts = np.bincount((np.arange(c)[:, None] * n + idx).ravel(), minlength=c * n).reshape(c, n)
+        out[lo:lo + c] = counts @ diffs.T / n
+    return out
+
+
 def evaluate(explainers: Mapping[str, Any], metrics: Mapping[str, Any], model: Any, X: Any, *, target: Any = None,
              n_bootstrap: int = 2000, ci_level: float = 0.95, random_state: Any = None) -> EvaluationTable:
     """Run every metric on every method's attributions of ``X``.
@@ -154,28 +173,26 @@ def evaluate(explainers: Mapping[str, Any], metrics: Mapping[str, Any], model: A
             row[method] = res
         results[metric_name] = row
 
-    differences = {}
-    n = X.shape[0]
-    idx = np.random.default_rng(boot_seed).integers(0, n, size=(n_bootstrap, n))
-    alpha = (1 - ci_level) / 2
     names = list(attributions)
-    for metric_name, row in results.items():
-        pairs = []
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                diff = row[a].values - row[b].values
-                if diff.shape != (n,):
-                    raise InvalidParameterError(
-                        f"metrics[{metric_name!r}] must return one value per sample of X to be compared; got {diff.shape}."
-                    )
-                boot = diff[idx].mean(axis=1)
-                lo, hi = (float(q) for q in np.quantile(boot, [alpha, 1 - alpha]))
-                better = None
-                if lo > 0 or hi < 0:
-                    a_wins = (lo > 0) == row[a].higher_is_better
-                    better = a if a_wins else b
-                pairs.append({"a": a, "b": b, "mean": float(diff.mean()), "ci": [lo, hi], "better": better})
-        differences[metric_name] = pairs
+    pairs = [(metric, a, b) for metric in results for i, a in enumerate(names) for b in names[i + 1:]]
+    n = X.shape[0]
+    diffs = np.empty((len(pairs), n))
+    for j, (metric, a, b) in enumerate(pairs):
+        diff = results[metric][a].values - results[metric][b].values
+        if diff.shape != (n,):
+            raise InvalidParameterError(
+                f"metrics[{metric!r}] must return one value per sample of X to be compared; got {diff.shape}."
+            )
+        diffs[j] = diff
+    boot = _paired_bootstrap_means(diffs, n_bootstrap, boot_seed)
+    alpha = (1 - ci_level) / 2
+    differences: dict[str, list] = {metric: [] for metric in results}
+    for j, (metric, a, b) in enumerate(pairs):
+        lo, hi = (float(q) for q in np.quantile(boot[:, j], [alpha, 1 - alpha]))
+        better = None
+        if lo > 0 or hi < 0:
+            better = a if (lo > 0) == results[metric][a].higher_is_better else b
+        differences[metric].append({"a": a, "b": b, "mean": float(diffs[j].mean()), "ci": [lo, hi], "better": better})
     params = {"n_bootstrap": int(n_bootstrap), "ci_level": float(ci_level),
               "random_state": random_state if random_state is None or isinstance(random_state, int) else repr(random_state),
               "sources": {name: a.source for name, a in attributions.items()}}
