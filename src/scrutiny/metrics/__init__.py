@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from .._lazy import lazy_module
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    # perturbation and robustness metrics (perturbation.py)
+    "infidelity": "perturbation",
+    "sensitivity_max": "perturbation",
+    "sensitivity_avg": "perturbation",
+    "faithfulness_correlation": "perturbation",
+    "pgi": "perturbation",
+    "pgu": "perturbation",
+}
 __all__ = sorted(_LAZY)
 __getattr__, __dir__ = lazy_module(__name__, _LAZY, __all__)
