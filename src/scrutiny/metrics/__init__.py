@@ -17,6 +17,13 @@ _LAZY: dict[str, str] = {
     "gaussian_blur": "removal",
     "evaluate": "evaluation",
     "EvaluationTable": "evaluation",
+    # perturbation and robustness metrics (perturbation.py)
+    "infidelity": "perturbation",
+    "sensitivity_max": "perturbation",
+    "sensitivity_avg": "perturbation",
+    "faithfulness_correlation": "perturbation",
+    "pgi": "perturbation",
+    "pgu": "perturbation",
 }
 __all__ = sorted(_LAZY)
 __getattr__, __dir__ = lazy_module(__name__, _LAZY, __all__)
