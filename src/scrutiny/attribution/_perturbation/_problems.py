@@ -348,7 +348,8 @@ class ShapleyBlock(NamedTuple):
 class ShapleyProblem:
     """KernelSHAP over the varying features of each input (dummy features get 0)."""
 
-    def __init__(self, model, space, X, background, bg_weights, v0, fx, n_samples, seed, rows_per_chunk, owner):
+    def __init__(self, model, space, X, background, bg_weights, v0, fx, n_samples, seed, rows_per_chunk, owner,
+                 labels=None):
         self.model, self.space, self.owner = model, space, owner
         self.shape = X.shape[1:]
         dt = native_dtype(model)  # coalition rows are built directly in the model's dtype
@@ -360,22 +361,48 @@ class ShapleyProblem:
         self.seed = seed
         B = self.BG.shape[0]
         self.rows_per_chunk = max(B, (rows_per_chunk // B) * B)
-        self.varying = (self.BG[None, :, :] != self.Xf[:, None, :]).any(axis=1)  # (n, D)
+        n, D = self.Xf.shape
+        feat_varying = (self.BG[None, :, :] != self.Xf[:, None, :]).any(axis=1)  # (n, D)
+        # players are groups of features (``labels`` (n, D), numbered 0..G_i-1 per input) or,
+        # without labels, the features themselves; a group varies if any of its features does
+        if labels is None:
+            self.labels = None
+            self.varying = feat_varying
+        else:
+            self.labels = np.asarray(labels, dtype=np.int64).reshape(n, D)
+            G = int(self.labels.max()) + 1 if D else 0
+            self.varying = np.zeros((n, G), dtype=bool)
+            for i in range(n):
+                self.varying[i, np.unique(self.labels[i][feat_varying[i]])] = True
         self.plans: dict[int, Any] = {}
 
     def groups(self):
         keys: dict[bytes, list[int]] = {}
         for i, row in enumerate(self.varying):
-            keys.setdefault(row.tobytes(), []).append(i)
+            lab = b"" if self.labels is None else self.labels[i].tobytes()
+            keys.setdefault(row.tobytes() + b"|" + lab, []).append(i)
         out = []
         for idx in keys.values():
             players = np.flatnonzero(self.varying[idx[0]])
             if players.size >= 2:
-                out.append(((players.size, players.tobytes()), np.array(idx)))
+                out.append(((players.size, players.tobytes(), int(idx[0])), np.array(idx)))
         return out
 
     def players(self, key) -> np.ndarray:
         return np.frombuffer(key[1], dtype=np.int64)
+
+    def columns(self, key) -> np.ndarray:
+        """For each of the D features, its player's column in a coalition (``M``: not a player,
+        always taken from x, which equals every background row there)."""
+        M, P = key[0], self.players(key)
+        D = self.Xf.shape[1]
+        if self.labels is None:
+            col = np.full(D, M, dtype=np.int64)
+            col[P] = np.arange(M)
+            return col
+        pos = np.full(self.varying.shape[1], M, dtype=np.int64)
+        pos[P] = np.arange(M)
+        return pos[self.labels[key[2]]]
 
     def sizes(self, key):
         M = key[0]
@@ -411,11 +438,10 @@ class ShapleyProblem:
         return ShapleyBlock(samp, np.ones(m, dtype=bool))
 
     def evaluate(self, key, idx, blk):
-        P = self.players(key)
         Z = blk.coalitions.Z
         m, B = Z.shape[0], self.BG.shape[0]
-        mask = np.ones((m, self.Xf.shape[1]), dtype=bool)
-        mask[:, P] = Z.astype(bool)
+        Zx = np.concatenate([Z.astype(bool), np.ones((m, 1), dtype=bool)], axis=1)
+        mask = Zx[:, self.columns(key)]  # (m, D)
         Xa = self.Xf[idx]
         total = len(idx) * m * B
         D = self.Xf.shape[1]
