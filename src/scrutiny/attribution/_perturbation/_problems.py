@@ -426,16 +426,15 @@ class ShapleyProblem:
             return ShapleyBlock(co, np.zeros(len(co.Z), dtype=bool))
         if block == 0:
             enum = plan.enumerated
-            n_s = m - len(enum.Z)
-            samp = sample_coalitions(self.seed, M, block, n_s, plan, 0)
+            samp = sample_coalitions(self.seed, M, block, m - len(enum.Z), plan, 0)
             co = Coalitions(
                 np.concatenate([enum.Z, samp.Z]),
                 np.concatenate([enum.weights, samp.weights]),
                 np.concatenate([enum.units, samp.units]),
             )
-            return ShapleyBlock(co, np.r_[np.zeros(len(enum.Z), bool), np.ones(n_s, bool)])
+            return ShapleyBlock(co, np.r_[np.zeros(len(enum.Z), bool), np.ones(len(samp.Z), bool)])
         samp = sample_coalitions(self.seed, M, block, m, plan, 0)
-        return ShapleyBlock(samp, np.ones(m, dtype=bool))
+        return ShapleyBlock(samp, np.ones(len(samp.Z), dtype=bool))
 
     def evaluate(self, key, idx, blk):
         Z = blk.coalitions.Z
@@ -469,7 +468,7 @@ class ShapleyProblem:
         sampled = np.concatenate([b.sampled for b in blocks])
         if sampled.any():
             w = w.copy()
-            w[sampled] = plan.remaining_mass / sampled.sum()
+            w[sampled] = plan.remaining_mass * w[sampled] / w[sampled].sum()  # weights: times drawn
         units = _concat_units([b.coalitions.units for b in blocks])
         delta = self.fx[idx] - self.v0
         return solve_wls(Z, w, Y, target, intercept=False, delta=delta, units=units, owner=self.owner)
