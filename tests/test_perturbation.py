@@ -732,3 +732,37 @@ def test_clime_and_occlusion_errors():
         Occlusion(_lin(), window=(1, 1)).explain(X)
     with pytest.raises(InvalidParameterError, match="baseline must be a number or an array broadcastable"):
         Occlusion(_lin(), baseline=np.zeros(4)).explain(X)
+
+
+# --------------------------------------------------------------------------- designs (equal-budget accuracy)
+
+
+def test_image_design_is_complementary_pairs_of_bernoulli_rows():
+    """Image LIME's masks come in pairs (z, 1 - z), the first being the input itself (all
+    ones); each column is balanced within pairs, so its mean is exactly 1/2 for even m."""
+    from scrutiny.attribution._perturbation._design import bernoulli_masks
+
+    Z = bernoulli_masks(3, 12, 0, 200, include_ones=True, antithetic=True)
+    assert Z.shape == (200, 12) and np.all(Z[0] == 1) and np.all(Z[1] == 0)
+    np.testing.assert_array_equal(Z[0::2] + Z[1::2], 1.0)
+    np.testing.assert_array_equal(Z.mean(axis=0), 0.5)
+    assert len(np.unique(Z[2::2], axis=0)) > 90  # the pairs themselves are random
+    odd = bernoulli_masks(3, 12, 0, 7, include_ones=False, antithetic=True)
+    assert odd.shape == (7, 12)
+
+
+def test_sampled_coalitions_are_distinct_and_weighted_by_draw_counts():
+    """13 players, 1,024 coalitions (shap's enumeration of sizes 1, 2, 11, 12, the rest
+    sampled): every sampled coalition is new, none is an enumerated one, pairs are
+    complementary, and the weights are positive integers (times drawn), some above 1."""
+    from scrutiny.attribution._perturbation._design import sample_coalitions, shapley_plan
+
+    M = 13
+    plan = shapley_plan(M, 1024)
+    assert len(plan.enumerated.Z) == 2 * (13 + 78)
+    s = sample_coalitions(0, M, 0, 1024 - len(plan.enumerated.Z), plan, 0)
+    assert len(s.Z) == 1024 - 182
+    rows = np.concatenate([plan.enumerated.Z, s.Z])
+    assert len(np.unique(rows, axis=0)) == len(rows)
+    np.testing.assert_array_equal(s.Z[0::2] + s.Z[1::2], 1.0)
+    assert np.all(s.weights >= 1) and np.all(s.weights == np.round(s.weights)) and s.weights.max() > 1

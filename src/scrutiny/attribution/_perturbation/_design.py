@@ -91,18 +91,34 @@ def cosine_distance_to_ones(Z: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- simple designs
 
 
-def bernoulli_masks(seed: int, n_features: int, block: int, m: int, include_ones: bool) -> np.ndarray:
-    """Binary masks with independent Bernoulli(1/2) entries, shape (m, n_features), float64.
+def bernoulli_masks(seed: int, n_features: int, block: int, m: int, include_ones: bool,
+                    antithetic: bool = False) -> np.ndarray:
+    """Binary masks with Bernoulli(1/2) entries, shape (m, n_features), float64.
 
     Drawn feature-major, so the first ``S`` columns of a draw with more features equal a draw
     with ``S`` features from the same stream. With ``include_ones`` the first row is all ones
-    (the explained input itself, as lime does).
+    (the explained input itself, as lime does). With ``antithetic`` the rows come in
+    complementary pairs ``(z, 1 - z)`` (the all-ones row is paired with the all-zeros row; an
+    odd ``m`` leaves the last row unpaired): every row is still Bernoulli(1/2), so a
+    regression on the masks estimates the same quantity, with less variance when the
+    response is close to additive in the masks (image LIME on MNIST at 1,000 samples: mean
+    relative error 0.095 against 0.117 for independent rows and lime's 0.118;
+    ``python benchmarks/local_attribution.py --tasks lime --datasets mnist``).
     """
     rng = stream(seed, TAG_BERNOULLI, n_features, block)
-    Z = (rng.random((n_features, m)) < 0.5).T.astype(np.float64)
-    if include_ones and m:
-        Z[0] = 1.0
-    return Z
+    if not antithetic:
+        Z = (rng.random((n_features, m)) < 0.5).T.astype(np.float64)
+        if include_ones and m:
+            Z[0] = 1.0
+        return Z
+    half = (m + 1) // 2
+    base = (rng.random((n_features, half)) < 0.5).T.astype(np.float64)
+    if include_ones and half:
+        base[0] = 1.0
+    Z = np.empty((2 * half, n_features))
+    Z[0::2] = base
+    Z[1::2] = 1.0 - base
+    return Z[:m]
 
 
 class Noise(NamedTuple):

@@ -8,7 +8,8 @@ Each problem implements the protocol of :mod:`._engine` (``groups``, ``sizes``, 
 * :class:`TabularProblem` -- lime's tabular sampler: quartile/decile bins or categories drawn
   from the training frequencies (binary "same bin as x" features) and standardised Gaussian
   noise around x for the remaining continuous features; exponential kernel, ridge;
-* :class:`ImageProblem` -- lime's image sampler: Bernoulli(1/2) superpixel masks, cosine
+* :class:`ImageProblem` -- lime's image sampler: Bernoulli(1/2) superpixel masks (in
+  complementary pairs, see :func:`._design.bernoulli_masks`), cosine
   distance, exponential kernel (width 0.25), ridge;
 * :class:`ShapleyProblem` -- KernelSHAP: Shapley-kernel coalitions (exact, or hybrid
   enumeration + paired sampling), interventional game over a weighted background, efficiency
@@ -313,7 +314,7 @@ class ImageProblem:
         return self._sizes
 
     def draw(self, key, block, m):
-        return bernoulli_masks(self.seed, key, block, m, include_ones=block == 0)
+        return bernoulli_masks(self.seed, key, block, m, include_ones=block == 0, antithetic=True)
 
     def evaluate(self, key, idx, Z):
         m = Z.shape[0]
