@@ -173,6 +173,113 @@ def test_kernelshap_exact_enumeration_equals_brute_force_shapley():
     assert e.extras["exact"].all() and np.all(e.stderr == 0)
 
 
+def brute_force_group_shapley(f, x, background, labels):
+    """Exact interventional group Shapley values: players are the groups of ``labels`` (a
+    feature -> group map over x.ravel()); independent of the library's enumeration code."""
+    G = int(labels.max()) + 1
+    xf, bf = x.ravel(), background.reshape(len(background), -1)
+
+    def v(S):
+        keep = np.isin(labels, list(S))
+        rows = np.where(keep, xf, bf).reshape((len(bf),) + x.shape)
+        return f(rows).mean()
+
+    phi = np.zeros(G)
+    for g in range(G):
+        others = [h for h in range(G) if h != g]
+        for r in range(G):
+            for S in itertools.combinations(others, r):
+                wt = factorial(r) * factorial(G - r - 1) / factorial(G)
+                phi[g] += wt * (v(S + (g,)) - v(S))
+    return phi
+
+
+def test_grouped_kernelshap_one_feature_per_group_equals_ungrouped():
+    """Singleton groups (any labels, renumbered) give the ungrouped game: identical values on
+    the sampled path with the same seed, tabular and image."""
+    d = 12
+    f = _mlp(d)
+    rng = np.random.default_rng(5)
+    background, X = rng.normal(size=(4, d)), rng.normal(size=(3, d))
+    plain = KernelSHAP(f, background, n_samples=80, random_state=3).explain(X)
+    grouped = KernelSHAP(f, background, groups=np.arange(d) * 7 + 2, n_samples=80, random_state=3).explain(X)
+    assert not plain.extras["exact"].any()
+    np.testing.assert_allclose(grouped.values, plain.values, atol=1e-12)
+    np.testing.assert_allclose(grouped.extras["group_values"], plain.values, atol=1e-12)
+    np.testing.assert_allclose(grouped.stderr, plain.stderr, atol=1e-12)
+    # images (n, 1, 3, 4) with one pixel per superpixel
+    fi = lambda Z: f(Z.reshape(len(Z), -1))  # noqa: E731
+    Xi, bgi = X.reshape(3, 1, 3, 4), background.reshape(4, 1, 3, 4)
+    img = KernelSHAP(fi, bgi, groups=np.arange(d).reshape(3, 4), n_samples=80, random_state=3).explain(Xi)
+    np.testing.assert_allclose(img.values.reshape(3, d), plain.values, atol=1e-12)
+    np.testing.assert_allclose(img.extras["segment_values"], plain.values, atol=1e-12)
+
+
+def test_grouped_kernelshap_exact_enumeration_equals_brute_force_group_shapley():
+    """Few groups (4 of 7 tabular columns; 6 superpixels of a 2-channel image, one
+    segmentation per image): the exact path equals brute-force group Shapley values, and the
+    per-feature values sum to them within each group."""
+    d = 7
+    f = _mlp(d, seed=2)
+    rng = np.random.default_rng(7)
+    background, X = rng.normal(size=(3, d)), rng.normal(size=(2, d))
+    labels = np.array([3, 3, 0, 1, 1, 1, 9])  # renumbered to [2, 2, 0, 1, 1, 1, 3]
+    e = KernelSHAP(f, background, groups=labels, n_samples=1000, random_state=0).explain(X)
+    renum = np.unique(labels, return_inverse=True)[1]
+    ref = np.stack([brute_force_group_shapley(f, x, background, renum) for x in X])
+    assert e.extras["exact"].all()
+    np.testing.assert_allclose(e.extras["group_values"], ref, atol=1e-10)
+    sums = np.stack([np.bincount(renum, weights=row, minlength=4) for row in e.values])
+    np.testing.assert_allclose(sums, ref, atol=1e-10)
+    # images: (n, 2, 4, 4), per-image labels with 6 groups each
+    D = 2 * 4 * 4
+    fi = _mlp(D, seed=4)
+    Xi, bgi = rng.normal(size=(2, 2, 4, 4)), rng.normal(size=(3, 2, 4, 4))
+    seg = rng.integers(0, 6, size=(2, 4, 4))
+    seg[:, 0, :3] = np.arange(3)  # every label present
+    seg[:, 1, :3] = np.arange(3, 6)
+    ei = KernelSHAP(lambda Z: fi(Z.reshape(len(Z), -1)), bgi, groups=seg, random_state=0).explain(Xi)
+    for i in range(2):
+        lab = np.broadcast_to(seg[i], (2, 4, 4)).ravel()
+        ref_i = brute_force_group_shapley(lambda Z: fi(Z.reshape(len(Z), -1)), Xi[i], bgi, lab)
+        np.testing.assert_allclose(ei.extras["segment_values"][i], ref_i, atol=1e-10)
+        np.testing.assert_allclose(np.bincount(lab, weights=ei.values[i].ravel()), ref_i, atol=1e-10)
+    np.testing.assert_array_equal(ei.extras["segments"], seg)
+
+
+def test_grouped_kernelshap_sampled_efficiency_and_same_seed():
+    """20 groups of a 40-pixel image, 120 coalitions (sampled): sum of group values and of
+    per-pixel values is f(x) - E f(background) exactly; same seed, same result; another seed differs."""
+    D = 40
+    f = _mlp(D, seed=6)
+    fi = lambda Z: f(Z.reshape(len(Z), -1))  # noqa: E731
+    rng = np.random.default_rng(8)
+    X, bg = rng.normal(size=(3, 1, 5, 8)), rng.normal(size=(5, 1, 5, 8))
+    seg = np.repeat(np.arange(20), 2).reshape(5, 8)
+    kw = dict(groups=seg, n_samples=120)
+    a = KernelSHAP(fi, bg, random_state=11, **kw).explain(X)
+    b = KernelSHAP(fi, bg, random_state=11, **kw).explain(X)
+    c = KernelSHAP(fi, bg, random_state=12, **kw).explain(X)
+    assert not a.extras["exact"].any()
+    gap = fi(X) - fi(bg).mean()
+    np.testing.assert_allclose(a.extras["group_values"].sum(axis=1), gap, atol=1e-10)
+    np.testing.assert_allclose(a.values.reshape(3, -1).sum(axis=1), gap, atol=1e-10)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert not np.allclose(a.values, c.values)
+
+
+def test_grouped_kernelshap_errors():
+    X = np.zeros((2, 3))
+    with pytest.raises(InvalidParameterError, match=r"groups must be a feature -> group map of shape \(3,\).*got shape \(4,\)"):
+        KernelSHAP(_lin(), np.ones((5, 3)), groups=np.arange(4)).explain(X)
+    with pytest.raises(InvalidParameterError, match="groups must be integer labels; got dtype float64"):
+        KernelSHAP(_lin(), np.ones((5, 3)), groups=np.array([0.0, 1.0, 1.0])).explain(X)
+    with pytest.raises(InvalidParameterError, match=r"groups must have shape \(H, W\)"):
+        KernelSHAP(_lin(12), np.ones((5, 1, 3, 4)), groups=np.zeros((4, 3), int)).explain(np.zeros((2, 1, 3, 4)))
+    with pytest.raises(InvalidParameterError, match=r"n_samples must be at least 14 for 5 groups"):
+        KernelSHAP(_lin(6), np.ones((5, 6)), groups=np.array([0, 1, 2, 3, 4, 4]), n_samples=13).explain(np.zeros((2, 6)))
+
+
 def test_kernelshap_sampled_error_shrinks_and_stderr_is_calibrated():
     """M = 10 (1022 coalitions): sampled paths with 100 and 800 coalitions. Measured RMSE
     over 8 seeds: ~0.029 and ~0.005 (phi of magnitude ~0.6); the bounds below leave ~2x.
@@ -625,3 +732,37 @@ def test_clime_and_occlusion_errors():
         Occlusion(_lin(), window=(1, 1)).explain(X)
     with pytest.raises(InvalidParameterError, match="baseline must be a number or an array broadcastable"):
         Occlusion(_lin(), baseline=np.zeros(4)).explain(X)
+
+
+# --------------------------------------------------------------------------- designs (equal-budget accuracy)
+
+
+def test_image_design_is_complementary_pairs_of_bernoulli_rows():
+    """Image LIME's masks come in pairs (z, 1 - z), the first being the input itself (all
+    ones); each column is balanced within pairs, so its mean is exactly 1/2 for even m."""
+    from scrutiny.attribution._perturbation._design import bernoulli_masks
+
+    Z = bernoulli_masks(3, 12, 0, 200, include_ones=True, antithetic=True)
+    assert Z.shape == (200, 12) and np.all(Z[0] == 1) and np.all(Z[1] == 0)
+    np.testing.assert_array_equal(Z[0::2] + Z[1::2], 1.0)
+    np.testing.assert_array_equal(Z.mean(axis=0), 0.5)
+    assert len(np.unique(Z[2::2], axis=0)) > 90  # the pairs themselves are random
+    odd = bernoulli_masks(3, 12, 0, 7, include_ones=False, antithetic=True)
+    assert odd.shape == (7, 12)
+
+
+def test_sampled_coalitions_are_distinct_and_weighted_by_draw_counts():
+    """13 players, 1,024 coalitions (shap's enumeration of sizes 1, 2, 11, 12, the rest
+    sampled): every sampled coalition is new, none is an enumerated one, pairs are
+    complementary, and the weights are positive integers (times drawn), some above 1."""
+    from scrutiny.attribution._perturbation._design import sample_coalitions, shapley_plan
+
+    M = 13
+    plan = shapley_plan(M, 1024)
+    assert len(plan.enumerated.Z) == 2 * (13 + 78)
+    s = sample_coalitions(0, M, 0, 1024 - len(plan.enumerated.Z), plan, 0)
+    assert len(s.Z) == 1024 - 182
+    rows = np.concatenate([plan.enumerated.Z, s.Z])
+    assert len(np.unique(rows, axis=0)) == len(rows)
+    np.testing.assert_array_equal(s.Z[0::2] + s.Z[1::2], 1.0)
+    assert np.all(s.weights >= 1) and np.all(s.weights == np.round(s.weights)) and s.weights.max() > 1

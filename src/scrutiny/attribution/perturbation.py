@@ -10,10 +10,13 @@ LIME tabular   bins/categories from the    exp(-D^2 / 2w^2),     weighted ridge 
                training data (or Gaussian  w = 0.75 sqrt(d)      "same bin as x" features
                noise in std units)                               (or standardised features)
 LIME image     Bernoulli(1/2) superpixel   exp(-D_cos^2 / 2w^2), weighted ridge on the
-               masks, hidden = baseline    w = 0.25              superpixel indicators
+               masks in pairs (z, 1-z),    w = 0.25              superpixel indicators
+               hidden = baseline
 CLIME          x + N(0, sigma^2 I)         none (optional)       OLS on the noise
-KernelSHAP     Shapley-kernel coalitions,  Shapley kernel        WLS with the efficiency
-               absent = background values                        constraint
+KernelSHAP     Shapley-kernel coalitions   Shapley kernel        WLS with the efficiency
+               (distinct; players may be                         constraint
+               groups), absent =
+               background values
 Occlusion      sliding window = baseline   --                    average drop over windows
 =============  ==========================  ====================  ===========================
 

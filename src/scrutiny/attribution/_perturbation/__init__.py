@@ -3,7 +3,7 @@
 One engine, four pieces, each a small module:
 
 * :mod:`._design` -- perturbation designs drawn once per call and shared by every input
-  (common random numbers): Bernoulli masks, Gaussian noise (antithetic pairs), Shapley
+  (common random numbers): Bernoulli masks (complementary pairs), Gaussian noise (antithetic pairs), Shapley
   coalitions (exact enumeration, or enumeration of the outer sizes plus paired sampling),
   the proximity kernels, and the ``n_samples="auto"`` schedule;
 * :mod:`._wls` -- one batched weighted least-squares solve for every (input, output) pair,

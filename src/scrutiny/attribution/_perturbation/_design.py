@@ -91,18 +91,34 @@ def cosine_distance_to_ones(Z: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- simple designs
 
 
-def bernoulli_masks(seed: int, n_features: int, block: int, m: int, include_ones: bool) -> np.ndarray:
-    """Binary masks with independent Bernoulli(1/2) entries, shape (m, n_features), float64.
+def bernoulli_masks(seed: int, n_features: int, block: int, m: int, include_ones: bool,
+                    antithetic: bool = False) -> np.ndarray:
+    """Binary masks with Bernoulli(1/2) entries, shape (m, n_features), float64.
 
     Drawn feature-major, so the first ``S`` columns of a draw with more features equal a draw
     with ``S`` features from the same stream. With ``include_ones`` the first row is all ones
-    (the explained input itself, as lime does).
+    (the explained input itself, as lime does). With ``antithetic`` the rows come in
+    complementary pairs ``(z, 1 - z)`` (the all-ones row is paired with the all-zeros row; an
+    odd ``m`` leaves the last row unpaired): every row is still Bernoulli(1/2), so a
+    regression on the masks estimates the same quantity, with less variance when the
+    response is close to additive in the masks (image LIME on MNIST at 1,000 samples: mean
+    relative error 0.095 against 0.117 for independent rows and lime's 0.118;
+    ``python benchmarks/local_attribution.py --tasks lime --datasets mnist``).
     """
     rng = stream(seed, TAG_BERNOULLI, n_features, block)
-    Z = (rng.random((n_features, m)) < 0.5).T.astype(np.float64)
-    if include_ones and m:
-        Z[0] = 1.0
-    return Z
+    if not antithetic:
+        Z = (rng.random((n_features, m)) < 0.5).T.astype(np.float64)
+        if include_ones and m:
+            Z[0] = 1.0
+        return Z
+    half = (m + 1) // 2
+    base = (rng.random((n_features, half)) < 0.5).T.astype(np.float64)
+    if include_ones and half:
+        base[0] = 1.0
+    Z = np.empty((2 * half, n_features))
+    Z[0::2] = base
+    Z[1::2] = 1.0 - base
+    return Z[:m]
 
 
 class Noise(NamedTuple):
@@ -234,22 +250,56 @@ def shapley_plan(M: int, budget: int) -> ShapleyPlan:
 
 
 def sample_coalitions(seed: int, M: int, block: int, m: int, plan: ShapleyPlan, unit_offset: int) -> Coalitions:
-    """``m`` coalitions from the plan's remaining sizes in complementary pairs ``(z, 1 - z)``.
+    """``m`` distinct coalitions from the plan's remaining sizes in complementary pairs ``(z, 1 - z)``.
 
     Sizes are drawn proportionally to the Shapley kernel mass and members uniformly within a
-    size, so every sampled coalition gets the same weight (set by the caller once the total
-    number of sampled coalitions is known).
+    size. A pair drawn again is not evaluated again: its weight (``weights``, the number of
+    times it was drawn) goes up by one, and drawing continues until ``m`` distinct coalitions
+    are in hand (shap's rule; the caller scales the weights to the remaining kernel mass).
+    At equal model evaluations this sees more distinct coalitions than sampling with
+    repeats: for 13 features and 1,024 coalitions ~10% of the sampled pairs are repeats
+    (``python benchmarks/_local_lowdim.py`` measures the error against shap). Fewer than
+    ``m`` rows come back only if ``20 m`` draws did not find ``m`` distinct coalitions.
     """
     rng = stream(seed, TAG_SHAPLEY, M, block)
     half, odd = divmod(m, 2)
-    n_draw = half + odd
-    sizes = rng.choice(plan.sizes, size=n_draw, p=plan.probs)
-    ranks = np.argsort(np.argsort(rng.random((n_draw, M)), axis=1), axis=1)
-    base = (ranks < sizes[:, None]).astype(np.float64)
-    Z = np.empty((m, M))
-    Z[0 : 2 * half : 2] = base[:half]
-    Z[1 : 2 * half : 2] = 1.0 - base[:half]
-    if odd:
-        Z[-1] = base[-1]
-    units = unit_offset + np.arange(m) // 2
-    return Coalitions(Z, np.ones(m), units)
+    need = half + odd
+    seen: dict[bytes, int] = {}
+    bases: list[np.ndarray] = []
+    counts: list[int] = []
+    drawn, cap = 0, max(100, 20 * need)
+    while len(bases) < need and drawn < cap:
+        n_draw = min(max(need - len(bases), 8), cap - drawn)
+        sizes = rng.choice(plan.sizes, size=n_draw, p=plan.probs)
+        ranks = np.argsort(np.argsort(rng.random((n_draw, M)), axis=1), axis=1)
+        base = ranks < sizes[:, None]  # bool (n_draw, M)
+        # a pair's key: its member with the fewer features (the lower bytes on ties)
+        small = np.where((2 * sizes < M)[:, None], base, ~base)
+        tie = 2 * sizes == M
+        for r in range(n_draw):
+            drawn += 1
+            key = small[r].tobytes()
+            if tie[r]:
+                key = min(key, (~small[r]).tobytes())
+            j = seen.get(key)
+            if j is None:
+                seen[key] = len(bases)
+                bases.append(base[r])
+                counts.append(1)
+                if len(bases) == need:
+                    break
+            else:
+                counts[j] += 1
+    B = np.array(bases, dtype=np.float64).reshape(-1, M)
+    c = np.asarray(counts, dtype=np.float64)
+    n_pairs = min(half, len(B))
+    m_out = 2 * n_pairs + (1 if odd and len(B) == need else 0)
+    Z = np.empty((m_out, M))
+    Z[0 : 2 * n_pairs : 2] = B[:n_pairs]
+    Z[1 : 2 * n_pairs : 2] = 1.0 - B[:n_pairs]
+    w = np.repeat(c[:n_pairs], 2)
+    if m_out > 2 * n_pairs:
+        Z[-1] = B[-1]
+        w = np.r_[w, c[-1]]
+    units = unit_offset + np.arange(m_out) // 2
+    return Coalitions(Z, w, units)

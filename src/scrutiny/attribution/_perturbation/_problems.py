@@ -8,7 +8,8 @@ Each problem implements the protocol of :mod:`._engine` (``groups``, ``sizes``, 
 * :class:`TabularProblem` -- lime's tabular sampler: quartile/decile bins or categories drawn
   from the training frequencies (binary "same bin as x" features) and standardised Gaussian
   noise around x for the remaining continuous features; exponential kernel, ridge;
-* :class:`ImageProblem` -- lime's image sampler: Bernoulli(1/2) superpixel masks, cosine
+* :class:`ImageProblem` -- lime's image sampler: Bernoulli(1/2) superpixel masks (in
+  complementary pairs, see :func:`._design.bernoulli_masks`), cosine
   distance, exponential kernel (width 0.25), ridge;
 * :class:`ShapleyProblem` -- KernelSHAP: Shapley-kernel coalitions (exact, or hybrid
   enumeration + paired sampling), interventional game over a weighted background, efficiency
@@ -313,7 +314,7 @@ class ImageProblem:
         return self._sizes
 
     def draw(self, key, block, m):
-        return bernoulli_masks(self.seed, key, block, m, include_ones=block == 0)
+        return bernoulli_masks(self.seed, key, block, m, include_ones=block == 0, antithetic=True)
 
     def evaluate(self, key, idx, Z):
         m = Z.shape[0]
@@ -348,7 +349,8 @@ class ShapleyBlock(NamedTuple):
 class ShapleyProblem:
     """KernelSHAP over the varying features of each input (dummy features get 0)."""
 
-    def __init__(self, model, space, X, background, bg_weights, v0, fx, n_samples, seed, rows_per_chunk, owner):
+    def __init__(self, model, space, X, background, bg_weights, v0, fx, n_samples, seed, rows_per_chunk, owner,
+                 labels=None):
         self.model, self.space, self.owner = model, space, owner
         self.shape = X.shape[1:]
         dt = native_dtype(model)  # coalition rows are built directly in the model's dtype
@@ -360,22 +362,48 @@ class ShapleyProblem:
         self.seed = seed
         B = self.BG.shape[0]
         self.rows_per_chunk = max(B, (rows_per_chunk // B) * B)
-        self.varying = (self.BG[None, :, :] != self.Xf[:, None, :]).any(axis=1)  # (n, D)
+        n, D = self.Xf.shape
+        feat_varying = (self.BG[None, :, :] != self.Xf[:, None, :]).any(axis=1)  # (n, D)
+        # players are groups of features (``labels`` (n, D), numbered 0..G_i-1 per input) or,
+        # without labels, the features themselves; a group varies if any of its features does
+        if labels is None:
+            self.labels = None
+            self.varying = feat_varying
+        else:
+            self.labels = np.asarray(labels, dtype=np.int64).reshape(n, D)
+            G = int(self.labels.max()) + 1 if D else 0
+            self.varying = np.zeros((n, G), dtype=bool)
+            for i in range(n):
+                self.varying[i, np.unique(self.labels[i][feat_varying[i]])] = True
         self.plans: dict[int, Any] = {}
 
     def groups(self):
         keys: dict[bytes, list[int]] = {}
         for i, row in enumerate(self.varying):
-            keys.setdefault(row.tobytes(), []).append(i)
+            lab = b"" if self.labels is None else self.labels[i].tobytes()
+            keys.setdefault(row.tobytes() + b"|" + lab, []).append(i)
         out = []
         for idx in keys.values():
             players = np.flatnonzero(self.varying[idx[0]])
             if players.size >= 2:
-                out.append(((players.size, players.tobytes()), np.array(idx)))
+                out.append(((players.size, players.tobytes(), int(idx[0])), np.array(idx)))
         return out
 
     def players(self, key) -> np.ndarray:
         return np.frombuffer(key[1], dtype=np.int64)
+
+    def columns(self, key) -> np.ndarray:
+        """For each of the D features, its player's column in a coalition (``M``: not a player,
+        always taken from x, which equals every background row there)."""
+        M, P = key[0], self.players(key)
+        D = self.Xf.shape[1]
+        if self.labels is None:
+            col = np.full(D, M, dtype=np.int64)
+            col[P] = np.arange(M)
+            return col
+        pos = np.full(self.varying.shape[1], M, dtype=np.int64)
+        pos[P] = np.arange(M)
+        return pos[self.labels[key[2]]]
 
     def sizes(self, key):
         M = key[0]
@@ -399,23 +427,21 @@ class ShapleyProblem:
             return ShapleyBlock(co, np.zeros(len(co.Z), dtype=bool))
         if block == 0:
             enum = plan.enumerated
-            n_s = m - len(enum.Z)
-            samp = sample_coalitions(self.seed, M, block, n_s, plan, 0)
+            samp = sample_coalitions(self.seed, M, block, m - len(enum.Z), plan, 0)
             co = Coalitions(
                 np.concatenate([enum.Z, samp.Z]),
                 np.concatenate([enum.weights, samp.weights]),
                 np.concatenate([enum.units, samp.units]),
             )
-            return ShapleyBlock(co, np.r_[np.zeros(len(enum.Z), bool), np.ones(n_s, bool)])
+            return ShapleyBlock(co, np.r_[np.zeros(len(enum.Z), bool), np.ones(len(samp.Z), bool)])
         samp = sample_coalitions(self.seed, M, block, m, plan, 0)
-        return ShapleyBlock(samp, np.ones(m, dtype=bool))
+        return ShapleyBlock(samp, np.ones(len(samp.Z), dtype=bool))
 
     def evaluate(self, key, idx, blk):
-        P = self.players(key)
         Z = blk.coalitions.Z
         m, B = Z.shape[0], self.BG.shape[0]
-        mask = np.ones((m, self.Xf.shape[1]), dtype=bool)
-        mask[:, P] = Z.astype(bool)
+        Zx = np.concatenate([Z.astype(bool), np.ones((m, 1), dtype=bool)], axis=1)
+        mask = Zx[:, self.columns(key)]  # (m, D)
         Xa = self.Xf[idx]
         total = len(idx) * m * B
         D = self.Xf.shape[1]
@@ -443,7 +469,7 @@ class ShapleyProblem:
         sampled = np.concatenate([b.sampled for b in blocks])
         if sampled.any():
             w = w.copy()
-            w[sampled] = plan.remaining_mass / sampled.sum()
+            w[sampled] = plan.remaining_mass * w[sampled] / w[sampled].sum()  # weights: times drawn
         units = _concat_units([b.coalitions.units for b in blocks])
         delta = self.fx[idx] - self.v0
         return solve_wls(Z, w, Y, target, intercept=False, delta=delta, units=units, owner=self.owner)
