@@ -19,7 +19,6 @@ import numpy as np
 from _common import format_table
 
 from scrutiny.exceptions import ConvergenceWarning
-from scrutiny.models import as_model
 from scrutiny.surrogate import DMMMEN
 
 

@@ -67,17 +67,18 @@ class DMMMEN(ParamsMixin):
     n_priors : int, default=3
         Number ``K`` of elastic-net priors.
     n_iter : int or "auto", default=2000
-        Sweeps per chain, burn-in included. ``"auto"``: extend the chains in blocks of
-        ``AUTO_BLOCK`` sweeps, checked after each, until R-hat of ``loglik`` and ``logjoint`` is
+        Sweeps per chain, burn-in included. ``"auto"``: extend the chains in blocks of 250
+        sweeps (``AUTO_BLOCK``), checked after each, until R-hat of ``loglik`` and ``logjoint`` is
         below ``rhat_threshold`` and their bulk ESS above ``AUTO_MIN_ESS`` (400), or ``max_iter``
-        / ``max_time`` runs out; the first half of every chain is burn-in (see
-        :mod:`scrutiny.surrogate._auto` for these decisions and for reproducing a timed-out fit).
+        / ``max_time`` runs out; the first half of every chain is burn-in (the reasons: see
+        :mod:`scrutiny.surrogate._auto`). Without ``max_time``, the draws depend only on the seed.
     n_burnin : int, default=1000
         Sweeps discarded at the start of each chain (with ``"auto"``: only sets the pilots).
     max_iter : int, default=20000
         ``n_iter="auto"``: at most this many sweeps per chain.
     max_time : float or None, default=None
         ``n_iter="auto"``: stop before a block that would end after ``max_time`` seconds of ``fit``.
+        The sweeps run then depend on the machine; ``max_time=None, max_iter=n_iter_`` reproduces the fit.
     n_chains : int, default=2
         Independent chains (each with its own random stream).
     thin : int, default=1
