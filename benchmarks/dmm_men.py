@@ -52,6 +52,9 @@ prints a table; ``--json`` writes everything, ``--out`` holds the heat maps):
    0, and report the mean probability of the original class (95% t-interval) and the share
    still predicted as it, for DMM-MEN, scrutiny's image LIME (same superpixels and budget) and
    random segments.
+6. **Stopping when converged** (``--sections auto``, see ``_dmm_auto.py``): the Trouser fit with
+   ``n_iter="auto", max_time=--max-time`` (120) over ``--trouser-seeds`` seeds; seeds converged
+   (goal: 9 of 10) and the median fit time.
 5. **Kernel choices**: the figures behind the sampler's implementation choices that the code
    comments point to (reductions over the short axis, the k-means layout, the Cholesky layout,
    float32 Gram matrices, recomputing small Gram matrices, the cost of the prior switches, the
@@ -63,6 +66,7 @@ Usage::
     python benchmarks/dmm_men.py --quick                # small budgets: a smoke run
     python benchmarks/dmm_men.py --sections speed --json dmm.json
     python benchmarks/dmm_men.py --sections speed --kmeans-em-steps 0   # the k-means start without EM
+    python benchmarks/dmm_men.py --sections auto --trouser-seeds 10    # section 6: n_iter="auto"
     python benchmarks/dmm_men.py --sections kernels                      # section 5 alone (seconds)
     python benchmarks/dmm_men.py --datasets mnist --models mlp --classes 3 8
 """
@@ -81,6 +85,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA_DIR, environment, format_table, write_json
+from _dmm_auto import auto_section  # section 6
 
 from scrutiny import data as sdata
 from scrutiny.exceptions import ConvergenceWarning
@@ -577,7 +582,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="folder holding mnist/ and fashion-mnist/ (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/dmm_men"), help="heat maps go here")
-    p.add_argument("--sections", nargs="+", choices=("speed", "insights", "local", "kernels"),
+    p.add_argument("--sections", nargs="+", choices=("speed", "insights", "local", "kernels", "auto"),
                    default=("speed", "insights", "local", "kernels"))
     p.add_argument("--datasets", nargs="+", choices=("mnist", "fashion-mnist"), default=("mnist", "fashion-mnist"))
     p.add_argument("--models", nargs="+", choices=("cnn", "mlp"), default=("cnn", "mlp"))
@@ -592,6 +597,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--trouser-seeds", type=int, default=3,
                    help="section 1 repeats the Fashion Trouser fit with this many seeds (whether a fit converges "
                         "in a fixed budget varies from seed to seed)")
+    p.add_argument("--max-time", type=float, default=120.0, help="section 6: max_time of the n_iter='auto' fits")
     p.add_argument("--bootstrap", type=int, default=None, help="scrutability subsamples (default 50)")
     p.add_argument("--negatives", type=int, default=2000, help="negatives in the scrutability test")
     p.add_argument("--crafted", type=int, default=500, help="crafted noise images per k")
@@ -645,6 +651,8 @@ def main(argv=None) -> int:
         record["insights"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
     if "local" in args.sections:
         record["local"] = local_section(args)
+    if "auto" in args.sections:
+        record["auto"] = auto_section(args, black_box)
     if "kernels" in args.sections:
         record["kernels"] = kernels_section(args)
     record["total_seconds"] = time.perf_counter() - t_start

@@ -255,6 +255,98 @@ def test_convergence_warning_on_too_short_chains():
     assert m.converged_ is False
 
 
+# --------------------------------------------------------------------------- n_iter="auto"
+
+
+@pytest.fixture(scope="module")
+def auto_data():
+    X, y, *_ = simulate_regimes(300, 4, seed=0, n_active=4)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def auto_fit(auto_data):
+    X, y = auto_data
+    return DMMMEN(n_components=4, n_iter="auto", max_iter=5000, random_state=0).fit(*auto_data)
+
+
+def test_auto_stops_when_its_criterion_first_holds(auto_fit):
+    """An easy problem converges long before the cap; the recorded check is recomputed from the traces."""
+    from scrutiny.surrogate._auto import AUTO_BLOCK
+
+    m = auto_fit
+    assert m.converged_ is True and m.stop_reason_ == "converged"
+    assert m.n_iter_ < 5000 and m.n_iter_ % AUTO_BLOCK == 0 and m.n_burnin_ == m.n_iter_ // 2
+    assert [h["sweeps"] for h in m.auto_history_] == list(range(AUTO_BLOCK, m.n_iter_ + 1, AUTO_BLOCK))
+    assert [h["converged"] for h in m.auto_history_] == [False] * (len(m.auto_history_) - 1) + [True]
+    for tr in m.trace_:
+        assert len(tr["loglik"]) == m.n_iter_
+    for d in m.draws_:
+        np.testing.assert_array_equal(d["iteration"], np.arange(m.n_burnin_, m.n_iter_))
+    last = m.auto_history_[-1]
+    for name in ("loglik", "logjoint"):  # the criterion on the second half of every chain
+        x = np.stack([tr[name][m.n_burnin_ :] for tr in m.trace_])
+        assert rhat(x) == pytest.approx(last[f"rhat_{name}"]) and rhat(x) < 1.05
+        assert ess_bulk(x) == pytest.approx(last[f"ess_{name}"]) and ess_bulk(x) > 400
+
+
+def test_auto_same_seed_same_draws_and_timed_out_fit_reproducible(auto_data, auto_fit):
+    X, y = auto_data
+    again = DMMMEN(n_components=4, n_iter="auto", max_iter=5000, random_state=0).fit(X, y)
+    assert again.n_iter_ == auto_fit.n_iter_
+    for a, b in zip(again.draws_, auto_fit.draws_):
+        np.testing.assert_array_equal(a["beta"], b["beta"])
+    np.testing.assert_array_equal(again.coef_, auto_fit.coef_)
+    with pytest.warns(ConvergenceWarning, match=r"stopped by max_time after 250 sweeps.*Raise max_time"):
+        timed = DMMMEN(n_components=4, n_iter="auto", max_time=1e-6, random_state=1).fit(X, y)
+    assert timed.converged_ is False and timed.stop_reason_ == "max_time" and timed.n_iter_ == 250
+    assert len(timed.auto_history_) == 1 and not timed.auto_history_[0]["converged"]
+    # the documented rerun: no time limit, max_iter = the sweeps run
+    with pytest.warns(ConvergenceWarning, match="stopped by max_iter"):
+        rerun = DMMMEN(n_components=4, n_iter="auto", max_iter=timed.n_iter_, random_state=1).fit(X, y)
+    np.testing.assert_array_equal(rerun.coef_, timed.coef_)
+    np.testing.assert_array_equal(rerun.trace_[1]["loglik"], timed.trace_[1]["loglik"])
+
+
+@pytest.mark.slow
+def test_auto_independent_of_n_jobs(auto_data, auto_fit):
+    par = DMMMEN(n_components=4, n_iter="auto", max_iter=5000, n_jobs=2, random_state=0).fit(*auto_data)
+    assert par.n_iter_ == auto_fit.n_iter_
+    np.testing.assert_array_equal(par.coef_, auto_fit.coef_)
+
+
+def test_integer_n_iter_runs_the_plain_chains(auto_data):
+    """An int n_iter is today's fit: each chain is one run_chain of n_iter sweeps from its start."""
+    from scrutiny._validation import spawn_generators
+    from scrutiny.surrogate.chains import ChainJob, run_job
+    from scrutiny.surrogate.mcmc import DEFAULT_STORE
+    from scrutiny.surrogate.state import Settings
+
+    X, y = auto_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = DMMMEN(n_components=4, n_iter=120, n_burnin=60, init="kmeans", random_state=3).fit(X, y)
+    assert (m.n_iter_, m.n_burnin_, m.stop_reason_, m.auto_history_) == (120, 60, "n_iter", None)
+    for g, tr in zip(spawn_generators(3, 2), m.trace_):
+        ref = run_job(ChainJob(g, X, y, m._priors(), 120, 60, 1, Settings(), "kmeans", DEFAULT_STORE))
+        np.testing.assert_array_equal(ref.trace["loglik"], tr["loglik"])
+
+
+def test_auto_params_contract():
+    from sklearn.base import clone
+
+    m = DMMMEN(n_iter="auto", max_time=30.0, max_iter=900, random_state=2)
+    c = clone(m)
+    assert c.get_params() == m.get_params() and c.get_params()["n_iter"] == "auto" and c.max_time == 30.0
+    assert "n_iter='auto'" in repr(m) and "max_time=30.0" in repr(m)
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    for bad, match in (({"n_iter": "fast"}, r"n_iter must be .*'auto'.*got 'fast'"),
+                       ({"max_time": 0}, "max_time must be a float in"),
+                       ({"max_iter": 2}, r"max_iter must be an int in \[8, inf\]")):
+        with pytest.raises(InvalidParameterError, match=match):
+            DMMMEN(**{"n_iter": "auto", **bad}).fit(X, X[:, 0])
+
+
 # --------------------------------------------------------------------------- bad input and edge cases
 
 

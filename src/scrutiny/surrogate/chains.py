@@ -18,7 +18,7 @@ processes on two cores, multi-threaded BLAS oversubscribes them.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -26,7 +26,8 @@ from .._threads import blas_limits
 from .mcmc import ChainResult, init, load_kernels, run_chain
 from .state import Priors, Settings, State
 
-__all__ = ["ChainJob", "KMEANS_EM_STEPS", "PILOT_SWEEPS", "best_pilot", "chain_pool", "map_chains", "run_job"]
+__all__ = ["ChainJob", "KMEANS_EM_STEPS", "PILOT_SWEEPS", "best_pilot", "chain_pool", "map_chains", "run_job",
+           "start_state"]
 
 #: The process pool of an active :func:`chain_pool` block and its size.
 _SHARED_POOL: tuple[Any, int] | None = None
@@ -62,31 +63,37 @@ class ChainJob(NamedTuple):
     store: Sequence[str]
 
 
+def start_state(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, priors: Priors,
+                start: str | State) -> State:
+    """The State a chain starts from: ``start`` itself, or a ``"kmeans"`` / ``"one"`` start drawn from ``rng``."""
+    if not isinstance(start, str):
+        return start
+    with blas_limits(1):  # as the chain itself (see the module docstring)
+        if start == "one":
+            return init(rng, X, y, priors, z=np.zeros(X.shape[0], dtype=np.int64))
+        return init(rng, X, y, priors, n_em_steps=KMEANS_EM_STEPS)  # "kmeans"
+
+
 def run_job(job: ChainJob) -> ChainResult:
     """Run one chain from its start (the process-pool worker)."""
-    state = job.start
-    if isinstance(state, str):
-        with blas_limits(1):  # as the chain itself (see the module docstring)
-            if state == "one":
-                state = init(job.rng, job.X, job.y, job.priors, z=np.zeros(job.X.shape[0], dtype=np.int64))
-            else:  # "kmeans"
-                state = init(job.rng, job.X, job.y, job.priors, n_em_steps=KMEANS_EM_STEPS)
+    state = start_state(job.rng, job.X, job.y, job.priors, job.start)
     return run_chain(job.rng, job.X, job.y, job.priors, job.n_iter, job.n_burnin, job.thin,
                      settings=job.settings, init_state=state, store=job.store, blas_threads=1)
 
 
-def map_chains(jobs: list[ChainJob], n_jobs: int) -> list[ChainResult]:
-    """Run :func:`run_job` over ``jobs``, in ``n_jobs`` processes when asked (the pool of an
-    active :func:`chain_pool` block of that size, else a pool of its own)."""
+def map_chains(jobs: list[ChainJob], n_jobs: int, worker: Callable[[ChainJob], Any] = None) -> list:
+    """Run ``worker`` (default :func:`run_job`) over ``jobs``, in ``n_jobs`` processes when asked
+    (the pool of an active :func:`chain_pool` block of that size, else a pool of its own)."""
+    worker = run_job if worker is None else worker
     if n_jobs > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         if _SHARED_POOL is not None and _SHARED_POOL[1] == n_jobs:
-            return list(_SHARED_POOL[0].map(run_job, jobs))
+            return list(_SHARED_POOL[0].map(worker, jobs))
         load_kernels()  # forked workers inherit the compiled kernels instead of each loading them
         with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
-            return list(pool.map(run_job, jobs))
-    return [run_job(job) for job in jobs]
+            return list(pool.map(worker, jobs))
+    return [worker(job) for job in jobs]
 
 
 def best_pilot(

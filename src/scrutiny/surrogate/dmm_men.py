@@ -38,11 +38,11 @@ import numpy as np
 from .._validation import Interval, Options, ParamsMixin, check_array, spawn_generators
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ..explanation import Explanation
-from .chains import ChainJob, best_pilot, chain_pool, map_chains
+from ._auto import check_lengths, run_chains, warn_unconverged
+from .chains import best_pilot, chain_pool
 from .convergence import chain_diagnostics
 from .from_model import fit_from_model
 from .insights import GlobalInsight, explain_samples, global_insights, map_input, resolve_response
-from .mcmc import DEFAULT_STORE
 from .state import Priors, Settings, check_response
 from .summary import posterior_summary
 
@@ -66,10 +66,19 @@ class DMMMEN(ParamsMixin):
         Truncation level ``J`` of the stick-breaking prior (upper bound on the number of regimes).
     n_priors : int, default=3
         Number ``K`` of elastic-net priors.
-    n_iter : int, default=2000
-        Sweeps per chain, burn-in included.
+    n_iter : int or "auto", default=2000
+        Sweeps per chain, burn-in included. ``"auto"``: extend the chains in blocks of 250
+        sweeps (``AUTO_BLOCK``), checked after each, until R-hat of ``loglik`` and ``logjoint`` is
+        below ``rhat_threshold`` and their bulk ESS above ``AUTO_MIN_ESS`` (400), or ``max_iter``
+        / ``max_time`` runs out; the first half of every chain is burn-in (the reasons: see
+        :mod:`scrutiny.surrogate._auto`). Without ``max_time``, the draws depend only on the seed.
     n_burnin : int, default=1000
-        Sweeps discarded at the start of each chain.
+        Sweeps discarded at the start of each chain (with ``"auto"``: only sets the pilots).
+    max_iter : int, default=20000
+        ``n_iter="auto"``: at most this many sweeps per chain.
+    max_time : float or None, default=None
+        ``n_iter="auto"``: stop before a block that would end after ``max_time`` seconds of ``fit``.
+        The sweeps run then depend on the machine; ``max_time=None, max_iter=n_iter_`` reproduces the fit.
     n_chains : int, default=2
         Independent chains (each with its own random stream).
     thin : int, default=1
@@ -162,7 +171,13 @@ class DMMMEN(ParamsMixin):
     diagnostics_ : dict
         Everything from :func:`~scrutiny.surrogate.convergence.chain_diagnostics`.
     converged_ : bool
-        Whether every label-invariant R-hat is below ``rhat_threshold``.
+        Whether every label-invariant R-hat is below ``rhat_threshold`` (``"auto"``: whether
+        the stopping criterion was met).
+    n_iter_, n_burnin_ : int
+        Sweeps run and discarded per chain.
+    stop_reason_ : {"n_iter", "converged", "max_iter", "max_time"}
+    auto_history_ : list of dict or None
+        ``"auto"``: every check's ``sweeps``, ``seconds``, ``rhat_*``, ``ess_*`` and ``converged``.
     chain_loglik_ : ndarray of shape (n_chains,)
         Mean post-burn-in log-likelihood of every chain.
     pilot_loglik_ : ndarray of shape (n_pilots,) or None
@@ -222,8 +237,10 @@ class DMMMEN(ParamsMixin):
         n_components: int = 6,
         n_priors: int = 3,
         *,
-        n_iter: int = 2000,
+        n_iter: int | str = 2000,
         n_burnin: int = 1000,
+        max_iter: int = 20000,
+        max_time: float | None = None,
         n_chains: int = 2,
         thin: int = 1,
         fit_intercept: bool = True,
@@ -247,6 +264,8 @@ class DMMMEN(ParamsMixin):
         self.n_priors = n_priors
         self.n_iter = n_iter
         self.n_burnin = n_burnin
+        self.max_iter = max_iter
+        self.max_time = max_time
         self.n_chains = n_chains
         self.thin = thin
         self.fit_intercept = fit_intercept
@@ -271,8 +290,10 @@ class DMMMEN(ParamsMixin):
     _constraints: ClassVar[dict[str, list]] = {
         "n_components": [Interval(int, 1, None)],
         "n_priors": [Interval(int, 1, None)],
-        "n_iter": [Interval(int, 1, None)],
+        "n_iter": [Interval(int, 1, None), Options("auto")],
         "n_burnin": [Interval(int, 0, None)],
+        "max_iter": [Interval(int, 8, None)],
+        "max_time": _POSITIVE + [None],
         "n_chains": [Interval(int, 1, None)],
         "thin": [Interval(int, 1, None)],
         "fit_intercept": ["boolean"],
@@ -332,16 +353,7 @@ class DMMMEN(ParamsMixin):
         self
         """
         self._validate_params()
-        if self.n_burnin >= self.n_iter:
-            raise InvalidParameterError(
-                f"DMMMEN: n_burnin must be smaller than n_iter; got n_burnin={self.n_burnin}, "
-                f"n_iter={self.n_iter}. n_iter counts all sweeps, burn-in included."
-            )
-        if (self.n_iter - self.n_burnin) // self.thin < 4:
-            raise InvalidParameterError(
-                f"DMMMEN: (n_iter - n_burnin) / thin must leave at least 4 stored draws per chain; got "
-                f"n_iter={self.n_iter}, n_burnin={self.n_burnin}, thin={self.thin}."
-            )
+        check_lengths(self)
         for name in self._FROM_MODEL_ATTRS:  # a plain fit forgets the black box of from_model
             setattr(self, name, None)
         X = check_array(X, "X", ndim=2, min_samples=2)
@@ -361,11 +373,8 @@ class DMMMEN(ParamsMixin):
             starts = [state] * len(rngs)
         else:
             starts = [_ALTERNATE[c % 2] if self.init == "mixed" else self.init for c in range(len(rngs))]
-        results = map_chains([
-            ChainJob(g, X, y, priors, int(self.n_iter), int(self.n_burnin), int(self.thin), settings, st, DEFAULT_STORE)
-            for g, st in zip(rngs, starts)
-        ], int(self.n_jobs))
-        traces = [np.asarray(r.trace["loglik"][self.n_burnin :], dtype=float) for r in results]
+        results = run_chains(self, rngs, X, y, priors, settings, starts, start)
+        traces = [np.asarray(r.trace["loglik"][self.n_burnin_ :], dtype=float) for r in results]
         self.chain_loglik_ = np.array([t.mean() for t in traces])
         keep = np.arange(len(results))
         if self.chain_selection == "best" and len(results) > 1:
@@ -382,14 +391,17 @@ class DMMMEN(ParamsMixin):
         for name, value in posterior_summary(results, X, y, priors).items():
             setattr(self, name, value)
         self.responsibilities_ = self._component_proba(X, y)
-        diag = chain_diagnostics(self.trace_, self.draws_, int(self.n_burnin))
+        diag = chain_diagnostics(self.trace_, self.draws_, self.n_burnin_)
         self.diagnostics_ = diag
         self.rhat_ = diag["rhat"]
         self.ess_ = diag["ess_bulk"]
         invariant = [diag["rhat"][k] for k in ("loglik", "logjoint", "alpha", "n_occupied") if k in diag["rhat"]]
         worst = float(np.nanmax(invariant)) if invariant else np.nan
         self.converged_ = bool(np.isfinite(worst) and worst < self.rhat_threshold)
-        if not self.converged_:
+        if self.auto_history_ is not None:
+            self.converged_ = self.stop_reason_ == "converged"
+            warn_unconverged(self)
+        elif not self.converged_:
             warnings.warn(
                 f"DMMMEN: the chains have not converged (max R-hat of the label-invariant quantities "
                 f"{worst:.3f} >= {self.rhat_threshold}); see rhat_ and trace_. Increase n_iter and n_burnin, "
