@@ -67,6 +67,38 @@ def _registry():
 EXPLAINERS: list[tuple[str, object, bool]] = _registry()
 
 
+def _explainer_cases():
+    """(name, factory(model, background) -> explainer with non-default parameters, needs a gradient)."""
+    from scrutiny.attribution import (
+        CLIME,
+        LIME,
+        GradientXInput,
+        IntegratedGradients,
+        KernelSHAP,
+        Occlusion,
+        Saliency,
+        SmoothGrad,
+    )
+
+    names = ["a", "b", "c", "d"]
+    return [
+        ("Saliency", lambda m, bg: Saliency(m, abs=True, space="probability", feature_names=names), True),
+        ("GradientXInput", lambda m, bg: GradientXInput(m, baseline=0.5, space="log_odds"), True),
+        ("IntegratedGradients", lambda m, bg: IntegratedGradients(m, n_steps=8, batch_size=5, feature_names=names), True),
+        ("SmoothGrad", lambda m, bg: SmoothGrad(m, IntegratedGradients(m, n_steps=4), n_samples=6, random_state=3), True),
+        ("LIME", lambda m, bg: LIME(m, training_data=bg, n_samples=200, space="log_odds", random_state=1), False),
+        ("CLIME", lambda m, bg: CLIME(m, sigma=0.3, n_samples=120, random_state=2, feature_names=names), False),
+        ("KernelSHAP", lambda m, bg: KernelSHAP(m, bg[:5], n_samples=12, random_state=0, feature_names=names), False),
+        ("Occlusion", lambda m, bg: Occlusion(m, baseline=bg.mean(axis=0), space="raw", feature_names=names), False),
+    ]
+
+
+EXPLAINER_CASES = _explainer_cases()
+# every explainer with non-default parameters (space, feature_names, batch_size, ...), on each model kind it accepts
+PARAM_RUNS = [(name, factory, kind) for name, factory, grad in EXPLAINER_CASES for kind in ("torch", "sklearn")
+              if kind == "torch" or not grad]
+
+
 # --------------------------------------------------------------------------- adapters
 
 
@@ -228,6 +260,9 @@ def _public_classes(trio, data):
     for name, factory, needs_grad in EXPLAINERS:
         kind = "torch" if needs_grad else "sklearn"
         entries.append((name, (lambda f=factory, k=kind: f(wrap(trio, k))), lambda e: [e.explain(X[:4])]))
+    for name, factory, kind in PARAM_RUNS:
+        entries.append((f"{name}-params-{kind}", (lambda f=factory, k=kind: f(wrap(trio, k), X)),
+                        lambda e: [e.explain(X[::30])]))
     entries += [
         (
             "DMMMENExplainer",
@@ -256,7 +291,7 @@ def _public_classes(trio, data):
     return entries
 
 
-_CONTRACT_NAMES = [name for name, _, _ in EXPLAINERS] + [
+_CONTRACT_NAMES = [name for name, _, _ in EXPLAINERS] + [f"{n}-params-{k}" for n, _, k in PARAM_RUNS] + [
     "DMMMENExplainer", "InfluenceFunctions", "RepresenterPoints", "NNK", "DMMMEN"]
 
 
@@ -307,6 +342,8 @@ def test_public_class_contract(logistic_trio, contract_data, name, tmp_path, rng
     first = run(obj)
     twin = clone(obj)
     assert type(twin) is type(obj) and twin is not obj
+    if hasattr(obj, "model") and obj.model is not None:
+        assert twin.model is not obj.model  # the model (adapter) is deep-copied
     again = run(twin)
     assert len(again) == len(first)
     for a, b in zip(first, again):

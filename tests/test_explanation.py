@@ -223,104 +223,18 @@ def test_load_result_refuses_unknown_types_and_foreign_modules(tmp_path):
     np.savez(tmp_path / "evil.npz", **arrays)
     with pytest.raises(DataFormatError, match="unknown result type 'Evil'"):
         load_result(tmp_path / "evil.npz")
-# --------------------------------------------------------------------------- the local explainers' contract
 
 
-def _explainer_cases():
-    """(name, factory(model, background) -> explainer with non-default parameters, needs a gradient)."""
-    from scrutiny.attribution import (
-        CLIME,
-        LIME,
-        GradientXInput,
-        IntegratedGradients,
-        KernelSHAP,
-        Occlusion,
-        Saliency,
-        SmoothGrad,
-    )
-
-    names = ["a", "b", "c", "d"]
-    return [
-        ("Saliency", lambda m, bg: Saliency(m, abs=True, space="probability", feature_names=names), True),
-        ("GradientXInput", lambda m, bg: GradientXInput(m, baseline=0.5, space="log_odds"), True),
-        ("IntegratedGradients", lambda m, bg: IntegratedGradients(m, n_steps=8, batch_size=5, feature_names=names), True),
-        ("SmoothGrad", lambda m, bg: SmoothGrad(m, IntegratedGradients(m, n_steps=4), n_samples=6, random_state=3), True),
-        ("LIME", lambda m, bg: LIME(m, training_data=bg, n_samples=200, space="log_odds", random_state=1), False),
-        ("CLIME", lambda m, bg: CLIME(m, sigma=0.3, n_samples=120, random_state=2, feature_names=names), False),
-        ("KernelSHAP", lambda m, bg: KernelSHAP(m, bg[:5], n_samples=12, random_state=0, feature_names=names), False),
-        ("Occlusion", lambda m, bg: Occlusion(m, baseline=bg.mean(axis=0), space="raw", feature_names=names), False),
-    ]
-
-
-CASES = _explainer_cases()
-
-
-def _threads() -> tuple:
-    import torch
-    from threadpoolctl import threadpool_info
-
-    return torch.get_num_threads(), tuple(sorted((p["user_api"], p["num_threads"]) for p in threadpool_info()))
-
-
-CONTRACT_RUNS = [(name, factory, kind) for name, factory, grad in CASES for kind in ("torch", "sklearn")
-                 if kind == "torch" or not grad]  # gradient methods need a differentiable model
-
-
-@pytest.mark.parametrize(("name", "factory", "kind"), CONTRACT_RUNS, ids=[f"{n}-{k}" for n, _, k in CONTRACT_RUNS])
-def test_explainer_contract_clone_params_repr_round_trip(logistic_trio, tmp_path, rng_guard, name, factory, kind):
-    from conftest import wrap
-    from sklearn.base import clone
-
-    from scrutiny._validation import _same_value
-
-    X, bg = logistic_trio["X"][::30], logistic_trio["X"]
-    explainer = factory(wrap(logistic_trio, kind), bg)
-    threads = _threads()
-    first = explainer.explain(X)
-    assert _threads() == threads  # torch and BLAS thread counts restored
-    # clone: a new explainer with equal parameters (the adapter deep-copied) gives identical results
-    twin = clone(explainer)
-    assert twin is not explainer and twin.model is not explainer.model
-    again = twin.explain(X)
-    np.testing.assert_array_equal(again.values, first.values)
-    np.testing.assert_array_equal(again.target, first.target)
-    # get_params / set_params round-trip; unknown names are refused
-    params = explainer.get_params()
-    assert explainer.set_params(**params) is explainer
-    assert explainer.get_params().keys() == params.keys()
-    assert all(explainer.get_params()[k] is v for k, v in params.items())
-    with pytest.raises(InvalidParameterError, match=f"{name} has no parameter 'bad_name'"):
-        explainer.set_params(bad_name=1)
-    # repr shows the parameters given with non-default values, and not the defaults
-    text = repr(explainer)
-    defaults = {p.name: p.default for p in explainer._init_signature()}
-    for key, value in params.items():
-        if key == "model":
-            continue
-        shown = f"{key}=" in text
-        assert shown == (not _same_value(value, defaults[key])), (key, text)
-    # the result round-trips through save / load_result
-    loaded = load_result(first.save(tmp_path / f"{name}.npz"))
-    assert type(loaded) is Explanation
-    for field in ("values", "target", "data"):
-        np.testing.assert_array_equal(getattr(loaded, field), getattr(first, field))
-    for field in ("base_values", "stderr"):
-        a, b = getattr(loaded, field), getattr(first, field)
-        assert (a is None) == (b is None)
-        if a is not None:
-            np.testing.assert_array_equal(a, b)
-    assert loaded.method == first.method == name and loaded.feature_names == first.feature_names
-    assert set(loaded.extras) == set(first.extras)
-    assert json.dumps(loaded.to_dict()["params"], sort_keys=True, default=str) == json.dumps(
-        first.to_dict()["params"], sort_keys=True, default=str
-    )
+# --------------------------------------------------------------------------- feature names
 
 
 def test_every_explainer_records_feature_names_and_refuses_a_wrong_count(logistic_trio):
     from conftest import wrap
 
     X, bg = logistic_trio["X"][:3], logistic_trio["X"]
-    for name, factory, _ in CASES:
+    from test_common import EXPLAINER_CASES
+
+    for name, factory, _ in EXPLAINER_CASES:
         explainer = factory(wrap(logistic_trio, "torch"), bg)
         explainer.set_params(feature_names=["w", "x", "y", "z"])
         assert explainer.explain(X).feature_names == ("w", "x", "y", "z"), name

@@ -6,19 +6,7 @@ variables ``xi = tau / (1 - tau)`` (5, and their truncated prior draw) and the n
 ``sigma2`` (6, a collapsed slice sampler). Pure functions; the order of the sweep lives in
 :mod:`scrutiny.surrogate.mcmc`.
 
-References
-----------
-Guo, W., Huang, S., Tao, Y., Xing, X. & Lin, L. (2018). Explaining deep learning models - a
-Bayesian non-parametric approach. NeurIPS 31.
-Ishwaran, H. & James, L. F. (2001). Gibbs sampling methods for stick-breaking priors. JASA 96.
-Li, Q. & Lin, N. (2010). The Bayesian elastic net. Bayesian Analysis 5(1), 151-170.
-Hans, C. (2011). Elastic net regression modeling with the orthant normal prior. JASA 106.
-Bhattacharya, A., Chakraborty, A. & Mallick, B. K. (2016). Fast sampling with Gaussian scale
-mixture priors in high-dimensional regression. Biometrika 103(4), 985-991.
-van Dyk, D. A. & Park, T. (2008). Partially collapsed Gibbs samplers. JASA 103, 790-796.
-Neal, R. M. (2003). Slice sampling. Annals of Statistics 31(3), 705-767.
-Liu, J. S. & Sabatti, C. (2000). Generalised Gibbs sampler and multigrid Monte Carlo for
-Bayesian computation. Biometrika 87(2), 353-369.
+References: the sampler's full list is in :mod:`scrutiny.surrogate.conditionals`.
 """
 
 from __future__ import annotations
