@@ -238,3 +238,29 @@ def test_road_segment_level_known_answer():
     np.testing.assert_array_equal(res.values, 1.0)
     np.testing.assert_array_equal(road(model, X, -X * W, segments=seg, percentages=(10, 50, 90),
                                        random_state=0).values, -1.0)
+
+
+def test_an_explanation_over_the_same_superpixels_is_ranked_by_its_own_segment_values():
+    """LIME broadcasts a superpixel's coefficient to its pixels, so the pixel sum over a superpixel
+    is coefficient x size: a large superpixel with a small coefficient would outrank a small one
+    with a large coefficient. Metrics on the same superpixels rank by the method's own values."""
+    from scrutiny.explanation import Explanation
+
+    seg = np.zeros((4, 4), dtype=np.int64)
+    seg[:, 2:] = 1  # segment 1: 8 pixels
+    seg[3, 0] = 2  # segment 2: 1 pixel
+    X = np.ones((1, 4, 4))
+    model = as_model(lambda Z: np.stack([Z[:, 3, 0] * 2.0 + Z[:, 0, 2] * 0.1, np.full(len(Z), 1.0)], 1),
+                     output="logit")
+    coef = np.array([[0.0, 0.1, 0.5]])  # the single pixel matters most (0.5 > 0.1, but 8 x 0.1 > 0.5)
+    pixel = coef[0][seg][None]
+    e = Explanation(values=pixel, base_values=np.zeros(1), target=np.array([0]), method="LIME",
+                    extras={"segments": seg[None], "segment_values": coef})
+    kept_own = keep_top_k(model, X, e, k=1, segments=seg, target=[0], space="raw").values[0]
+    kept_sum = keep_top_k(model, X, pixel, k=1, segments=seg, target=[0], space="raw").values[0]
+    assert kept_own == pytest.approx(2.0)  # segment 2 kept
+    assert kept_sum == pytest.approx(0.1)  # the array path sums: segment 1 (8 x 0.1) kept
+    # other superpixels than the explanation's: the pixel sum again
+    other = np.zeros((4, 4), dtype=np.int64)
+    other[:, 1:] = 1
+    assert keep_top_k(model, X, e, k=1, segments=other, target=[0], space="raw").values[0] == pytest.approx(0.1)

@@ -30,11 +30,21 @@ __all__ = ["Attributions", "resolve_attributions", "model_outputs", "model_score
 
 class Attributions(NamedTuple):
     """Attributions resolved for a metric: values in the input's shape, the class each row
-    explains, and a short record of where they came from (for ``MetricResult.params``)."""
+    explains, and a short record of where they came from (for ``MetricResult.params``).
+
+    ``segments`` / ``segment_values``: the superpixels an image explanation was computed over
+    and its own value per superpixel (``extras["segments"]``, ``extras["segment_values"]``), so a
+    segment-level metric on the same superpixels ranks them as the explainer did. The per-pixel
+    ``values`` of superpixel methods follow two conventions (LIME and DMM-MEN broadcast the
+    segment's coefficient to its pixels, like captum; grouped KernelSHAP spreads it so the pixels
+    sum to it), and summing either over a segment is not the method's ranking.
+    """
 
     values: np.ndarray
     target: np.ndarray
     source: str
+    segments: np.ndarray | None = None
+    segment_values: np.ndarray | None = None
 
 
 def resolve_attributions(model: Any, X: np.ndarray, attributions: Any, target: Any = None,
@@ -58,11 +68,11 @@ def resolve_attributions(model: Any, X: np.ndarray, attributions: Any, target: A
                 "explain the same inputs you evaluate."
             )
         explained = attributions.target if target is None else target
-        return Attributions(values, _targets(model, X, explained), attributions.method)
+        return Attributions(values, _targets(model, X, explained), attributions.method, *_own_segments(attributions))
     if hasattr(attributions, "explain"):
         explanation = attributions.explain(X, target=target)
         return Attributions(np.asarray(explanation.values, dtype=np.float64), np.asarray(explanation.target),
-                            type(attributions).__name__)
+                            type(attributions).__name__, *_own_segments(explanation))
     values = check_array(attributions, "attributions")
     if values.shape != X.shape:
         raise InvalidParameterError(
@@ -70,6 +80,18 @@ def resolve_attributions(model: Any, X: np.ndarray, attributions: Any, target: A
             "explainer, or one attribution per input value."
         )
     return Attributions(values, _targets(model, X, target), "array")
+
+
+def _own_segments(explanation: Explanation) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The explanation's superpixels and its value per superpixel, when it has both."""
+    extras = explanation.extras or {}
+    segments, seg_values = extras.get("segments"), extras.get("segment_values")
+    if segments is None or seg_values is None:
+        return None, None
+    seg_values = np.asarray(seg_values, dtype=np.float64)
+    if seg_values.ndim != 2:
+        return None, None
+    return np.asarray(segments), seg_values
 
 
 def _targets(model: Any, X: np.ndarray, target: Any) -> np.ndarray:

@@ -10,7 +10,10 @@ Units. Without ``segments`` every input value is a unit (a tabular feature, a pi
 channel). With ``segments`` (labels ``0..S_i-1`` of shape (H, W) or (n, H, W), as
 :func:`scrutiny.data.segment` returns; X of shape (n, H, W) or (n, C, H, W)) a unit is a
 superpixel across all channels, and its importance is the sum of the attributions inside it,
-so image methods are compared on the same superpixels. Units are ranked by importance,
+so image methods are compared on the same superpixels. An explanation computed over the same
+superpixels (LIME, KernelSHAP with ``groups``, DMMMENExplainer: ``extras["segments"]`` equal to
+``segments``) is ranked by its own value per superpixel (``extras["segment_values"]``) instead,
+which is how the method itself ranks them. Units are ranked by importance,
 descending; ties keep their index order (a stable sort), so results are deterministic.
 
 References
@@ -80,11 +83,30 @@ def _unit_map(X: np.ndarray, segments: Any) -> tuple[np.ndarray, np.ndarray]:
     return labels.reshape(n, -1).astype(np.int64), n_units
 
 
-def _rank_units(X: np.ndarray, values: np.ndarray, segments: Any) -> _Ranked:
+def _own_scores(attr: Any, segments: Any, n: int, s_max: int) -> np.ndarray | None:
+    """The explanation's own per-superpixel values when it was computed over ``segments``."""
+    if segments is None or getattr(attr, "segment_values", None) is None:
+        return None
+    own, mine = np.asarray(attr.segments), np.asarray(segments)
+    if own.shape[-2:] != mine.shape[-2:]:
+        return None
+    if not np.array_equal(np.broadcast_to(own, (n, *own.shape[-2:])), np.broadcast_to(mine, (n, *mine.shape[-2:]))):
+        return None
+    vals = attr.segment_values
+    if vals.shape[0] != n or vals.shape[1] < s_max:
+        return None
+    return np.array(vals[:, :s_max], dtype=np.float64)
+
+
+def _rank_units(X: np.ndarray, attr: Any, segments: Any) -> _Ranked:
+    """Ranks of the units of ``attr`` (an :class:`Attributions`, or a plain array of X's shape)."""
+    values = attr if isinstance(attr, np.ndarray) else attr.values
     unit_of, n_units = _unit_map(X, segments)
     n, s_max = X.shape[0], int(n_units.max())
     flat = (np.arange(n)[:, None] * s_max + unit_of).ravel()
-    score = np.bincount(flat, weights=values.reshape(n, -1).ravel(), minlength=n * s_max).reshape(n, s_max)
+    score = None if isinstance(attr, np.ndarray) else _own_scores(attr, segments, n, s_max)
+    if score is None:
+        score = np.bincount(flat, weights=values.reshape(n, -1).ravel(), minlength=n * s_max).reshape(n, s_max)
     present = np.bincount(flat, minlength=n * s_max).reshape(n, s_max) > 0
     score[~present] = -np.inf  # label gaps rank last and are never reached
     order = np.argsort(-score, axis=1, kind="stable")
@@ -198,7 +220,7 @@ def keep_top_k(model: Any, X: Any, attributions: Any, *, k: int = 20, segments: 
     if score not in ("probability", "accuracy"):
         raise InvalidParameterError(f"score must be 'probability' or 'accuracy'; got {score!r}.")
     model, X, attr = _prepare(model, X, attributions, target, space, random_state)
-    ranked = _rank_units(X, attr.values, segments)
+    ranked = _rank_units(X, attr, segments)
     outputs, rows = _masked_scores(model, X, ranked.rank < k, _fill(X, baseline, "baseline"), space)
     kept = outputs[np.arange(X.shape[0]), attr.target]
     still = (_predicted(model, outputs, rows) == attr.target).astype(np.float64)
@@ -222,7 +244,7 @@ def remove_top_k(model: Any, X: Any, attributions: Any, *, k: int = 20, segments
     """
     k = _check_k(k)
     model, X, attr = _prepare(model, X, attributions, target, space, random_state)
-    ranked = _rank_units(X, attr.values, segments)
+    ranked = _rank_units(X, attr, segments)
     idx = np.arange(X.shape[0])
     before = model_outputs(model, X, space)[idx, attr.target]
     outputs, rows = _masked_scores(model, X, ranked.rank >= k, _fill(X, baseline, "baseline"), space)
@@ -296,7 +318,7 @@ def deletion_curve(model: Any, X: Any, attributions: Any, *, step: int = 1, subs
     """
     step = _check_step(step)
     model, X, attr = _prepare(model, X, attributions, target, space, random_state)
-    ranked = _rank_units(X, attr.values, segments)
+    ranked = _rank_units(X, attr, segments)
     end = _fill(X, substrate, "substrate")
     curves = _curve(model, X, attr, ranked, X.reshape(X.shape[0], -1), end.reshape(X.shape[0], -1), step, space)
     params = {"step": step, "substrate": _describe(substrate), "segmented": segments is not None, "space": space,
@@ -333,7 +355,7 @@ def insertion_curve(model: Any, X: Any, attributions: Any, *, step: int = 1, sub
         start = gaussian_blur(X)
     else:
         start = _fill(X, substrate, "substrate")
-    ranked = _rank_units(X, attr.values, segments)
+    ranked = _rank_units(X, attr, segments)
     curves = _curve(model, X, attr, ranked, start.reshape(X.shape[0], -1), X.reshape(X.shape[0], -1), step, space)
     params = {"step": step, "substrate": _describe(substrate), "segmented": segments is not None, "space": space,
               "attributions": attr.source, "random_state": _seed(random_state)}
@@ -443,7 +465,7 @@ def road(model: Any, X: Any, attributions: Any, *, percentages: Any = tuple(rang
     images = X.reshape(n, -1, h, w)
     values = attr.values.reshape(n, -1, h, w).sum(axis=1)
     labels = np.broadcast_to(np.arange(h * w).reshape(h, w), (n, h, w)) if segments is None else segments
-    ranked = _rank_units(values, values, labels)
+    ranked = _rank_units(values, attr._replace(values=values), labels)
     rank = ranked.rank.reshape(n, h, w)
     seeds = check_random_state(random_state).integers(0, 2**63 - 1, size=n)
 
