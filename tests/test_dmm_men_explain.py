@@ -188,7 +188,7 @@ def test_local_explainer_ranks_the_known_segment_first():
     X = 0.6 + 0.3 * rng.random((2, 1, 8, 8))
     ex = DMMMENExplainer(
         model, n_samples=300, segments="grid", segment_params={"cell": 2}, n_iter=150, n_burnin=75,
-        random_state=0,
+        space="log_odds", random_state=0,
     )
     e = quiet(ex.explain, X, target=1)
     assert e.values.shape == X.shape and e.method == "DMMMENExplainer"
@@ -209,6 +209,38 @@ def test_local_explainer_ranks_the_known_segment_first():
     # seeded: the same call gives the same result; rows together equal rows one by one
     again = quiet(ex.explain, X[1:], target=1)
     np.testing.assert_array_equal(again.values[0], e.values[1])
+
+
+def switch_classifier(X):
+    """A black box linear in its 6x6 grid segments (cell 2 on 12x12) with a switch: when segment 0
+    is bright (regime A) the class-1 probability is driven by segments 1-5, otherwise by segments
+    10-14 with smaller weights. Probability = clip(0.05 + segment effects, 0, 1), so the effects
+    are known in the explained space."""
+    img = X.reshape(len(X), 12, 12)
+    means = img.reshape(len(X), 6, 2, 6, 2).mean(axis=(2, 4)).reshape(len(X), 36)
+    w_a, w_b = np.zeros(36), np.zeros(36)
+    w_a[[1, 2, 3, 4, 5]] = [0.25, 0.2, 0.16, 0.12, 0.08]
+    w_b[[10, 11, 12, 13, 14]] = [0.12, 0.1, 0.08, 0.06, 0.04]
+    p = np.clip(0.05 + np.where(means[:, 0] > 0.5, means @ w_a, means @ w_b), 1e-4, 1 - 1e-4)
+    return np.stack([1 - p, p], axis=1)
+
+
+def test_local_explainer_recovers_the_regime_of_the_image_and_random_does_not():
+    """Issue 26's synthetic check: the default explanation's top-5 superpixels are the ones that
+    drive the image's own regime; the mixture's average slope mixes the regimes, and a random
+    ranking (the same test's floor) misses them."""
+    model = as_model(switch_classifier, output="probability")
+    X = np.ones((2, 1, 12, 12))  # image 0: segment 0 on (regime A)
+    X[1, 0, :2, :2] = 0.0  # image 1: segment 0 off (regime B)
+    ex = DMMMENExplainer(model, segments="grid", segment_params={"cell": 2}, random_state=0,
+                         dmm_params={"n_jobs": 1})
+    e = quiet(ex.explain, X, target=1)
+    assert set(e.extras["segment_ranking"][0, :5].tolist()) == {1, 2, 3, 4, 5}
+    assert set(e.extras["segment_ranking"][1, :5].tolist()) == {10, 11, 12, 13, 14}
+    assert set(np.argsort(-e.extras["mixture_segment_values"][0])[:5].tolist()) != {1, 2, 3, 4, 5}
+    rng = np.random.default_rng(0)
+    hits = [len(set(rng.permutation(36)[:5].tolist()) & {1, 2, 3, 4, 5}) for _ in range(200)]
+    assert np.mean(np.array(hits) == 5) < 0.01  # a random ranking essentially never recovers them
 
 
 def test_uniform_size_masks():
@@ -381,23 +413,26 @@ def _small_explainer(model, **kwargs):
     return DMMMENExplainer(model, **params)
 
 
-def test_space_auto_is_log_odds_for_classifiers_and_raw_for_regression():
+def test_space_auto_is_probability_for_classifiers_and_raw_for_regression():
     X = 0.6 + 0.3 * np.random.default_rng(4).random((1, 1, 8, 8))
     clf = as_model(segment_classifier, output="logit")
     auto = quiet(_small_explainer(clf).explain, X, target=1)
+    proba = quiet(_small_explainer(clf, space="probability").explain, X, target=1)
+    np.testing.assert_array_equal(auto.values, proba.values)
+    np.testing.assert_allclose(auto.extras["response"], clf.predict_proba(X)[:, 1])
     log_odds = quiet(_small_explainer(clf, space="log_odds").explain, X, target=1)
-    np.testing.assert_array_equal(auto.values, log_odds.values)
-    np.testing.assert_allclose(auto.extras["response"], clf.predict_log_odds(X)[:, 1])
+    np.testing.assert_allclose(log_odds.extras["response"], clf.predict_log_odds(X)[:, 1])
     raw = quiet(_small_explainer(clf, space="raw").explain, X, target=1)
     np.testing.assert_allclose(raw.extras["response"], clf.predict(X)[:, 1])
     reg = as_model(regression_segments, output="regression")
     r_auto = quiet(_small_explainer(reg).explain, X, target=0)
     np.testing.assert_allclose(r_auto.extras["response"], reg.predict(X)[:, 0])
     np.testing.assert_array_equal(r_auto.values, quiet(_small_explainer(reg, space="raw").explain, X, target=0).values)
-    with pytest.raises(InvalidParameterError, match="space='log_odds' needs a classifier"):
-        _small_explainer(reg, space="log_odds").explain(X, target=0)
+    for space in ("log_odds", "probability"):
+        with pytest.raises(InvalidParameterError, match=f"space='{space}' needs a classifier"):
+            _small_explainer(reg, space=space).explain(X, target=0)
     with pytest.raises(InvalidParameterError, match="space must be one of"):
-        _small_explainer(clf, space="probability").explain(X, target=1)
+        _small_explainer(clf, space="logit").explain(X, target=1)
     names = [f"px{i}" for i in range(64)]
     named = quiet(_small_explainer(clf, feature_names=names).explain, X, target=1)
     assert list(named.feature_names) == names
