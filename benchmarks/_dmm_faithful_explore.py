@@ -85,6 +85,8 @@ def main(argv=None):
         resp["raw"].append(logits)
         resp["prob"].append(P)
         resp.setdefault("ulo", []).append(logits - lse_other)
+        P0 = m.predict_proba(np.zeros_like(X[i:i + 1]))[0, target[i]]
+        resp.setdefault("anc", []).append(P - P0)
         Zs.append(Z)
         # OLS on masks
     for key in ("lo", "ulo", "prob"):
@@ -93,7 +95,7 @@ def main(argv=None):
     conv = {}
     with chain_pool(2):
         for cfg in a.configs:
-            space, ch = cfg.split(":")
+            space, ch, *extra = cfg.split(":")
             nc, rest = ch.split("x")
             sel = {"b": "best", "a": "all", "p": "all", "o": "all", "q": "best"}[rest[-1]]
             init = {"p": "pilot", "o": "one", "q": "one"}.get(rest[-1], "mixed")
@@ -103,7 +105,14 @@ def main(argv=None):
                           n_burnin=100 if auto else it // 2, n_chains=int(nc), random_state=a.seed)
             if auto:
                 params.update(max_time=a.max_time, max_iter=4000)
-            for s in ("h*", "soft", "mix", "heavy"):
+            for e in extra:
+                if e == "noint":
+                    params["fit_intercept"] = False
+                elif e.startswith("is"):
+                    params["intercept_scale"] = float(e[2:])
+                elif e.startswith("J"):
+                    params["n_components"] = int(e[1:])
+            for s in ("h*", "soft", "mix", "heavy", "kern.25", "kern.5", "kern1"):
                 rankings[f"{cfg} {s}"] = []
             ts, cv = [], []
             for i in range(n):
@@ -120,6 +129,11 @@ def main(argv=None):
                 rankings[f"{cfg} h*"].append(np.argsort(-est.coef_[h], kind="stable"))
                 rankings[f"{cfg} soft"].append(np.argsort(-soft_hstar(est, y[0]), kind="stable"))
                 rankings[f"{cfg} mix"].append(np.argsort(-est.coef_mixture_, kind="stable"))
+                d = 1 - Z.sum(1) / np.sqrt(Z.shape[1] * np.maximum(Z.sum(1), 1))  # cosine distance to all-ones
+                for wname, width in (("kern.25", 0.25), ("kern.5", 0.5), ("kern1", 1.0)):
+                    w = np.exp(-d ** 2 / width ** 2)
+                    r = (w[:, None] * est.responsibilities_).sum(0)
+                    rankings[f"{cfg} {wname}"].append(np.argsort(-(r @ est.coef_), kind="stable"))
                 rankings[f"{cfg} heavy"].append(np.argsort(-est.coef_[int(np.argmax(est.weights_))], kind="stable"))
             times[cfg] = float(np.median(ts))
             conv[cfg] = float(np.mean(cv))
