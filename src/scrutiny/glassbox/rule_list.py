@@ -107,8 +107,9 @@ class RuleListClassifier(ParamsMixin):
         Seconds; the search stops and returns the best list found, uncertified, with ``gap_``.
     node_limit : int, optional
         Largest number of prefixes inserted into the search trie.
-    memory_limit : float, optional
-        MiB the search state may use.
+    memory_limit : float or None, default 2048.0
+        MiB the search state may use (None: no limit). Hard problems (many continuous thresholds,
+        small ``regularization``) can otherwise fill the memory before the queue empties.
     ablation : tuple of str, default ()
         Bounds to switch off, among ``"lookahead"``, ``"support"``, ``"accurate_support"``,
         ``"equivalent_points"``, ``"symmetry"`` (for studies; the optimum does not change).
@@ -166,7 +167,7 @@ class RuleListClassifier(ParamsMixin):
 
     def __init__(self, regularization=0.01, *, policy="lower_bound", map_type="captured", antecedents="mine",
                  max_card=2, min_support=0.01, max_support=None, n_thresholds=8, categorical_features=None,
-                 feature_names=None, max_length=None, time_limit=None, node_limit=None, memory_limit=None,
+                 feature_names=None, max_length=None, time_limit=None, node_limit=None, memory_limit=2048.0,
                  ablation=(), prior=1.0):
         self.regularization = regularization
         self.policy = policy
