@@ -48,6 +48,7 @@ class _State:
 
     def __init__(self, n_words: int, n_classes: int, key_words: int, n_rules: int, use_map: bool):
         cap = 4 * n_rules + 64
+        self.rej = np.zeros((cap, (n_rules + 63) // 64), dtype=np.uint64)
         self.parent = np.full(cap, -1, dtype=np.int64)
         self.rule = np.zeros(cap, dtype=np.int64)
         self.depth = np.zeros(cap, dtype=np.int64)
@@ -70,7 +71,7 @@ class _State:
         self.mserial = np.zeros(mcap, dtype=np.int64)
         self.mused = np.zeros(mcap, dtype=np.int8)
 
-    _NODE = ("parent", "rule", "depth", "lbh", "eqv", "U", "Uc", "nchild", "status", "serial")
+    _NODE = ("parent", "rule", "depth", "lbh", "eqv", "U", "Uc", "rej", "nchild", "status", "serial")
     _HEAP = ("hp", "hs", "hn")
 
     def nbytes(self) -> int:
@@ -147,8 +148,12 @@ def search(
     start = time.perf_counter()
     B = np.ascontiguousarray(antecedents, dtype=bool)
     n_rules = B.shape[1]
-    patterns, inverse = np.unique(B, axis=0, return_inverse=True)
+    # identical rows -> one pattern (unique over the packed rows: far faster than over the bools)
+    packed = np.packbits(B, axis=1)
+    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
+    patterns = B[first]
     n_patterns = patterns.shape[0]
     cnt = np.zeros((n_patterns, n_classes))
     np.add.at(cnt, (inverse, y), weights)
@@ -191,12 +196,12 @@ def search(
         ic[_k.IC_INSERTED] = 1
 
     use_map = mtype != 0
-    budget = 64
+    budget = 1024
     reason = "optimal"
     while True:
         t0 = time.perf_counter()
         status = _k.run_search(
-            A, cnt, eqm, st.parent, st.rule, st.depth, st.lbh, st.eqv, st.U, st.Uc, st.nchild, st.status,
+            A, cnt, eqm, st.parent, st.rule, st.depth, st.lbh, st.eqv, st.U, st.Uc, st.rej, st.nchild, st.status,
             st.serial, st.free, st.hp, st.hs, st.hn, st.mk, st.mlb, st.mnode, st.mserial, st.mused,
             best_rules, ic, fc, opt, budget,
         )

@@ -19,7 +19,8 @@ weight of the patterns in ``U``, which no extension can classify correctly); its
 * hierarchical: a node with ``lbh + eqv >= best`` is never expanded (always on);
 * ``lookahead``: a child is queued only if ``lbh + eqv + lam_w < best`` (any extension adds a rule);
 * ``support`` / ``accurate_support``: a rule that captures, or correctly classifies, less than
-  ``lam_w`` is never useful (removing it lowers the objective), so the child is skipped;
+  ``lam_w`` is never useful (removing it lowers the objective), so the child is skipped, and
+  the rule is skipped in every descendant too (``rej``), since both quantities only shrink;
 * ``equivalent_points``: ``eqv`` above (zero when switched off);
 * ``symmetry``: a hash map keyed by the prefix's antecedent set (``map_type=1``) or by its
   not-captured vector (``map_type=2``); a prefix whose key was seen with a lower bound no larger
@@ -181,7 +182,7 @@ def _collect_garbage(lbh, eqv, parent, nchild, status, free, hp, hs, hn, mk, mlb
 
 
 @jit
-def run_search(A, cnt, eqm, parent, rule, depth, lbh, eqv, U, Uc, nchild, status, serial, free,
+def run_search(A, cnt, eqm, parent, rule, depth, lbh, eqv, U, Uc, rej, nchild, status, serial, free,
                hp, hs, hn, mk, mlb, mnode, mserial, mused, best_rules, ic, fc, opt, budget):
     """Advance the search by at most ``budget`` expansions; return a status code (see module)."""
     n_rules, n_words = A.shape
@@ -200,6 +201,8 @@ def run_search(A, cnt, eqm, parent, rule, depth, lbh, eqv, U, Uc, nchild, status
     cap = np.empty(n_classes)
     ucnt = np.empty(n_classes)
     key = np.empty(mk.shape[1], dtype=np.uint64)
+    new_rej = np.zeros(n_rule_words, dtype=np.uint64)
+    made = np.empty(n_rules, dtype=np.int64)
     expanded_here = 0
     while True:
         if ic[IC_GC]:
@@ -239,8 +242,12 @@ def run_search(A, cnt, eqm, parent, rule, depth, lbh, eqv, U, Uc, nchild, status
             chain[k] = rule[node]
             in_prefix[rule[node] >> 6] |= np.uint64(1) << np.uint64(rule[node] & 63)
             node = parent[node]
+        for w in range(n_rule_words):
+            new_rej[w] = 0
+        n_made = 0
         for r in range(n_rules):
-            if (in_prefix[r >> 6] >> np.uint64(r & 63)) & np.uint64(1):
+            bit = np.uint64(1) << np.uint64(r & 63)
+            if (in_prefix[r >> 6] | rej[q, r >> 6]) & bit:
                 continue
             for c in range(n_classes):
                 cap[c] = 0.0
@@ -259,11 +266,10 @@ def run_search(A, cnt, eqm, parent, rule, depth, lbh, eqv, U, Uc, nchild, status
                 n_cap += cap[c]
                 if cap[c] > correct:
                     correct = cap[c]
-            if n_cap <= 0.0:  # captures nothing new: never part of an optimal list
-                continue
-            if use_support and n_cap < lam_w:
-                continue
-            if use_accurate and correct < lam_w:
+            # Support bounds. Both quantities only shrink as the prefix grows, so a rule rejected
+            # here stays rejected in every descendant: children inherit the rejections (`rej`).
+            if n_cap <= 0.0 or (use_support and n_cap < lam_w) or (use_accurate and correct < lam_w):
+                new_rej[r >> 6] |= bit
                 continue
             ic[IC_EVALUATED] += 1
             lbh_c = lbh[q] + (n_cap - correct) + lam_w
@@ -324,6 +330,10 @@ def run_search(A, cnt, eqm, parent, rule, depth, lbh, eqv, U, Uc, nchild, status
                 U[child, w] = U[q, w] & ~A[r, w]
             for c in range(n_classes):
                 Uc[child, c] = ucnt[c]
+            for w in range(n_rule_words):
+                rej[child, w] = rej[q, w]
+            made[n_made] = child
+            n_made += 1
             nchild[q] += 1
             ic[IC_INSERTED] += 1
             if slot >= 0:
@@ -349,6 +359,9 @@ def run_search(A, cnt, eqm, parent, rule, depth, lbh, eqv, U, Uc, nchild, status
             hn[h] = child
             ic[IC_HEAP] = h + 1
             _sift_up(hp, hs, hn, h)
+        for k in range(n_made):
+            for w in range(n_rule_words):
+                rej[made[k], w] |= new_rej[w]
         if nchild[q] == 0:
             _release(q, parent, nchild, status, free, ic)
         else:
