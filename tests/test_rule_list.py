@@ -179,6 +179,14 @@ def test_mining_continuous_categorical_and_conjunctions():
     assert support.min() >= 0.2 and support.max() <= 0.8
 
 
+def test_predict_refuses_nan():
+    B, y, _ = random_problem(1, n_rules=6, n=60)
+    clf = RuleListClassifier(0.02, antecedents="given").fit(B, y)
+    B[0, 0] = np.nan
+    with pytest.raises(InvalidParameterError, match="NaN"):
+        clf.predict(B)
+
+
 def test_clone_and_cross_validation():
     from sklearn.base import clone, is_classifier
     from sklearn.model_selection import cross_val_score

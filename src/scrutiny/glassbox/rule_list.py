@@ -355,8 +355,7 @@ class RuleListClassifier(ParamsMixin):
         """Index into ``rules_`` of the rule that decides each row (the default rule is the last)."""
         check_is_fitted(self, "rules_")
         cols, _, _ = _column_list(X, None, self.n_features_in_)
-        columns = [np.asarray(c, dtype=object) if self.categorical_[j] else np.asarray(c, dtype=np.float64)
-                   for j, c in enumerate(cols)]
+        columns = self._prepare_columns(cols, list(self.feature_names_in_), self.categorical_)
         prefix = [self.antecedents_[r.antecedent] for r in self.rules_[:-1]]
         out = np.full(len(columns[0]), len(prefix), dtype=np.int64)
         if prefix:
