@@ -113,6 +113,13 @@ def test_early_stop_is_uncertified_with_an_honest_gap():
     assert early.lower_bound_ <= full.objective_ + 1e-12 <= early.objective_ + 2e-12
 
 
+def test_memory_limit_stops_honestly():
+    B, y, _ = random_problem(7, n_rules=16, n=300)
+    with pytest.warns(ConvergenceWarning, match="memory limit"):
+        clf = RuleListClassifier(0.002, antecedents="given", memory_limit=0.05).fit(B, y)
+    assert clf.stop_reason_ == "memory_limit" and not clf.certified_ and clf.gap_ > 0
+
+
 def test_sample_weight_equals_repeating_rows():
     B, y, _ = random_problem(5, n_rules=7, n=80)
     w = np.random.default_rng(1).integers(0, 4, len(y))
@@ -197,6 +204,11 @@ def test_clone_and_cross_validation():
     assert copy.get_params() == clf.get_params() and is_classifier(clf)
     scores = cross_val_score(clf, B, y, cv=3)
     assert scores.shape == (3,) and np.all(scores > 0.5)
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipe = make_pipeline(FunctionTransformer(), clone(clf)).fit(B, y)
+    np.testing.assert_array_equal(pipe.predict(B), clf.fit(B, y).predict(B))
 
 
 @pytest.mark.parametrize(
