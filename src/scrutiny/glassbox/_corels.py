@@ -111,7 +111,7 @@ class _State:
             self.mused = np.zeros(new, dtype=np.int8)
             _rehash(self.mk, self.mlb, self.mnode, self.mserial, self.mused, keys, lbs, nodes, serials)
 
-    def grown_nbytes(self, ic: np.ndarray, n_rules: int) -> int:
+    def grown_nbytes(self) -> int:
         """Bytes after the next :meth:`grow` (an upper estimate: everything doubles)."""
         return 2 * self.nbytes()
 
@@ -211,7 +211,7 @@ def search(
             reason = "node_limit"
             break
         if status == _k.NEED_GROW:
-            if memory_limit is not None and st.grown_nbytes(ic, n_rules) > memory_limit * 2**20:
+            if memory_limit is not None and st.grown_nbytes() > memory_limit * 2**20:
                 reason = "memory_limit"
                 break
             st.grow(ic, n_rules, use_map)

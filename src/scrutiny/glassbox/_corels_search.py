@@ -26,6 +26,10 @@ weight of the patterns in ``U``, which no extension can classify correctly); its
   not-captured vector (``map_type=2``); a prefix whose key was seen with a lower bound no larger
   is dropped, and a dominated queued node is marked dead.
 
+Policies order the queue by: the lower bound; curiosity (the lower bound divided by the fraction
+of the weight the prefix captures, so prefixes that explain much at little cost come first); the
+objective; depth first-in-first-out (``bfs``); or depth last-in-first-out (``dfs``).
+
 The trie is the parent links of the node arena; an expanded node stays while it has live
 children and is freed (cascading upwards) when the last one goes. When the incumbent improves,
 the queue and the map are swept (garbage collection) of everything the new incumbent prunes.
