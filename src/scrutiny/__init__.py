@@ -50,6 +50,8 @@ _LAZY = {
     "InfluenceFunctions": "scrutiny.data_attribution",
     "RepresenterPoints": "scrutiny.data_attribution",
     "NNK": "scrutiny.nnk",
+    # interpretable models
+    "RuleListClassifier": "scrutiny.glassbox",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",

@@ -6,7 +6,7 @@
 * file-based data read from a directory (``data_dir``, default :func:`default_data_dir`):
   IDX files (:func:`load_idx`, :func:`save_idx`, :func:`load_mnist`,
   :func:`load_fashion_mnist`) and CSV (:func:`load_csv`, :func:`load_compas`,
-  :func:`load_tabular_benchmark`);
+  :func:`load_tabular_benchmark`), and the CORELS rule-list format (:func:`read_corels`);
 * superpixels for perturbation explainers: :func:`segment`, :func:`slic_segments`,
   :func:`quickshift_segments`, :func:`grid_segments`, :func:`n_segments`, :func:`segment_masks`.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 from ._bundled import load_breast_cancer, load_digits, load_iris, load_wine
 from ._dataset import Dataset, train_test_split
 from ._paths import DATA_DIR_ENV_VAR, default_data_dir
+from .corels import CorelsData, read_corels
 from .idx import FASHION_MNIST_CLASSES, load_fashion_mnist, load_idx, load_mnist, save_idx
 from .segmentation import grid_segments, n_segments, quickshift_segments, segment, segment_masks, slic_segments
 from .tabular import TABULAR_BENCHMARKS, load_compas, load_csv, load_tabular_benchmark
@@ -49,6 +50,9 @@ __all__ = [
     "load_compas",
     "load_tabular_benchmark",
     "TABULAR_BENCHMARKS",
+    # CORELS format
+    "read_corels",
+    "CorelsData",
     # segmentation
     "segment",
     "slic_segments",
