@@ -21,12 +21,19 @@ from ._risk_heuristic import RiskModel, heuristic_search
 __all__ = ["RiskScoreClassifier", "RiskModel"]
 
 
+def _is_numeric(dtype: Any) -> bool:
+    try:
+        d = np.dtype(dtype)
+    except TypeError:  # pandas extension dtypes (string, category, ...)
+        return False
+    return bool(np.issubdtype(d, np.number) or d == bool)
+
+
 def _reject_non_numeric(X: Any) -> None:
     dtypes = getattr(X, "dtypes", None)
-    if dtypes is None:
+    if dtypes is None or not hasattr(X, "columns"):
         return
-    bad = [str(c) for c, d in zip(X.columns, dtypes) if not (np.issubdtype(np.dtype(d), np.number) or d == bool)] \
-        if hasattr(X, "columns") else []
+    bad = [str(c) for c, d in zip(X.columns, dtypes) if not _is_numeric(d)]
     if bad:
         raise InvalidParameterError(
             f"X has non-numeric columns {bad}; RiskScoreClassifier needs numbers. Declare them categorical in "
