@@ -50,6 +50,9 @@ _LAZY = {
     "InfluenceFunctions": "scrutiny.data_attribution",
     "RepresenterPoints": "scrutiny.data_attribution",
     "NNK": "scrutiny.nnk",
+    # glass-box models
+    "RiskScoreClassifier": "scrutiny.glassbox",
+    "compare_models": "scrutiny.glassbox",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",
