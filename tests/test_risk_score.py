@@ -201,3 +201,26 @@ def test_binarizer_thresholds_come_from_training_fold_only():
     np.testing.assert_array_equal(b.transform(test)[:, 0], test[:, 0] <= expected[0])
     refit = ThresholdBinarizer(n_thresholds=4).fit(np.vstack([train, test]))
     assert refit.rules_ != b.rules_
+
+
+def test_certify_loss_oracle_is_exact_and_its_cuts_are_valid():
+    """F(lam) = min_b loss (the quantity LCPA cuts): equal to scipy's 1-D minimum along a chain of warm starts
+    that jumps between far-apart points, and every tangent cut stays below F elsewhere."""
+    from scrutiny.glassbox._risk_certify import _Loss
+
+    X, y = _problem(6, n=200, p=5)
+    ys = np.where(y == 1, 1.0, -1.0)
+    F = _Loss(X, ys, 2.0, (-80.0, 80.0))
+    rng = np.random.default_rng(0)
+    points = [np.zeros(5), np.full(5, 5.0), np.full(5, -5.0), rng.integers(-5, 6, 5).astype(float), np.zeros(5)]
+    cuts = []
+    for lam in points:
+        val, grad, b = F(lam)
+        ref = minimize_scalar(lambda c: np.mean(np.logaddexp(0, -ys * (X @ lam + c) / 2.0)), bounds=(-80, 80),
+                              method="bounded", options={"xatol": 1e-11}).fun
+        assert val == pytest.approx(ref, rel=1e-7, abs=1e-10)
+        cuts.append((lam, val, grad))
+    for lam in points:
+        val = F(lam)[0]
+        for at, v, g in cuts:
+            assert v + g @ (lam - at) <= val + 1e-9

@@ -89,55 +89,76 @@ def _loss(t: np.ndarray, c: Compressed, scale: float) -> float:
 
 
 def fit_offset(t_points: np.ndarray, c: Compressed, scale: float, b0: float, lo=-np.inf, hi=np.inf) -> tuple[float, float]:
-    """Minimise the loss over the real offset ``b`` (convex, 1-D Newton with backtracking); returns (b, loss)."""
+    """Minimise the loss over the real offset ``b`` in ``[lo, hi]``; returns (b, loss).
+
+    Safeguarded Newton on a convex 1-D function: each step is capped at ``4 * scale`` (far from the optimum the
+    curvature vanishes and a raw Newton step overshoots), halved until the loss does not rise, and the loop ends
+    when the derivative vanishes (relative to the loss) or the offset sits at a bound it pushes against.
+    """
     b = float(np.clip(b0, lo, hi))
     cur = _loss(t_points + b, c, scale)
-    for _ in range(50):
+    for _ in range(200):
         p = expit(-c.y * (t_points + b) / scale)
         g = -float(c.w @ (c.y * p)) / scale
-        h = float(c.w @ (p * (1 - p))) / scale**2 + 1e-12
-        step = -g / h
-        improved = False
-        for _ in range(30):
+        if abs(g) * scale <= 1e-12 or (b <= lo and g > 0) or (b >= hi and g < 0):
+            break
+        h = float(c.w @ (p * (1 - p))) / scale**2
+        step = -g / h if h > 0 else -np.sign(g) * 4 * scale
+        step = float(np.clip(step, -4 * scale, 4 * scale))
+        for _ in range(60):
             nb = float(np.clip(b + step, lo, hi))
             new = _loss(t_points + nb, c, scale)
             if new <= cur:
-                improved = cur - new > 1e-13 * max(1.0, cur)
-                b, cur = nb, new
                 break
             step *= 0.5
-        if not improved:
+        else:
             break
+        if nb == b:
+            break
+        b, cur = nb, new
     return b, cur
 
 
 def fit_continuous(c: Compressed, beta: np.ndarray, b: float, lb: np.ndarray, ub: np.ndarray,
-                   max_sweeps: int = 100, tol: float = 1e-10) -> tuple[np.ndarray, float, float]:
-    """Box-constrained coordinate descent (scale 1) on the support of ``c``; returns (beta, b, loss)."""
-    beta = np.clip(np.asarray(beta, dtype=np.float64).copy(), lb, ub)
-    t = c.rows @ beta
-    b, cur = fit_offset(t, c, 1.0, b)
-    for _ in range(max_sweeps):
-        start = cur
-        for j in range(beta.size):
-            col = c.rows[:, j]
-            score = t + b
-            p = expit(-c.y * score)
-            g = -float(c.w @ (c.y * p * col))
-            h = float(c.w @ (p * (1 - p) * col * col)) + 1e-12
-            step = -g / h
-            for _ in range(30):
-                nv = float(np.clip(beta[j] + step, lb[j], ub[j]))
-                nt = t + (nv - beta[j]) * col
-                new = _loss(nt + b, c, 1.0)
-                if new <= cur:
-                    beta[j], t, cur = nv, nt, new
-                    break
-                step *= 0.5
-        b, cur = fit_offset(t, c, 1.0, b)
-        if start - cur <= tol * max(1.0, start):
+                   max_iter: int = 100, tol: float = 1e-12) -> tuple[np.ndarray, float, float]:
+    """Box-constrained logistic fit (scale 1) on the support of ``c``: projected Newton with an active set and
+    Armijo backtracking (supports hold at most k + 1 coordinates, so the Hessian solve is tiny); returns
+    (beta, b, loss)."""
+    A = np.column_stack([np.ones(c.rows.shape[0]), c.rows])
+    lo = np.concatenate([[-np.inf], lb])
+    hi = np.concatenate([[np.inf], ub])
+    theta = np.clip(np.concatenate([[b], np.asarray(beta, dtype=np.float64)]), lo, hi)
+    t = A @ theta
+    cur = _loss(t, c, 1.0)
+    for _ in range(max_iter):
+        p = expit(-c.y * t)
+        g = -A.T @ (c.w * c.y * p)
+        active = ((theta <= lo) & (g > 0)) | ((theta >= hi) & (g < 0))
+        free = ~active
+        if not free.any():
             break
-    return beta, b, cur
+        H = (A[:, free] * (c.w * p * (1 - p))[:, None]).T @ A[:, free]
+        d = np.zeros_like(theta)
+        try:
+            d[free] = -np.linalg.solve(H + 1e-10 * np.eye(H.shape[0]), g[free])
+        except np.linalg.LinAlgError:
+            d[free] = -g[free]
+        step, accepted = 1.0, False
+        for _ in range(40):
+            new_theta = np.clip(theta + step * d, lo, hi)
+            new_t = A @ new_theta
+            new = _loss(new_t, c, 1.0)
+            if new <= cur + 1e-4 * float(g @ (new_theta - theta)):
+                accepted = True
+                break
+            step *= 0.5
+        if not accepted:
+            break
+        gain = cur - new
+        theta, t, cur = new_theta, new_t, new
+        if gain <= tol * max(1.0, cur):
+            break
+    return theta[1:], float(theta[0]), cur
 
 
 def objective(loss: float, points: np.ndarray, c0: float) -> float:
@@ -148,27 +169,25 @@ def polish(c: Compressed, lam: np.ndarray, b: float, scale: float, lb: np.ndarra
            max_sweeps: int = 20, offset_bounds=(-np.inf, np.inf)) -> tuple[np.ndarray, float, float]:
     """Discrete coordinate descent (RiskSLIM's DCD) over the integer points of ``c``'s support.
 
-    Each sweep tries every integer value of every coordinate with the others fixed (vectorised), keeps the best
-    move if it lowers loss + c0 * L0, and re-fits the offset. Returns (points, offset, loss).
+    Each sweep evaluates every integer value of every coordinate with the others fixed (one vectorised call),
+    takes the best move if it lowers loss + c0 * L0, and re-fits the offset. Returns (points, offset, loss).
     """
-    lam = np.asarray(lam, dtype=np.float64).copy()
     lo, hi = offset_bounds
+    lam = np.asarray(lam, dtype=np.float64).copy()
+    if lam.size == 0:
+        b, cur = fit_offset(np.zeros(c.rows.shape[0]), c, scale, b, lo, hi)
+        return lam, b, cur
+    cols = np.concatenate([np.full(int(ub[j] - lb[j]) + 1, j) for j in range(lam.size)])
+    vals = np.concatenate([np.arange(lb[j], ub[j] + 1, dtype=np.float64) for j in range(lam.size)])
     t = c.rows @ lam
     b, cur = fit_offset(t, c, scale, b, lo, hi)
     for _ in range(max_sweeps):
-        best_gain, best = 1e-12, None
-        for j in range(lam.size):
-            vals = np.arange(lb[j], ub[j] + 1, dtype=np.float64)
-            T = (t + b)[:, None] + c.rows[:, j : j + 1] * (vals - lam[j])[None, :]
-            losses = c.w @ np.logaddexp(0.0, -c.y[:, None] * T / scale)
-            objs = losses + c0 * (vals != 0) - c0 * (lam[j] != 0)
-            i = int(np.argmin(objs))
-            gain = cur - objs[i]
-            if gain > best_gain:
-                best_gain, best = gain, (j, vals[i])
-        if best is None:
+        T = (t + b)[:, None] + c.rows[:, cols] * (vals - lam[cols])[None, :]
+        objs = c.w @ np.logaddexp(0.0, -c.y[:, None] * T / scale) + c0 * ((vals != 0).astype(float) - (lam[cols] != 0))
+        i = int(np.argmin(objs))
+        if cur - objs[i] <= 1e-12:
             break
-        j, v = best
+        j, v = int(cols[i]), vals[i]
         t = t + (v - lam[j]) * c.rows[:, j]
         lam[j] = v
         b, cur = fit_offset(t, c, scale, b, lo, hi)
