@@ -210,13 +210,14 @@ def test_certify_loss_oracle_is_exact_and_its_cuts_are_valid():
 
     X, y = _problem(6, n=200, p=5)
     ys = np.where(y == 1, 1.0, -1.0)
-    F = _Loss(X, ys, 2.0, (-80.0, 80.0))
+    scale = 0.5  # a small scale puts successive optimal offsets far apart (the case that once broke Newton)
+    F = _Loss(X, ys, scale, (-200.0, 200.0))
     rng = np.random.default_rng(0)
-    points = [np.zeros(5), np.full(5, 5.0), np.full(5, -5.0), rng.integers(-5, 6, 5).astype(float), np.zeros(5)]
+    points = [np.full(5, 5.0), np.zeros(5), np.full(5, -5.0), np.zeros(5), rng.integers(-5, 6, 5).astype(float)]
     cuts = []
     for lam in points:
         val, grad, b = F(lam)
-        ref = minimize_scalar(lambda c: np.mean(np.logaddexp(0, -ys * (X @ lam + c) / 2.0)), bounds=(-80, 80),
+        ref = minimize_scalar(lambda c: np.mean(np.logaddexp(0, -ys * (X @ lam + c) / scale)), bounds=(-200, 200),
                               method="bounded", options={"xatol": 1e-11}).fun
         assert val == pytest.approx(ref, rel=1e-7, abs=1e-10)
         cuts.append((lam, val, grad))
