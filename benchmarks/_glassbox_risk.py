@@ -72,6 +72,12 @@ def _fasterrisk(path: str | None):
         if p and Path(p).exists() and p not in sys.path:
             sys.path.insert(0, p)
     try:
+        import importlib.util
+        import types
+
+        if importlib.util.find_spec("requests") is None:
+            # fasterrisk.utils imports requests only to download its example data; the optimiser never uses it
+            sys.modules["requests"] = types.ModuleType("requests")
         from fasterrisk.fasterrisk import RiskScoreOptimizer
 
         return RiskScoreOptimizer, None
