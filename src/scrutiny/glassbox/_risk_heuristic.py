@@ -100,7 +100,8 @@ def fit_offset(t_points: np.ndarray, c: Compressed, scale: float, b0: float, lo=
     for _ in range(200):
         p = expit(-c.y * (t_points + b) / scale)
         g = -float(c.w @ (c.y * p)) / scale
-        if abs(g) * scale <= 1e-12 or (b <= lo and g > 0) or (b >= hi and g < 0):
+        # |g| * scale below 1e-9 * loss leaves a loss error of order 1e-18: stop (further halvings only stall)
+        if abs(g) * scale <= 1e-9 * cur + 1e-15 or (b <= lo and g > 0) or (b >= hi and g < 0):
             break
         h = float(c.w @ (p * (1 - p))) / scale**2
         step = -g / h if h > 0 else -np.sign(g) * 4 * scale
