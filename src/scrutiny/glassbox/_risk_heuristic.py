@@ -223,13 +223,25 @@ def round_model(c: Compressed, beta: np.ndarray, b: float, lb, ub, c0: float, mu
     Polishing only the best few rays keeps the cost near FasterRisk's (which does not polish); the polished
     objective is never worse than the rounded one (benchmarks/_glassbox_risk.py, section risk)."""
     lo, hi = offset_bounds
-    rounded = []
-    for m in multipliers:
+    multipliers = np.asarray(multipliers, dtype=np.float64)
+    done: dict = {}
+
+    def evaluate(i: int) -> None:
+        if i in done or not 0 <= i < multipliers.size:
+            return
+        m = float(multipliers[i])
         gamma = np.clip(m * beta, lb, ub)
         lam = _sequential_round(c, gamma, m * b, m, lb, ub)
         off, loss = fit_offset(c.rows @ lam, c, m, m * b, lo, hi)
-        rounded.append((objective(loss, lam, c0), float(m), lam, off))
-    rounded.sort(key=lambda r: r[0])
+        done[i] = (objective(loss, lam, c0), m, lam, off)
+
+    # coarse to fine: every other ray and the last, then the neighbours of the best (a third fewer roundings)
+    for i in list(range(0, multipliers.size, 2)) + [multipliers.size - 1]:
+        evaluate(i)
+    best_i = min(done, key=lambda i: done[i][0])
+    evaluate(best_i - 1)
+    evaluate(best_i + 1)
+    rounded = sorted(done.values(), key=lambda r: r[0])
     best = None
     for _, m, lam, off in rounded[:n_polish]:
         lam, off, loss = polish(c, lam, off, m, lb, ub, c0, offset_bounds=offset_bounds)
