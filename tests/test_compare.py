@@ -91,3 +91,15 @@ def test_default_models_on_breast_cancer():
     res = compare_models(X, y, cv=3)
     assert {"risk score", "logistic regression", "gradient boosting", "MLP"} <= set(res.models)
     assert res.auc[res.models.index("risk score")] > 0.9
+
+
+def test_sklearn_pipeline_and_cross_val_score():
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+
+    X, y = _data(240)
+    pipe = make_pipeline(ThresholdBinarizer(4), RiskScoreClassifier(2))
+    a = cross_val_score(pipe, X, y, cv=3, scoring="roc_auc")
+    b = cross_val_score(Binarized(RiskScoreClassifier(2), n_thresholds=4), X, y, cv=3, scoring="roc_auc")
+    assert np.all(np.isfinite(a)) and np.all(a > 0.8)
+    np.testing.assert_allclose(a, b)  # the same model either way

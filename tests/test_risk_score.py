@@ -225,3 +225,20 @@ def test_certify_loss_oracle_is_exact_and_its_cuts_are_valid():
         val = F(lam)[0]
         for at, v, g in cuts:
             assert v + g @ (lam - at) <= val + 1e-9
+
+
+def test_score_card_figure_shows_every_point():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    X, y = _problem(8, n=200, p=5)
+    clf = RiskScoreClassifier(3, coef_bounds=(-3, 3), feature_names=list("abcde")).fit(X, y)
+    fig = clf.score_card_.plot()
+    table = fig.axes[0].tables[0]
+    texts = {cell.get_text().get_text() for cell in table.get_celld().values()}
+    for name, pts in zip(clf.score_card_.features, clf.score_card_.points):
+        assert name in texts and f"{int(pts):+d}" in texts
+    line = fig.axes[1].lines[0]
+    np.testing.assert_allclose(line.get_ydata(), 100 * clf.score_card_.risks)
+    ax = clf.calibration(X, y).plot()
+    assert ax.get_title().startswith("ECE")

@@ -61,6 +61,13 @@ class ThresholdBinarizer(ParamsMixin):
         self.categorical_features = categorical_features
         self.feature_names = feature_names
 
+    def __sklearn_tags__(self):
+        """scikit-learn >= 1.6 reads estimator tags from here (pipelines)."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False), transformer_tags=TransformerTags(),
+                    input_tags=InputTags(categorical=True, string=True, allow_nan=False))
+
     def fit(self, X: Any, y: Any = None) -> ThresholdBinarizer:
         self._validate_params()
         cols, names = _columns(X)

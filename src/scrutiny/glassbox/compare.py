@@ -32,6 +32,11 @@ class Binarized:
         self.n_thresholds = n_thresholds
         self.categorical_features = categorical_features
 
+    def __sklearn_tags__(self):
+        from .risk_score import classifier_tags
+
+        return classifier_tags()
+
     def get_params(self, deep: bool = True) -> dict:
         return {"estimator": self.estimator, "n_thresholds": self.n_thresholds,
                 "categorical_features": self.categorical_features}

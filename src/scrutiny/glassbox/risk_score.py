@@ -18,7 +18,15 @@ from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ._risk_card import CalibrationResult, ScoreCard, calibration_table
 from ._risk_heuristic import RiskModel, heuristic_search
 
-__all__ = ["RiskScoreClassifier", "RiskModel"]
+__all__ = ["RiskScoreClassifier", "RiskModel", "classifier_tags"]
+
+
+def classifier_tags():
+    """scikit-learn's tags of a binary classifier taking dense numeric input (imported lazily)."""
+    from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+    return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                classifier_tags=ClassifierTags(multi_class=False), input_tags=InputTags())
 
 
 def _is_numeric(dtype: Any) -> bool:
@@ -181,6 +189,10 @@ class RiskScoreClassifier(ParamsMixin):
     }
     _hints: ClassVar[dict[str, str]] = {"k": "Risk scores typically use 3 to 10 features (5 is common)."}
     _estimator_type = "classifier"
+
+    def __sklearn_tags__(self):
+        """scikit-learn >= 1.6 reads estimator tags from here (pipelines, cross_val_score with AUC)."""
+        return classifier_tags()
 
     def __init__(self, k: int = 5, *, coef_bounds: Any = (-5, 5), c0: float = 1e-6, method: str = "heuristic",
                  scale: Any = "auto", intercept_bounds: Any = None, time_limit: float = 60.0, beam_width: int = 10,
