@@ -98,19 +98,25 @@ def run_risk(args: Any) -> dict:
     for name in names:
         X, y, feats = load_tabular(name, args.data_dir)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=args.seed)
-        t0 = time.perf_counter()
-        clf = RiskScoreClassifier(5, feature_names=feats).fit(Xtr, ytr)
-        t_ours = time.perf_counter() - t0
+        # interleaved repeats, minimum time (the machine is shared): 3 on the small sets, 1 on adult
+        repeats = 1 if X.shape[0] > 10000 or getattr(args, "quick", False) else 3
+        t_ours, t_fr = np.inf, np.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            clf = RiskScoreClassifier(5, feature_names=feats).fit(Xtr, ytr)
+            t_ours = min(t_ours, time.perf_counter() - t0)
+            if FR is not None:
+                t0 = time.perf_counter()
+                opt = FR(Xtr, np.where(ytr == 1, 1, -1), k=5, lb=-5, ub=5)
+                opt.optimize()
+                t_fr = min(t_fr, time.perf_counter() - t0)
         rec = {"data": name, "n": int(X.shape[0]), "p": int(X.shape[1]), "time": t_ours, "loss": clf.loss_,
                "train_auc": roc_auc_score(ytr, clf.decision_function(Xtr)),
                "test_auc": roc_auc_score(yte, clf.decision_function(Xte)),
                "card": clf.to_dict()["points"], "scale": clf.scale_}
         if FR is not None:
-            t0 = time.perf_counter()
-            opt = FR(Xtr, np.where(ytr == 1, 1, -1), k=5, lb=-5, ub=5)
-            opt.optimize()
             mult, b0, betas = opt.get_models(model_index=0)
-            rec["fr_time"] = time.perf_counter() - t0
+            rec["fr_time"] = t_fr
             z_tr = (b0 + Xtr @ betas) / mult
             rec["fr_loss"] = _log_loss(ytr, z_tr)
             rec["fr_test_auc"] = roc_auc_score(yte, (b0 + Xte @ betas) / mult)
@@ -124,9 +130,12 @@ def run_risk(args: Any) -> dict:
                      f"{rec['train_auc']:.3f}", f"{rec['test_auc']:.3f}", f"{rec['fr_test_auc']:.3f}",
                      f"{t_ours:.2f}", f"{rec['fr_time']:.2f}"])
         print(f"  {name}: done", flush=True)
+    print("heuristic, k=5, points in -5..5; loss = mean training logistic loss; times are the minimum of interleaved "
+          "repeats")
     print(_table(["data", "loss", "FR loss", "vs FR", "train AUC", "test AUC", "FR test AUC", "time s", "FR s"], rows))
     cert_rows, cert = [], []
-    for name in ("breastcancer", "mammo"):
+    # the goal is breastcancer and mammo; mushroom and spambase show how far 60 s gets on larger problems
+    for name in QUICK if getattr(args, "quick", False) else ("breastcancer", "mammo", "mushroom", "spambase"):
         X, y, feats = load_tabular(name, args.data_dir)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=args.seed)
         t0 = time.perf_counter()
