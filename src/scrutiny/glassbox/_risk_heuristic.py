@@ -167,7 +167,8 @@ def objective(loss: float, points: np.ndarray, c0: float) -> float:
 
 
 def polish(c: Compressed, lam: np.ndarray, b: float, scale: float, lb: np.ndarray, ub: np.ndarray, c0: float,
-           max_sweeps: int = 20, offset_bounds=(-np.inf, np.inf)) -> tuple[np.ndarray, float, float]:
+           max_sweeps: int = 20, offset_bounds=(-np.inf, np.inf), window: int | None = None
+           ) -> tuple[np.ndarray, float, float]:
     """Discrete coordinate descent (RiskSLIM's DCD) over the integer points of ``c``'s support.
 
     Each sweep evaluates every integer value of every coordinate with the others fixed (one vectorised call),
@@ -178,11 +179,10 @@ def polish(c: Compressed, lam: np.ndarray, b: float, scale: float, lb: np.ndarra
     if lam.size == 0:
         b, cur = fit_offset(np.zeros(c.rows.shape[0]), c, scale, b, lo, hi)
         return lam, b, cur
-    cols = np.concatenate([np.full(int(ub[j] - lb[j]) + 1, j) for j in range(lam.size)])
-    vals = np.concatenate([np.arange(lb[j], ub[j] + 1, dtype=np.float64) for j in range(lam.size)])
     t = c.rows @ lam
     b, cur = fit_offset(t, c, scale, b, lo, hi)
     for _ in range(max_sweeps):
+        cols, vals = _moves(lam, lb, ub, window)
         T = (t + b)[:, None] + c.rows[:, cols] * (vals - lam[cols])[None, :]
         objs = c.w @ np.logaddexp(0.0, -c.y[:, None] * T / scale) + c0 * ((vals != 0).astype(float) - (lam[cols] != 0))
         i = int(np.argmin(objs))
@@ -193,6 +193,20 @@ def polish(c: Compressed, lam: np.ndarray, b: float, scale: float, lb: np.ndarra
         lam[j] = v
         b, cur = fit_offset(t, c, scale, b, lo, hi)
     return lam, b, cur
+
+
+def _moves(lam: np.ndarray, lb: np.ndarray, ub: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinate, value) pairs a DCD sweep tries: every value in the bounds, or with ``window`` only values
+    within ``window`` of the current one (coordinates at 0 always try their whole range)."""
+    cols, vals = [], []
+    for j in range(lam.size):
+        lo_j, hi_j = lb[j], ub[j]
+        if window is not None and lam[j] != 0:
+            lo_j, hi_j = max(lo_j, lam[j] - window), min(hi_j, lam[j] + window)
+        v = np.arange(lo_j, hi_j + 1, dtype=np.float64)
+        cols.append(np.full(v.size, j))
+        vals.append(v)
+    return np.concatenate(cols), np.concatenate(vals)
 
 
 def _sequential_round(c: Compressed, gamma: np.ndarray, b: float, scale: float, lb, ub) -> np.ndarray:
@@ -244,11 +258,16 @@ def round_model(c: Compressed, beta: np.ndarray, b: float, lb, ub, c0: float, mu
     rounded = sorted(done.values(), key=lambda r: r[0])
     best = None
     for _, m, lam, off in rounded[:n_polish]:
-        lam, off, loss = polish(c, lam, off, m, lb, ub, c0, offset_bounds=offset_bounds)
+        lam, off, loss = polish(c, lam, off, m, lb, ub, c0, offset_bounds=offset_bounds, window=_WINDOW)
         obj = objective(loss, lam, c0)
         if best is None or obj < best[4] - 1e-13:
             best = (lam, off, m, loss, obj)
     return best
+
+
+# DCD after rounding and when screening swaps moves each point by at most 1 per step (rounded points are near
+# their local optimum); full-range DCD polishes the swap winners and runs inside certification
+_WINDOW = 1
 
 
 def ray_multipliers(beta: np.ndarray, lb: np.ndarray, ub: np.ndarray, n_rays: int) -> np.ndarray:
@@ -396,7 +415,7 @@ def integer_swaps(X, y, codes, model: RiskModel, k: int, lb, ub, c0: float, offs
                 lam0 = np.array([best.points[s] if s != cand else 0.0 for s in new_sup], dtype=np.float64)
                 # screen with a short DCD (3 moves); the winner is polished to convergence below
                 lam, off, loss = polish(c, lam0, best.intercept, best.scale, lb[idx], ub[idx], c0, max_sweeps=3,
-                                        offset_bounds=offset_bounds)
+                                        offset_bounds=offset_bounds, window=_WINDOW)
                 obj = objective(loss, lam, c0)
                 if obj < found_obj - 1e-12:
                     found, found_obj = (obj, idx, c, lam, off), obj
