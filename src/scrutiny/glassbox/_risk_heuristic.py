@@ -14,7 +14,10 @@ Steps (Liu et al. 2022, read from the algorithm description, own code):
 3. star-ray search: for each pooled continuous solution ``beta`` try multipliers ``m`` from 1 to the largest that
    keeps ``m beta`` inside the bounds, round ``m beta`` sequentially (each step fixes the coordinate and direction
    that raise the loss least, RiskSLIM's SeqRd), re-fit the real offset and polish with discrete coordinate
-   descent; the model is ``P(y=1) = sigmoid((b + x . lam) / m)``.
+   descent; the model is ``P(y=1) = sigmoid((b + x . lam) / m)``;
+4. integer swaps (beyond FasterRisk): from the best three rounded models, swap one feature for one of the
+   features with the largest loss gradient at the integer model, screen by a short DCD, keep the best move while
+   it helps.
 
 Every support-restricted fit runs on the data compressed to its distinct (rows restricted to the support, label)
 pairs with counts: integer and binary features give a handful of distinct rows, which makes the thousands of small

@@ -217,8 +217,8 @@ class RiskScoreClassifier(ParamsMixin):
         """Fit the score on ``X`` (n_samples, n_features) and binary labels ``y``; returns ``self``."""
         self._validate_params()
         _reject_non_numeric(X)
-        names = _feature_names(X, self.feature_names, np.shape(X)[1] if np.ndim(X) == 2 else -1)
         Xa = check_array(X, "X", ndim=2, min_samples=2)
+        names = _feature_names(X, self.feature_names, Xa.shape[1])
         ya = np.asarray(y).reshape(-1)
         if ya.shape[0] != Xa.shape[0]:
             raise InvalidParameterError(f"y has {ya.shape[0]} labels but X has {Xa.shape[0]} rows; pass one label per row.")
