@@ -242,3 +242,14 @@ def test_score_card_figure_shows_every_point():
     np.testing.assert_allclose(line.get_ydata(), 100 * clf.score_card_.risks)
     ax = clf.calibration(X, y).plot()
     assert ax.get_title().startswith("ECE")
+
+
+def test_certify_without_pyscipopt_names_the_extra(monkeypatch):
+    import sys
+
+    from scrutiny.exceptions import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "pyscipopt", None)  # makes `import pyscipopt` raise ImportError
+    X, y = _problem(9, n=60, p=3)
+    with pytest.raises(MissingDependencyError, match=r"scrutiny\[glassbox\]"):
+        RiskScoreClassifier(1, method="certify").fit(X, y)
