@@ -52,6 +52,8 @@ _LAZY = {
     "NNK": "scrutiny.nnk",
     # interpretable models
     "RuleListClassifier": "scrutiny.glassbox",
+    "RiskScoreClassifier": "scrutiny.glassbox",
+    "compare_models": "scrutiny.glassbox",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",
