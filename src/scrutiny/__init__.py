@@ -50,6 +50,11 @@ _LAZY = {
     "InfluenceFunctions": "scrutiny.data_attribution",
     "RepresenterPoints": "scrutiny.data_attribution",
     "NNK": "scrutiny.nnk",
+    # randomization diagnostics
+    "randomization_test": "scrutiny.diagnostics",
+    "sanity_check": "scrutiny.diagnostics",
+    "RandomizationResult": "scrutiny.diagnostics",
+    "SanityCheckResult": "scrutiny.diagnostics",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",
