@@ -28,7 +28,7 @@ import numpy as np
 
 from ..exceptions import InvalidParameterError
 
-__all__ = ["CORRUPTIONS", "Corruption", "corrupt_labels", "gaussian_inputs", "parse_corruption",
+__all__ = ["CORRUPTIONS", "Corruption", "apply_corruption", "corrupt_labels", "gaussian_inputs", "parse_corruption",
            "random_pixels", "shuffle_pixels"]
 
 #: the corruption names; partially corrupted labels are written ``"labels@p"`` with ``0 <= p <= 1``
@@ -109,3 +109,25 @@ def gaussian_inputs(X: np.ndarray, rng: np.random.Generator, mean: float | None 
     mean = float(X.mean()) if mean is None else float(mean)
     std = float(X.std()) if std is None else float(std)
     return rng.normal(mean, std, size=X.shape)
+
+
+def apply_corruption(corruption: Corruption, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, n_classes: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corrupt a train/test pair: returns ``(X_train, y_train, X_test)``.
+
+    Label corruptions change the training labels only; input corruptions change train and test
+    inputs alike (one shared permutation for shuffled pixels; the training data's mean and
+    variance for Gaussian inputs) and keep the labels.
+    """
+    if corruption.kind == "labels":
+        y_new = corrupt_labels(y, corruption.rate, n_classes, rng) if corruption.rate > 0 else np.asarray(y)
+        return X, y_new, X_test
+    if corruption.kind == "shuffled_pixels":
+        both, _ = shuffle_pixels(np.concatenate([X, X_test]), rng)
+        return both[:X.shape[0]], y, both[X.shape[0]:]
+    if corruption.kind == "random_pixels":
+        return random_pixels(X, rng), y, random_pixels(X_test, rng)
+    if corruption.kind == "gaussian":
+        mean, std = float(np.mean(X)), float(np.std(X))
+        return gaussian_inputs(X, rng, mean, std), y, gaussian_inputs(X_test, rng, mean, std)
+    raise InvalidParameterError(f"unknown corruption kind {corruption.kind!r}.")  # pragma: no cover

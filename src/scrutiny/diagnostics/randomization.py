@@ -22,7 +22,7 @@ import numpy as np
 from .._validation import Interval, check_array, validate_params
 from ..exceptions import InvalidParameterError
 from ._trainers import fit_recording, is_torch_module
-from .corruptions import corrupt_labels, gaussian_inputs, parse_corruption, random_pixels, shuffle_pixels
+from .corruptions import apply_corruption, parse_corruption
 from .results import RandomizationResult
 
 __all__ = ["randomization_test"]
@@ -183,17 +183,7 @@ def randomization_test(
     for j, seed in enumerate(seeds):
         for i, cor in enumerate(parsed):
             rng = _stream(int(random_state), j, cor.name)
-            Xtr, Xte, ytr = X, X_test, y_arr
-            if cor.kind == "labels":
-                ytr = corrupt_labels(y_arr, cor.rate, n_classes, rng) if cor.rate > 0 else y_arr
-            elif cor.kind == "shuffled_pixels":
-                both, _ = shuffle_pixels(np.concatenate([X, X_test]), rng)
-                Xtr, Xte = both[:X.shape[0]], both[X.shape[0]:]
-            elif cor.kind == "random_pixels":
-                Xtr, Xte = random_pixels(X, rng), random_pixels(X_test, rng)
-            else:  # gaussian: the training data's mean and variance, for train and test inputs alike
-                Xtr = gaussian_inputs(X, rng)
-                Xte = gaussian_inputs(X_test, rng, mean=float(X.mean()), std=float(X.std()))
+            Xtr, ytr, Xte = apply_corruption(cor, X, y_arr, X_test, n_classes, rng)
             model, cfg = _factory_model(model_factory, seed)
             cfg.update(extra)
             config = cfg
