@@ -177,3 +177,22 @@ def test_permutation_pvalue():
     rng = np.random.default_rng(1)
     ps = [permutation_pvalue(rng.standard_normal((10, 10)), perms) for _ in range(200)]
     assert 0.3 < np.mean(ps) < 0.7 and np.mean(np.array(ps) <= 0.05) < 0.12
+
+
+def test_torch_data_randomisation_retrains_a_copy_on_permuted_labels():
+    from scrutiny.data import load_digits
+    from scrutiny.zoo import make_model, train_model
+
+    d = load_digits()
+    X, y = d.X[:200], d.y[:200]
+    recipe = {"epochs": 50, "lr": 3e-3, "minibatch_size": 32}
+    net = make_model("mlp", (1, 8, 8), 10, 0, hidden=(256,))
+    train_model(net, X, y, random_state=0, **recipe)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    res = sanity_check({"Saliency": Saliency(net), "edge": EdgeDetector(net)}, net, d.X[1500:1512], tests=("data",),
+                       X_train=X, y_train=y, train_params=recipe, n_permutations=99)
+    assert res.stages == ["data"]
+    assert res.params["data_train_accuracy"] > 0.9  # the copy memorised the permuted labels
+    assert res.verdicts() == {"Saliency": {"data": True}, "edge": {"data": False}}
+    for k, v in net.state_dict().items():
+        assert np.array_equal(v.numpy(), before[k].numpy())
