@@ -108,7 +108,7 @@ def memorisation(args: argparse.Namespace, record: dict) -> None:
 
 
 def _explainers(net: object, quick: bool) -> dict:
-    from scrutiny.attribution import (LIME, DMMMENExplainer, GradientXInput, IntegratedGradients, Occlusion,
+    from scrutiny.attribution import (LIME, GradientXInput, IntegratedGradients, Occlusion,
                                       Saliency, SmoothGrad)
 
     out = {"Saliency": Saliency(net), "GradientXInput": GradientXInput(net),
@@ -117,8 +117,14 @@ def _explainers(net: object, quick: bool) -> dict:
            "Occlusion": Occlusion(net, window=(1, 4, 4), stride=2),
            "LIME": LIME(net, mode="image", segments="slic", n_samples=300 if quick else 500, random_state=0)}
     out["input (edge)"] = lambda model, X, target: X  # control: ignores the model, must fail
-    out["DMMMEN"] = DMMMENExplainer(net, n_samples=300, segments="slic", n_iter=100, n_burnin=50, random_state=0)
     return out
+
+
+def _dmm(net: object) -> dict:
+    from scrutiny.attribution import DMMMENExplainer
+
+    # a DMM-MEN fit per image and model: the costliest explainer by far, checked on --dmm-images images
+    return {"DMMMEN": DMMMENExplainer(net, n_samples=300, segments="slic", n_iter=100, n_burnin=50, random_state=0)}
 
 
 def sanity(args: argparse.Namespace, record: dict) -> None:
@@ -149,7 +155,13 @@ def sanity(args: argparse.Namespace, record: dict) -> None:
         # one call: the permuted-label copy is trained once and shared by every explainer
         res = sanity_check(explainers, net, X, tests=("cascading", "independent", "data"), X_train=Xtr, y_train=ytr,
                            train_params=recipe, n_permutations=999, random_state=0)
-    total = time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        if args.dmm_images > 0:
+            t1 = time.perf_counter()
+            dmm = sanity_check(_dmm(net), net, X[:args.dmm_images], tests=("cascading", "data"), X_train=Xtr,
+                               y_train=ytr, train_params=recipe, n_permutations=999, random_state=0)
+            record["sanity"]["dmm"] = {"seconds": time.perf_counter() - t1, "result": dmm.to_dict()}
+            dmm.save(args.out / "sanity_mnist_cnn_dmm.npz")
     print(f"sanity_check: {total:.0f} s (the permuted-label copy reached {res.params['data_train_accuracy']:.3f} "
           "training accuracy)")
     rows = []
@@ -172,6 +184,14 @@ def sanity(args: argparse.Namespace, record: dict) -> None:
                         "random floor", "p (all layers)", "cascading", "independent", "data test", "s/explain",
                         "total s"], rows))
     print(res.verdict)
+    if args.dmm_images > 0:
+        stages, curve = dmm.curve("DMMMEN", "spearman_abs", "cascading")
+        v = dmm.verdicts()["DMMMEN"]
+        print(f"DMMMEN on {args.dmm_images} images ({record['sanity']['dmm']['seconds']:.0f} s, "
+              f"{dmm.extras['seconds'][0, 0] / args.dmm_images:.1f} s per image): cascading "
+              f"{' '.join(f'{c:.2f}' for c in curve)}, data {dmm.mean[0, -1, 0]:.2f}, SSIM all layers "
+              f"{dmm.mean[0, len(stages) - 1, dmm.metrics.index('ssim')]:.2f}, floor {np.mean(dmm.baseline[0, 0]):.2f}; "
+              f"cascading {'pass' if v['cascading'] else 'FAIL'}, data {'pass' if v['data'] else 'FAIL'}")
     res.plot(args.out / "sanity_mnist_cnn.png")
     res.save(args.out / "sanity_mnist_cnn.npz")
     record["sanity"]["mnist_cnn"] = {"seconds": total, "cnn_test_accuracy": acc, "result": res.to_dict()}
@@ -208,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cnn-seeds", type=int, default=1)
     p.add_argument("--cnn-epochs", type=int, default=30, help="epoch budget of the CNN runs")
     p.add_argument("--n-images", type=int, default=8, help="MNIST test images explained by the sanity checks")
+    p.add_argument("--dmm-images", type=int, default=2, help="images of the DMMMENExplainer check (0: skip)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1: on a shared 2-core machine a second thread stalls when a core is busy)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))

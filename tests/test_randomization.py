@@ -199,3 +199,14 @@ def test_sklearn_partial_fit_records_a_curve(digits):
     t = res.corruptions.index("true")
     assert np.sum(~np.isnan(res.curves_train_accuracy[t, 0])) >= 2
     assert res.test_accuracy[t, 0] > 0.8 and res.test_accuracy[1, 0] < 0.3
+
+
+def test_a_generator_seed_is_accepted_and_recorded(digits):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = digits
+    a = randomization_test(KNeighborsClassifier(1), X, y, corruptions=("labels@0.3",), n_seeds=1,
+                           random_state=np.random.default_rng(7))
+    b = randomization_test(KNeighborsClassifier(1), X, y, corruptions=("labels@0.3",), n_seeds=1,
+                           random_state=a.params["random_state"])  # the recorded int reproduces the run
+    np.testing.assert_array_equal(a.test_accuracy, b.test_accuracy)

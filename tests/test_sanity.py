@@ -184,8 +184,8 @@ def test_torch_data_randomisation_retrains_a_copy_on_permuted_labels():
     from scrutiny.zoo import make_model, train_model
 
     d = load_digits()
-    X, y = d.X[:200], d.y[:200]
-    recipe = {"epochs": 50, "lr": 3e-3, "minibatch_size": 32}
+    X, y = d.X[:300], d.y[:300]
+    recipe = {"epochs": 60, "lr": 3e-3, "minibatch_size": 32}
     net = make_model("mlp", (1, 8, 8), 10, 0, hidden=(256,))
     train_model(net, X, y, random_state=0, **recipe)
     before = {k: v.clone() for k, v in net.state_dict().items()}

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._validation import Interval, check_array, validate_params
+from .._validation import Interval, check_array, check_random_state, validate_params
 from ..exceptions import InvalidParameterError
 from ._trainers import fit_recording, is_torch_module
 from .corruptions import apply_corruption, parse_corruption
@@ -34,14 +34,14 @@ _CONSTRAINTS = {
     "max_epochs": [Interval(int, 1, None)],
     "fit_threshold": [Interval(float, 0, 1, closed="right")],
     "test_size": [Interval(float, 0, 1, closed="neither")],
-    "random_state": [Interval(int, 0, None)],
+    "random_state": ["random_state"],
 }
 _HINTS = {
     "n_seeds": "3 seeds is the usual minimum for steps-to-fit (notes B.3).",
     "max_epochs": "150 is enough for an MLP to memorise 2,000 random labels.",
     "fit_threshold": "0.99 (steps to 99% are far less noisy than steps to 100%).",
     "test_size": "e.g. 0.3, or pass X_test and y_test.",
-    "random_state": "an int seed (it is spawned into per-seed, per-corruption streams).",
+    "random_state": "an int seed (it is spawned into per-seed, per-corruption streams), a Generator or None.",
 }
 
 
@@ -87,7 +87,7 @@ def randomization_test(
     max_epochs: int = 150,
     fit_threshold: float = 0.99,
     train_params: dict | None = None,
-    random_state: int = 0,
+    random_state: Any = 0,
 ) -> RandomizationResult:
     """Train the same model on true and randomised data (Zhang et al. 2017) and compare.
 
@@ -120,7 +120,8 @@ def randomization_test(
     train_params : dict, optional
         Options of :func:`scrutiny.zoo.train_model` (``lr``, ``minibatch_size``, ``optimizer``, ...),
         fixed across conditions; they update the factory's own config.
-    random_state : int, default=0
+    random_state : int, numpy.random.Generator or None, default=0
+        The one source of randomness (an int gives the same result on every call).
 
     Returns
     -------
@@ -143,6 +144,7 @@ def randomization_test(
     validate_params("randomization_test", {"n_seeds": n_seeds, "max_epochs": max_epochs,
                                            "fit_threshold": fit_threshold, "test_size": test_size,
                                            "random_state": random_state}, _CONSTRAINTS, _HINTS)
+    seed0 = _base_seed(random_state)
     if isinstance(corruptions, str) or len(corruptions) == 0:
         raise InvalidParameterError(
             f"corruptions must be a non-empty sequence of names; got {corruptions!r}. For example "
@@ -160,7 +162,7 @@ def randomization_test(
         from sklearn.model_selection import train_test_split
 
         X, X_test, y_arr, y_te = train_test_split(X, y_arr, test_size=test_size, stratify=y_arr,
-                                                  random_state=int(random_state))
+                                                  random_state=seed0 % 2**32)
     else:
         X_test = check_array(X_test, "X_test", ndim=None)
         if X_test.shape[1:] != X.shape[1:]:
@@ -178,11 +180,11 @@ def randomization_test(
         "final_train_accuracy", "test_accuracy", "label_change_rate", "seconds")}
     curves = {k: np.full((n_c, n_s, max_epochs), np.nan) for k in ("train_loss", "train_accuracy", "test_accuracy")}
     config: dict = {}
-    seed_seq = np.random.SeedSequence(int(random_state))
+    seed_seq = np.random.SeedSequence(seed0)
     seeds = [int(s.generate_state(1)[0]) for s in seed_seq.spawn(n_s)]
     for j, seed in enumerate(seeds):
         for i, cor in enumerate(parsed):
-            rng = _stream(int(random_state), j, cor.name)
+            rng = _stream(seed0, j, cor.name)
             Xtr, ytr, Xte = apply_corruption(cor, X, y_arr, X_test, n_classes, rng)
             model, cfg = _factory_model(model_factory, seed)
             cfg.update(extra)
@@ -208,7 +210,7 @@ def randomization_test(
               "fit_threshold": float(fit_threshold), "test_size": float(test_size),
               "n_train": int(X.shape[0]), "n_test": int(X_test.shape[0]), "n_classes": n_classes,
               "train_params": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
-              "backend": backend, "random_state": int(random_state)}
+              "backend": backend, "random_state": seed0}
     return RandomizationResult(
         corruptions=names, noise_rate=np.array([c.rate for c in parsed]), seeds=np.array(seeds, dtype=np.int64),
         chance=float(prior.max()), class_prior=prior, curves_train_loss=curves["train_loss"],
@@ -237,3 +239,9 @@ def _labels(y: Any, n: int, name: str, x_name: str) -> np.ndarray:
         )
     return arr
 
+
+def _base_seed(random_state: Any) -> int:
+    """An int seed: ``random_state`` itself, or one draw from the Generator (or fresh entropy for None)."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).integers(0, 2**63 - 1))

@@ -28,7 +28,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from .._validation import Interval, Options, check_array, validate_params
+from .._validation import Interval, Options, check_array, check_random_state, validate_params
 from ..exceptions import CapabilityError, InvalidParameterError
 from ..models import as_model
 from .results import SanityCheckResult
@@ -45,7 +45,7 @@ _CONSTRAINTS = {
     "n_permutations": [Interval(int, 1, None)],
     "batch_size": [Interval(int, 1, None), None],
     "n_jobs": [Interval(int, 1, None)],
-    "random_state": [Interval(int, 0, None)],
+    "random_state": ["random_state"],
     "metric": [Options(*METRICS)],
 }
 _HINTS = {
@@ -55,7 +55,7 @@ _HINTS = {
     "n_permutations": "999 gives p-values down to 0.001.",
     "batch_size": "None explains all rows at once; it never changes a result.",
     "n_jobs": "1, or the number of cores (stages run in threads).",
-    "random_state": "an int seed.",
+    "random_state": "an int seed, a Generator or None.",
 }
 
 
@@ -250,7 +250,7 @@ def sanity_check(
     n_permutations: int = 999,
     batch_size: int | None = None,
     n_jobs: int = 1,
-    random_state: int = 0,
+    random_state: Any = 0,
 ) -> SanityCheckResult:
     """Model-parameter and data randomisation checks of explanations (Adebayo et al. 2018).
 
@@ -293,7 +293,8 @@ def sanity_check(
         Rows explained per call (never changes a result).
     n_jobs : int, default=1
         Stages explained in parallel threads (never changes a result).
-    random_state : int, default=0
+    random_state : int, numpy.random.Generator or None, default=0
+        The one source of randomness (an int gives the same result on every call).
 
     Returns
     -------
@@ -318,6 +319,7 @@ def sanity_check(
     validate_params("sanity_check", {"threshold": threshold, "n_noise": n_noise, "noise_level": noise_level,
                                      "n_permutations": n_permutations, "batch_size": batch_size, "n_jobs": n_jobs,
                                      "random_state": random_state, "metric": metric}, _CONSTRAINTS, _HINTS)
+    seed0 = _base_seed(random_state)
     if isinstance(tests, str) or not tests or any(t not in TESTS for t in tests) or len(set(tests)) != len(tests):
         raise InvalidParameterError(f"tests must be a non-empty subset of {TESTS}; got {tests!r}.")
     tests = [t for t in TESTS if t in tests]
@@ -356,7 +358,7 @@ def sanity_check(
             raise InvalidParameterError("the 'data' test needs X_train and y_train (the model's training data).")
         stages.append(_Stage("data", ("*",)))
 
-    rng = np.random.default_rng(np.random.SeedSequence([int(random_state), 1]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed0, 1]))
     noise = None
     if n_noise > 0:
         span = (X.reshape(X.shape[0], -1).max(axis=1) - X.reshape(X.shape[0], -1).min(axis=1))
@@ -373,7 +375,7 @@ def sanity_check(
     def models_of(stage: _Stage) -> Any:
         if stage.layers == ("*",):
             return None
-        return tgt.randomised(stage.layers, int(random_state))
+        return tgt.randomised(stage.layers, seed0)
 
     n_e, n_st, n_m, n = len(named), len(stages), len(metrics), X.shape[0]
     seconds = np.zeros((n_e, n_st + 1))
@@ -388,8 +390,8 @@ def sanity_check(
         ytr = np.asarray(y_train).astype(np.int64)
         if ytr.shape != (Xtr.shape[0],):
             raise InvalidParameterError(f"y_train must have one label per row of X_train ({Xtr.shape[0]}); got shape {ytr.shape}.")
-        perm_labels = np.random.default_rng(np.random.SeedSequence([int(random_state), 2])).permutation(ytr)
-        stage_models[-1], data_acc = tgt.retrained(Xtr, perm_labels, dict(train_params or {}), int(random_state))
+        perm_labels = np.random.default_rng(np.random.SeedSequence([seed0, 2])).permutation(ytr)
+        stage_models[-1], data_acc = tgt.retrained(Xtr, perm_labels, dict(train_params or {}), seed0)
 
     def run(k: int) -> list[tuple[np.ndarray, float]]:
         out = []
@@ -405,9 +407,9 @@ def sanity_check(
     else:
         per_stage = [run(k) for k in range(n_st)]
 
-    perms = np.random.default_rng(np.random.SeedSequence([int(random_state), 3])).permuted(
+    perms = np.random.default_rng(np.random.SeedSequence([seed0, 3])).permuted(
         np.tile(np.arange(n), (int(n_permutations), 1)), axis=1)
-    random_maps = np.random.default_rng(np.random.SeedSequence([int(random_state), 4])).standard_normal(X.shape)
+    random_maps = np.random.default_rng(np.random.SeedSequence([seed0, 4])).standard_normal(X.shape)
     sim = np.zeros((n_e, n_st, n_m, n))
     pvals = np.ones((n_e, n_st, n_m))
     base = np.zeros((n_e, n_m, n))
@@ -435,10 +437,17 @@ def sanity_check(
             normalised[f"{ename}/{test}"] = score
             passed[i, t] = bool(score < threshold)
     params = {"threshold": float(threshold), "metric": metric, "layers": list(all_layers), "n_noise": int(n_noise),
-              "noise_level": float(noise_level), "n_permutations": int(n_permutations), "random_state": int(random_state),
+              "noise_level": float(noise_level), "n_permutations": int(n_permutations), "random_state": seed0,
               "n_samples": int(n), "target": np.asarray(target), "data_train_accuracy": data_acc,
               "train_params": {k: v for k, v in (train_params or {}).items() if isinstance(v, (int, float, str, bool))},
               "normalised_similarity": normalised}
     return SanityCheckResult(explainers=list(named), stages=[s.name for s in stages], metrics=metrics, tests=tests,
                              similarity=sim, baseline=base, p_values=pvals, passed=passed, params=params,
                              extras={"seconds": seconds})
+
+
+def _base_seed(random_state: Any) -> int:
+    """An int seed: ``random_state`` itself, or one draw from the Generator (or fresh entropy for None)."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).integers(0, 2**63 - 1))
