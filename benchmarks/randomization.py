@@ -72,11 +72,13 @@ def memorisation(args: argparse.Namespace, record: dict) -> None:
          ("true", "labels@0.5", "random_labels", "random_pixels") if quick else ALL, 1 if quick else args.seeds,
          args.max_epochs),
         ("CNN (zoo SmallCNN)", lambda s: (make_model("cnn", (1, 28, 28), 10, s), recipe),
-         ("true", "random_labels") if quick else CNN_CONDITIONS, 1 if quick else args.cnn_seeds,
+         ("true", "random_labels") if quick else tuple(args.cnn_corruptions), 1 if quick else args.cnn_seeds,
          args.cnn_epochs),
     ]
     record["memorisation"] = {}
     for name, factory, conditions, seeds, epochs in runs:
+        if name.split()[0].lower() not in args.models:
+            continue
         t0 = time.perf_counter()
         res = randomization_test(factory, Xtr, ytr, X_test=Xte, y_test=yte, corruptions=conditions, n_seeds=seeds,
                                  max_epochs=epochs, random_state=0)
@@ -223,9 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     p.add_argument("--sections", nargs="+", choices=("memorisation", "sanity"), default=["memorisation", "sanity"])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--models", nargs="+", choices=("mlp", "cnn"), default=["mlp", "cnn"],
+                   help="networks of the memorisation section")
     p.add_argument("--seeds", type=int, default=3, help="seeds of the MLP grid")
     p.add_argument("--max-epochs", type=int, default=150, help="epoch budget of the MLP runs")
     p.add_argument("--cnn-seeds", type=int, default=1)
+    p.add_argument("--cnn-corruptions", nargs="+", default=list(CNN_CONDITIONS))
     p.add_argument("--cnn-epochs", type=int, default=30, help="epoch budget of the CNN runs")
     p.add_argument("--n-images", type=int, default=8, help="MNIST test images explained by the sanity checks")
     p.add_argument("--dmm-images", type=int, default=2, help="images of the DMMMENExplainer check (0: skip)")

@@ -196,3 +196,15 @@ def test_torch_data_randomisation_retrains_a_copy_on_permuted_labels():
     assert res.verdicts() == {"Saliency": {"data": True}, "edge": {"data": False}}
     for k, v in net.state_dict().items():
         assert np.array_equal(v.numpy(), before[k].numpy())
+
+
+def test_seed_to_seed_ceiling_of_a_stochastic_explainer(cnn):
+    from scrutiny.attribution import SmoothGrad
+
+    net, X = cnn
+    res = sanity_check({"SmoothGrad": SmoothGrad(net, n_samples=4, random_state=0), "Saliency": Saliency(net)}, net,
+                       X[:6], tests=("cascading",), layers=["classifier"], metrics=("spearman_abs",), n_permutations=9)
+    ceiling = res.extras["ceiling"]
+    assert np.all(ceiling[1] == 1.0)  # deterministic: its own re-run is identical
+    assert 0.3 < np.mean(ceiling[0]) < 0.999  # 4 noisy samples: another seed gives a different map
+    assert "seed-to-seed" in res.table()

@@ -252,7 +252,11 @@ class SanityCheckResult(Result):
         ``threshold``, ``metric`` (the decision metric), the layers, seeds, smoothing, and per stage
         the retrained model's accuracy on permuted labels (data randomisation).
     extras : dict
-        ``seconds`` (n_explainers, n_stages + 1) time of the explanations.
+        ``seconds`` (n_explainers, n_stages + 1): time of the original and each stage's explanations;
+        ``ceiling`` (n_explainers, n_metrics, n_samples): similarity of the original explanation with
+        the same explainer re-run on the original model with another seed (1 for deterministic
+        explainers) -- a stochastic explainer whose randomised similarities reach it cannot show
+        whether the model mattered.
     """
 
     explainers: list
@@ -316,6 +320,9 @@ class SanityCheckResult(Result):
         rows = []
         for i, e in enumerate(self.explainers):
             rows.append([e, "random baseline"] + [_fmt(float(np.mean(self.baseline[i, m]))) for m in range(len(self.metrics))] + [""])
+            ceiling = self.extras.get("ceiling")
+            if ceiling is not None and not np.all(ceiling[i] == 1.0):
+                rows.append([e, "seed-to-seed"] + [_fmt(float(np.mean(ceiling[i, m]))) for m in range(len(self.metrics))] + [""])
             for k, s in enumerate(self.stages):
                 rows.append([e, s] + [f"{self.mean[i, k, m]:.3f} [{lo_hi[i, k, m, 0]:.2f}, {lo_hi[i, k, m, 1]:.2f}]"
                                       if np.isfinite(self.mean[i, k, m]) else "-" for m in range(len(self.metrics))]

@@ -426,6 +426,18 @@ def sanity_check(
                 sim[i, k, m] = np.diag(mat)
                 pvals[i, k, m] = permutation_pvalue(mat, perms)
 
+    # the seed-to-seed ceiling: a stochastic explainer re-run on the *original* model with another
+    # seed; randomised similarities near it say the explainer's own noise hides any change (1 for
+    # deterministic explainers)
+    ceiling = np.ones((n_e, n_m, n))
+    for i, e in enumerate(named.values()):
+        params = e.get_params(deep=False) if hasattr(e, "get_params") else {}
+        if params.get("random_state") is not None:
+            reseeded = type(e)(**{**params, "model": tgt.adapter, "random_state": _base_seed(params["random_state"]) + 1})
+            again = _explain(_explain_fn(reseeded), tgt.adapter, X, target, noise, batch_size)
+            for m, name in enumerate(metrics):
+                ceiling[i, m] = similarity(name, originals[i], again)
+
     passed = np.zeros((n_e, len(tests)), dtype=bool)
     normalised = {}
     for i, ename in enumerate(named):
@@ -443,7 +455,7 @@ def sanity_check(
               "normalised_similarity": normalised}
     return SanityCheckResult(explainers=list(named), stages=[s.name for s in stages], metrics=metrics, tests=tests,
                              similarity=sim, baseline=base, p_values=pvals, passed=passed, params=params,
-                             extras={"seconds": seconds})
+                             extras={"seconds": seconds, "ceiling": ceiling})
 
 
 def _base_seed(random_state: Any) -> int:
