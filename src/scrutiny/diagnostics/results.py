@@ -218,6 +218,7 @@ class RandomizationResult(Result):
         axes[2].legend(fontsize=7)
         fig.tight_layout()
         if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(Path(path), dpi=120)
         return fig
 
@@ -358,5 +359,6 @@ class SanityCheckResult(Result):
         axes[0].legend(fontsize=7)
         fig.tight_layout()
         if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(Path(path), dpi=120)
         return fig
