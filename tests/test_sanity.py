@@ -208,3 +208,30 @@ def test_seed_to_seed_ceiling_of_a_stochastic_explainer(cnn):
     assert np.all(ceiling[1] == 1.0)  # deterministic: its own re-run is identical
     assert 0.3 < np.mean(ceiling[0]) < 0.999  # 4 noisy samples: another seed gives a different map
     assert "seed-to-seed" in res.table()
+
+
+def test_an_explainer_as_noisy_as_the_randomisation_effect_fails():
+    """Input plus noise whose draw depends on the seed *and* the model (as a perturbation explainer's estimate
+    does): the randomised model's explanation differs from the original only as much as a re-run with another
+    seed does, so the check must not pass, although the similarity itself drops well below 1."""
+    from scrutiny.zoo import make_model
+
+    class Noise(Explainer):
+        def __init__(self, model, *, random_state=0, space="auto", feature_names=None):
+            super().__init__(model)
+            self.random_state, self.space, self.feature_names = random_state, space, feature_names
+
+        _constraints = {}
+
+        def _explain(self, X, target, rng):
+            key = int(1e6 * abs(self.model.predict(X[:1])).sum()) % 2**32
+            noise = np.random.default_rng([self.random_state, key]).standard_normal(X.shape)
+            return RawAttribution(X + 0.5 * noise)
+
+    net = make_model("mlp", (10,), 3, 0, hidden=(8,))
+    X = np.random.default_rng(0).standard_normal((12, 10))
+    res = sanity_check(Noise(net), net, X, tests=("cascading",), n_permutations=9)
+    ceiling = np.mean(res.extras["ceiling"])
+    assert 0.2 < ceiling < 0.9
+    assert np.mean(res.similarity[0, -1, 0]) < 0.8  # would pass a threshold on (s - floor) / (1 - floor)
+    assert res.verdicts() == {"Noise": {"cascading": False}}

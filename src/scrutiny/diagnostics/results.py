@@ -246,8 +246,9 @@ class SanityCheckResult(Result):
         Permutation test of "the randomised explanation of a sample is no closer to that sample's
         original explanation than to another sample's" (small: it still follows the input).
     passed : ndarray of bool, shape (n_explainers, n_tests)
-        Verdict per explainer and test (``tests``): the normalised similarity of the last stage of the
-        test, ``(s - floor) / (1 - floor)``, on the decision metric, is below ``threshold``.
+        Verdict per explainer and test (``tests``): the normalised similarity of the test,
+        ``(s - floor) / (ceiling - floor)`` on the decision metric (floor: a random attribution; ceiling:
+        the explainer's seed-to-seed similarity, 1 when deterministic), is below ``threshold``.
     tests : list of str
     params : dict
         ``threshold``, ``metric`` (the decision metric), the layers, seeds, smoothing, and per stage
@@ -311,8 +312,9 @@ class SanityCheckResult(Result):
         thr, metric = self.params.get("threshold"), self.params.get("metric")
         if not failed:
             return f"every explainer passes (normalised {metric} similarity below {thr} after randomisation)."
-        return (f"fail: {'; '.join(failed)} -- their explanations stay similar (normalised {metric} >= {thr}) "
-                "after the model is randomised: they explain the input more than the model.")
+        return (f"fail: {'; '.join(failed)} -- after the model is randomised their explanations stay within "
+                f"{thr} of their own seed-to-seed similarity above the random floor ({metric}): they follow the "
+                "input (or their own noise) more than the model.")
 
     def table(self) -> str:
         """Mean similarity [95% interval] per explainer and stage on every metric, plus the noise floor."""
