@@ -187,7 +187,7 @@ def sanity(args: argparse.Namespace, record: dict) -> None:
                      "pass" if v["cascading"] else "FAIL", "pass" if v["independent"] else "FAIL",
                      "pass" if v["data"] else "FAIL", f"{sec[0]:.2f}", f"{sec.sum():.0f}"])
     print(f"cascading order: {', '.join(s.split(':')[1] for s in stages)} (Spearman of |attribution|; "
-          f"threshold {res.params['threshold']} on (s - floor) / (1 - floor))")
+          f"threshold {res.params['threshold']} on (s - floor) / (seed-to-seed - floor))")
     print(format_table(["explainer", "cascading curve", "indep. mean", "data", "SSIM all", "SSIM data",
                         "random floor", "seed-to-seed", "p (all layers)", "cascading", "independent", "data test", "s/explain",
                         "total s"], rows))
