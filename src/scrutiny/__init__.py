@@ -54,6 +54,11 @@ _LAZY = {
     "RuleListClassifier": "scrutiny.glassbox",
     "RiskScoreClassifier": "scrutiny.glassbox",
     "compare_models": "scrutiny.glassbox",
+    # randomization diagnostics
+    "randomization_test": "scrutiny.diagnostics",
+    "sanity_check": "scrutiny.diagnostics",
+    "RandomizationResult": "scrutiny.diagnostics",
+    "SanityCheckResult": "scrutiny.diagnostics",
     # exceptions
     "ScrutinyError": "scrutiny.exceptions",
     "InvalidParameterError": "scrutiny.exceptions",
