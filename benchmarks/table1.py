@@ -160,7 +160,7 @@ def run_lime_pkg(net, X, segs, target, args, ctx) -> Explanation:
         exp = explainer.explain_instance(
             X[i, 0], lambda b: probabilities(net, b[..., :1].transpose(0, 3, 1, 2)), labels=(int(target[i]),),
             top_labels=None, hide_color=0, num_samples=args.n_samples, segmentation_fn=lambda img, s=segs[i]: s,
-            random_seed=args.seed, progress_bar=False,
+            random_seed=args.seed,
         )
         for f, w in exp.local_exp[int(target[i])]:
             out[i, f] = w
