@@ -235,3 +235,20 @@ def test_an_explainer_as_noisy_as_the_randomisation_effect_fails():
     assert 0.2 < ceiling < 0.9
     assert np.mean(res.similarity[0, -1, 0]) < 0.8  # would pass a threshold on (s - floor) / (1 - floor)
     assert res.verdicts() == {"Noise": {"cascading": False}}
+
+
+def test_a_layer_type_init_parameters_does_not_know_is_reinitialised_from_a_private_generator():
+    import torch
+
+    from scrutiny.diagnostics.sanity import _reinit_torch
+
+    a, b = (torch.nn.Sequential(torch.nn.Bilinear(3, 3, 2)) for _ in range(2))
+    before = a[0].weight.detach().clone()
+    state = torch.random.get_rng_state()
+    _reinit_torch(a, ["0"], 7)
+    _reinit_torch(b, ["0"], 7)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is not touched
+    assert not torch.equal(a[0].weight, before)
+    assert torch.equal(a[0].weight, b[0].weight) and torch.equal(a[0].bias, b[0].bias)
+    bound = 1 / np.sqrt(a[0].weight[0].numel())
+    assert float(a[0].bias.abs().max()) <= bound

@@ -85,8 +85,6 @@ def _sk_layers(est: Any) -> list[str]:
 
 
 def _reinit_torch(module: Any, names: Sequence[str], random_state: int) -> None:
-    import torch
-
     from ..zoo import init_parameters
 
     for name in names:
@@ -95,13 +93,33 @@ def _reinit_torch(module: Any, names: Sequence[str], random_state: int) -> None:
         try:
             init_parameters(layer, random_state=seed)
         except InvalidParameterError:
-            if not hasattr(layer, "reset_parameters"):
-                raise
-            # a layer type init_parameters does not know: its own initialiser under a forked
-            # (restored afterwards) global generator, seeded per layer
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                layer.reset_parameters()
+            _reinit_unknown(layer, seed)
+
+
+def _reinit_unknown(layer: Any, seed: int) -> None:
+    """A layer type ``init_parameters`` does not know: PyTorch's default for weight layers
+    (``kaiming_uniform_(a=sqrt(5))`` for every parameter with two or more dimensions, and
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for the others), drawn from a private generator seeded
+    per layer, so global RNG state is never touched."""
+    import math
+
+    import torch
+
+    params = list(layer.parameters(recurse=False))
+    weights = [p for p in params if p.dim() >= 2]
+    if not weights:
+        raise InvalidParameterError(
+            f"sanity_check: cannot re-initialise layer {type(layer).__name__} (no weight matrix and an unknown "
+            "type). Pass layers= naming only Linear, convolution and normalisation layers."
+        )
+    fan_in = weights[0][0].numel()
+    g = torch.Generator(device="cpu").manual_seed(int(seed))
+    with torch.no_grad():
+        for p in params:
+            if p.dim() >= 2:
+                torch.nn.init.kaiming_uniform_(p, a=math.sqrt(5), generator=g)
+            else:
+                p.uniform_(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in), generator=g)
 
 
 def _reinit_sklearn(est: Any, names: Sequence[str], random_state: int) -> None:
