@@ -194,8 +194,8 @@ def _gradient(cls_name: str) -> Callable:
     def run(net, X, segs, target, args, ctx) -> Explanation:
         from scrutiny import attribution
 
-        return getattr(attribution, cls_name)(net, random_state=args.seed).explain(X, target=target) \
-            if cls_name == "SmoothGrad" else getattr(attribution, cls_name)(net).explain(X, target=target)
+        kwargs = {"random_state": args.seed} if cls_name == "SmoothGrad" else {}  # the one stochastic one
+        return getattr(attribution, cls_name)(net, **kwargs).explain(X, target=target)
 
     return run
 
@@ -212,9 +212,9 @@ RUNNERS = {
 # --------------------------------------------------------------------------- metrics and tables
 
 
-def pct(r: MetricResult | None, values: np.ndarray | None = None) -> str:
-    if values is not None:
-        r = MetricResult("x", np.asarray(values, dtype=float), higher_is_better=True)
+def pct(values: np.ndarray) -> str:
+    """Mean and 95% t-interval of per-image values, in percent."""
+    r = MetricResult("x", np.asarray(values, dtype=float), higher_is_better=True)
     lo, hi = r.ci
     return f"{100 * r.mean:.2f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
@@ -269,7 +269,7 @@ def run_combo(dataset: str, model_name: str, args) -> dict[str, Any]:
         res["methods"][name] = {"seconds_per_explanation": seconds,
                                 **{k: {"mean": float(np.mean(v)), "values": v} for k, v in s.items()}}
         paper = PAPER[dataset].get(PAPER_COLUMN.get(name, ""), None)
-        row = [name, pct(None, s["keep_probability"]), pct(None, s["still_predicted"]),
+        row = [name, pct(s["keep_probability"]), pct(s["still_predicted"]),
                f"{100 * np.mean(s['true_label_accuracy']):.2f}"]
         if args.curves:
             row += [f"{np.mean(s['deletion_auc']):.3f}", f"{np.mean(s['insertion_auc']):.3f}",

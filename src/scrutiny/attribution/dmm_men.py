@@ -345,13 +345,15 @@ class DMMMENExplainer(Explainer):
                 Z = self._masks(seed, S)
                 image, lab, fill = X[i], labels[i], fills[i]
 
-                def build(s, e, image=image, fill=fill, lab=lab, Z=Z):
-                    return compose_images(image, fill, lab, Z[s:e])
+                # one model pass over the masks and, last, the baseline image (every superpixel
+                # hidden): the anchor of the fit
+                Zx = np.vstack([Z, np.zeros((1, S))])
 
-                y = evaluate(self.model, space, Z.shape[0], build, rows_per_chunk)[:, target[i]]
-                # the baseline image (every superpixel hidden): the anchor of the fit
-                off = compose_images(image, fill, lab, np.zeros((1, S)))
-                y_off = float(evaluate(self.model, space, 1, lambda s, e, off=off: off, 1)[0, target[i]])
+                def build(s, e, image=image, fill=fill, lab=lab, Zx=Zx):
+                    return compose_images(image, fill, lab, Zx[s:e])
+
+                out = evaluate(self.model, space, Zx.shape[0], build, rows_per_chunk)[:, target[i]]
+                y, y_off = out[:-1], float(out[-1])
                 if anchored:
                     y = y - y_off
                 start = time.perf_counter()
