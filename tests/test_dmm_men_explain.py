@@ -401,6 +401,24 @@ def test_the_local_explainer_moved_to_attribution_with_a_deprecated_alias():
         surrogate.Nope  # noqa: B018
 
 
+def test_unconverged_fits_are_flagged_and_warned_and_the_explanation_rhat_is_reported():
+    """Explanations from fits that have not converged are never returned silently: a 30-sweep fit
+    on the switch black box is flagged, warned about (naming the input), and its explanation
+    R-hat is large; the default-length fit of the same image reports a small one."""
+    model = as_model(switch_classifier, output="probability")
+    X = np.ones((1, 1, 12, 12))
+    short = DMMMENExplainer(model, segments="grid", segment_params={"cell": 2}, n_iter=30, n_burnin=15,
+                            random_state=0, dmm_params={"n_jobs": 1})
+    with pytest.warns(ConvergenceWarning, match=r"the fits of 1 of 1 input\(s\) \(first: 0\) have not converged"):
+        e = short.explain(X, target=1)
+    assert not e.extras["converged"][0]
+    r_short = e.extras["rhat_explanation"][0]
+    full = quiet(DMMMENExplainer(model, segments="grid", segment_params={"cell": 2}, random_state=0,
+                                 dmm_params={"n_jobs": 1}).explain, X, target=1)
+    r_full = full.extras["rhat_explanation"][0]
+    assert np.isfinite(r_full) and r_full < 1.05 < r_short
+
+
 def regression_segments(X):
     """The class-1 logit of segment_classifier, as a one-output regression model."""
     return segment_classifier(X)[:, 1:]
