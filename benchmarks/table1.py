@@ -110,6 +110,7 @@ def run_dmm_image(net, X, segs, target, args, ctx) -> Explanation:
         e = DMMMENExplainer(net, segments=segs, n_samples=args.n_samples, random_state=args.seed).explain(
             X, target=target)
     ctx["dmm_image_converged"] = float(np.mean(e.extras["converged"]))
+    ctx["dmm_image_explanation_rhat_ok"] = float(np.mean(e.extras["rhat_explanation"] < 1.05))
     return e
 
 
@@ -286,6 +287,7 @@ def run_combo(dataset: str, model_name: str, args) -> dict[str, Any]:
           + format_table(header, rows, right=tuple(range(1, len(header) - 1))), flush=True)
     notes = []
     for key, label in (("dmm_image_converged", "DMM-MEN image: converged fits"),
+                       ("dmm_image_explanation_rhat_ok", "DMM-MEN image: explanation R-hat < 1.05"),
                        ("dmm_global_converged", "DMM-MEN global: converged class fits")):
         if key in ctx:
             notes.append(f"{label} {100 * ctx[key]:.0f}%")
