@@ -145,7 +145,7 @@ def run_risk(args: Any) -> dict:
         dt = time.perf_counter() - t0
         cert.append({"data": name, "time": dt, "objective": clf.objective_, "lower_bound": clf.lower_bound_,
                      "relative_gap": clf.relative_gap_, "certified": clf.certified_, "status": clf.solver_status_,
-                     "nodes": clf.n_nodes_, "cuts": clf.n_cuts_, "test_auc": roc_auc_score(yte, clf.decision_function(Xte))})
+                     "nodes": clf.n_nodes_, "cuts": clf.n_cuts_, "tightenings": clf.n_tightenings_, "test_auc": roc_auc_score(yte, clf.decision_function(Xte))})
         c = cert[-1]
         cert_rows.append([name, f"{c['objective']:.6f}", f"{c['lower_bound']:.6f}", f"{100 * c['relative_gap']:.3f}%",
                           str(c["certified"]), c["status"], str(c["nodes"]), str(c["cuts"]), f"{dt:.1f}"])

@@ -158,8 +158,9 @@ class RiskScoreClassifier(ParamsMixin):
     calibration_ : CalibrationResult
         Reliability on the training data; call :meth:`calibration` on held-out data.
     classes_, n_features_in_, feature_names_in_, search_time_
-    solver_status_, n_nodes_, n_cuts_ : str, int, int
-        SCIP's final status, branch-and-bound nodes and loss cuts ("heuristic", 0, 0 for the heuristic).
+    solver_status_, n_nodes_, n_cuts_, n_tightenings_ : str, int, int, int
+        SCIP's final status, branch-and-bound nodes, loss cuts and bounds moved by chained bound
+        tightening during the search ("heuristic", 0, 0, 0 for the heuristic).
 
     References
     ----------
@@ -245,7 +246,7 @@ class RiskScoreClassifier(ParamsMixin):
                                 max_swaps=self.max_swaps, n_rays=self.n_rays, offset_bounds=ib)
         best = pool[0]
         self.certified_, self.lower_bound_, self.gap_, self.relative_gap_ = False, float("nan"), float("nan"), float("nan")
-        self.solver_status_, self.n_nodes_, self.n_cuts_ = "heuristic", 0, 0
+        self.solver_status_, self.n_nodes_, self.n_cuts_, self.n_tightenings_ = "heuristic", 0, 0, 0
         if self.method == "certify":
             from ._risk_certify import certify
 
@@ -257,6 +258,7 @@ class RiskScoreClassifier(ParamsMixin):
             self.gap_ = max(0.0, best.objective - res.lower_bound)
             self.relative_gap_ = self.gap_ / max(best.objective, 1e-300)
             self.solver_status_, self.n_nodes_, self.n_cuts_ = res.status, res.n_nodes, res.n_cuts
+            self.n_tightenings_ = res.n_tightenings
             if not res.certified:
                 warnings.warn(
                     f"RiskScoreClassifier: certification stopped ({res.status}) before proving optimality; the model "
