@@ -55,10 +55,14 @@ def test_fit_to_optimum_warns_at_its_iteration_limit():
         fit_to_optimum(logistic(), "cross_entropy", X4, y4, l2=1e-2)  # converges: no warning
 
 
-def test_kernelshap_refuses_outputs_that_would_overflow():
-    big = lambda Z: np.column_stack([Z.sum(1) * 1e307, -Z.sum(1) * 1e307])  # noqa: E731
-    with pytest.raises(ModelError, match=r"outputs as large as .*e\+307.*overflow float64.*Rescale"):
+def test_kernelshap_overflow_is_an_error_naming_the_cause():
+    big = lambda Z: np.sign(Z[:, :1]) * 1.7e308  # noqa: E731 - finite outputs whose differences overflow
+    with pytest.raises(ModelError, match=r"KernelSHAP produced non-finite values: float64 overflowed.*Rescale"):
         KernelSHAP(big, background=X4, n_samples=64, space="raw", random_state=0).explain(X4[:1])
+    # outputs of 1e300 stay finite throughout: explained, not refused
+    e = KernelSHAP(lambda Z: Z[:, :1] * 1e300, background=X4, n_samples=64, space="raw", random_state=0).explain(X4[:1])
+    exact = np.r_[X4[0, 0] - X4[:, 0].mean(), 0.0, 0.0, 0.0]  # Shapley values of f(x) = 1e300 x_0
+    np.testing.assert_allclose(e.values[0] / 1e300, exact, rtol=1e-8, atol=1e-12)
 
 
 def test_kernelshap_huge_budget_is_refused_before_allocating():

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..._validation import check_array
-from ...exceptions import InvalidParameterError, ModelError
+from ...exceptions import InvalidParameterError
 from ...models import log_odds_from_logits, log_odds_from_proba
 
 #: bytes of perturbed rows (counted as float64) built at once when ``batch_size`` is None:
@@ -65,22 +65,9 @@ def _softmax_inplace(Z: np.ndarray) -> np.ndarray:
     return Z
 
 
-#: largest model output the perturbation regressions accept: they square differences of outputs,
-#: which overflow float64 (to inf, then NaN attributions) above about 1e154
-MAX_OUTPUT = 1e150
-
-
 def model_outputs(model: Any, X: np.ndarray, space: str) -> np.ndarray:
     """Model outputs of ``X`` in the explained space, shape (n, n_outputs), float64."""
     raw = model.predict(X)
-    peak = float(np.abs(raw).max()) if raw.size else 0.0
-    if peak > MAX_OUTPUT:
-        raise ModelError(
-            f"The model returns outputs as large as {peak:.3g}; perturbation explainers square differences of "
-            f"outputs, which overflow float64 above about 1e154 (attributions would be NaN). Rescale the model's "
-            f"output (e.g. divide it by {10 ** np.floor(np.log10(peak)):.0e}) and scale the attributions back: "
-            "they are linear in the output."
-        )
     if space == "raw" or model.output == "regression":
         return raw
     if space == "probability":
