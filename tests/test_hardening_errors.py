@@ -40,8 +40,11 @@ def test_influence_cross_entropy_refuses_fractional_labels():
 
     with pytest.raises(InvalidParameterError, match=r"y_train must hold integer class labels .*silently floor"):
         InfluenceFunctions(logistic(), "cross_entropy", l2=1e-2, check_optimum="ignore").fit(X4, y4 + 0.9)
-    # integer-valued floats are still labels
-    InfluenceFunctions(logistic(), "cross_entropy", l2=1e-2, check_optimum="ignore").fit(X4, y4.astype(float))
+    from scrutiny.data_attribution import TrainingObjective
+
+    # integer-valued floats are still labels, and give the same losses as the ints
+    as_float = TrainingObjective(logistic(), "cross_entropy", X4, y4.astype(float)).loss_values()
+    np.testing.assert_array_equal(as_float, TrainingObjective(logistic(), "cross_entropy", X4, y4).loss_values())
 
 
 def test_fit_to_optimum_warns_at_its_iteration_limit():

@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import tempfile
 import tracemalloc
 
@@ -26,7 +27,13 @@ from scrutiny.explanation import DataAttribution, Explanation, load_result  # no
 FUZZ = settings(max_examples=300, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 PEAK_BYTES = 16 * 2**20  # far below the 64 MiB floor of max_bytes: nothing large is ever allocated
-_DIR = tempfile.mkdtemp(prefix="scrutiny-fuzz-")
+_DIR = tempfile.mkdtemp(prefix="scrutiny-fuzz-")  # one folder per run (hypothesis reuses no pytest fixtures)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_the_folder():
+    yield
+    shutil.rmtree(_DIR, ignore_errors=True)
 
 
 def _bytes_of(save):
