@@ -11,7 +11,8 @@ every failure is a :class:`DataFormatError` naming the file and the problem; eac
 header is parsed before its data, and its size (``prod(shape) * itemsize``) must agree with the
 zip directory and fit in ``max_bytes`` before anything is allocated (default: ``_RATIO`` times the
 file's size, at least ``_MIN_BYTES``, at most ``_MAX_BYTES_CEILING``); entries the result type does
-not use are never decompressed; the JSON header is validated (types, nesting depth) and its
+not have are never decompressed (they are refused: a corrupted entry name must not drop an array
+silently); the JSON header is validated (types, nesting depth) and its
 tags (``__array__``, ``__float__``, ...) are escaped when a user's dict uses them as keys.
 """
 
@@ -487,11 +488,20 @@ def _read_result(path: Path, cls: type | None, max_bytes: int | None) -> Any:
         _check_depth(meta, "the header")
         _check_meta(meta, "the header")
         kind = _result_type(meta, "the header") if cls is None else cls
-        # only the entries this result type reads are ever decompressed
+        if meta["type"] != kind.__name__:
+            raise DataFormatError(f"expected a saved {kind.__name__}; the data holds a {meta['type']!r}.")
+        # only the entries this result type reads are ever decompressed; any other entry is
+        # refused unread (a corrupted entry name would otherwise drop that array silently)
         used = [
             name for name in infos
             if name.endswith(".npy") and (name[:-4] in kind._ARRAYS or name.startswith("extras."))
         ]
+        unknown = sorted(set(infos) - set(used) - {_META_KEY + ".npy"})
+        if unknown:
+            raise DataFormatError(
+                f"the archive holds entries a saved {kind.__name__} does not have: {unknown[:5]}; the file is "
+                "corrupted or was not written by scrutiny (they were not read)."
+            )
         declared = sum(infos[name].file_size for name in used)
         budget = limit - int(np.asarray(text).nbytes)
         if declared > budget:
