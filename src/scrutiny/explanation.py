@@ -118,12 +118,11 @@ class Explanation(Result):
                 f"values must have shape (n_samples, ...); got {values.shape}. Use values[None] for one sample."
             )
         n = values.shape[0]
-        target = _frozen_array(self.target, "target", dtype=np.float64)
+        target = _frozen_array(self.target, "target", dtype=np.int64)  # refuses fractions and values beyond int64
         if target.ndim == 0:
-            target = _frozen_array(np.full(n, target), "target")
-        if target.shape != (n,) or not np.all(np.mod(target, 1) == 0):
+            target = _frozen_array(np.full(n, target), "target", dtype=np.int64)
+        if target.shape != (n,):
             raise InvalidParameterError(f"target must hold one int per sample ({n}); got shape {target.shape}.")
-        target = _frozen_array(target, "target", dtype=np.int64)
         set_ = object.__setattr__
         set_(self, "values", values)
         set_(self, "target", target)

@@ -32,6 +32,7 @@ import numpy as np
 from .._validation import ParamsMixin, check_random_state, check_target
 from ..explanation import Explanation
 from .._threads import blas_guard
+from ..exceptions import ModelError
 from ..models import as_model, require_capability
 
 __all__ = ["Explainer", "RawAttribution"]
@@ -132,6 +133,7 @@ class Explainer(ParamsMixin):
                 target = check_target(target, X.shape[0], self.model.n_outputs)
             rng = check_random_state(params["random_state"]) if "random_state" in params else None
             raw = self._explain(X, target, rng)
+        _check_finite(type(self).__name__, raw)
         return Explanation(
             values=raw.values,
             target=target,
@@ -149,3 +151,17 @@ class Explainer(ParamsMixin):
 
     def _explain(self, X: np.ndarray, target: np.ndarray, rng: np.random.Generator | None) -> RawAttribution:
         raise NotImplementedError  # pragma: no cover
+
+
+def _check_finite(owner: str, raw: RawAttribution) -> None:
+    """The one overflow check of every explainer: inputs and model outputs were finite (both are
+    checked on the way in), so a non-finite attribution means float64 overflowed inside the method."""
+    for name in ("values", "base_values", "stderr"):
+        arr = getattr(raw, name)
+        if arr is not None and not np.isfinite(arr).all():
+            raise ModelError(
+                f"{owner} produced non-finite {name}: float64 overflowed inside the method. The model's outputs "
+                "are finite but too large for the method's differences and sums (outputs near 1.8e308, the float64 "
+                "limit). Rescale the model's output (divide it by a constant, e.g. 1e300) and scale the "
+                "attributions back: they are linear in the output."
+            )

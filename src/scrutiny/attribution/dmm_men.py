@@ -28,6 +28,7 @@ from .._validation import Interval, Options
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ._base import Explainer, RawAttribution
 from ._perturbation import external_stacklevel
+from ._perturbation._common import check_budget
 from ._perturbation._compose import chunk_rows, compose_images, evaluate, resolve_fills, resolve_segments
 from ._perturbation._design import TAG_SAMPLER, TAG_UNIFORM_SIZE, bernoulli_masks, root_seed, stream
 
@@ -319,6 +320,7 @@ class DMMMENExplainer(Explainer):
                 f"{owner}: n_samples must be at least n_segments + 2 = {S_max + 2}; got {self.n_samples}. "
                 "Use more masks (1000 is typical) or fewer superpixels."
             )
+        check_budget(owner, self.n_samples, S_max + 2, "(n_segments + 2)", S_max)  # the masks' memory bound
         rows_per_chunk = chunk_rows(self.model, int(np.prod(X.shape[1:])), self.batch_size)
         n_jobs = max(1, min(int(self.n_chains), os.cpu_count() or 1))
         params = {"init": "mixed", "chain_selection": "best", "n_jobs": n_jobs, **dict(self.dmm_params or {})}

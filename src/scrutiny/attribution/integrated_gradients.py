@@ -19,6 +19,7 @@ import numpy as np
 from .._validation import Interval, Options
 from ..exceptions import ConvergenceWarning, InvalidParameterError
 from ._base import Explainer, RawAttribution
+from ._gauss_legendre import MAX_NODES, unit_interval  # quadrature() enforces the cap
 from ._gradient import (
     BASELINE_CONSTRAINT,
     BATCH_HINT,
@@ -37,12 +38,11 @@ __all__ = ["IntegratedGradients", "quadrature"]
 _IG_METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
 
-@lru_cache(maxsize=64)
-def _quadrature_cached(method: str, n_steps: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    n = n_steps
+@lru_cache(maxsize=16)
+def _quadrature_cached(method: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     if method == "gausslegendre":
-        t, w = np.polynomial.legendre.leggauss(n)
-        alphas, weights = 0.5 * (t + 1.0), 0.5 * w
+        # linear time and memory in n (Stieltjes-series Newton), not leggauss' cubic cost
+        alphas, weights = unit_interval(n)
     elif method == "riemann_trapezoid":
         alphas = np.linspace(0.0, 1.0, n)
         weights = np.full(n, 1.0 / (n - 1))
@@ -51,7 +51,9 @@ def _quadrature_cached(method: str, n_steps: int) -> tuple[tuple[float, ...], tu
         offset = {"riemann_left": 0.0, "riemann_middle": 0.5, "riemann_right": 1.0}[method]
         alphas = (np.arange(n) + offset) / n
         weights = np.full(n, 1.0 / n)
-    return tuple(alphas.tolist()), tuple(weights.tolist())
+    alphas.setflags(write=False)
+    weights.setflags(write=False)
+    return alphas, weights
 
 
 def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +77,22 @@ def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     (halved at the ends), which sum to ``1 - 1/n``; its attributions are ours times
     ``(n - 1)/n``. The other rules match captum's.
     """
-    a, w = _quadrature_cached(str(method), int(n_steps))
-    return np.array(a), np.array(w)
+    method = str(method)
+    if method not in _IG_METHODS:
+        raise InvalidParameterError(f"method must be one of {_IG_METHODS}; got {method!r}.")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise InvalidParameterError(f"n_steps must be a positive int; got {n_steps!r} (50 is typical).")
+    n = int(n_steps)
+    if method == "riemann_trapezoid" and n < 2:
+        raise InvalidParameterError("n_steps must be at least 2 for method='riemann_trapezoid'; got 1.")
+    if n > MAX_NODES:
+        raise InvalidParameterError(
+            f"n_steps={n} exceeds {MAX_NODES}, where float64 nodes near the ends of the path stop "
+            "resolving the quadrature rule (see scrutiny.attribution._gauss_legendre). Gauss-Legendre "
+            "converges long before that: use n_steps <= 1000 (50 is typical)."
+        )
+    a, w = _quadrature_cached(method, n)
+    return a.copy(), w.copy()
 
 
 class IntegratedGradients(Explainer):

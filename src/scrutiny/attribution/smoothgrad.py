@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validation import Interval, Options
-from ..exceptions import ConvergenceWarning, InvalidParameterError
+from ..exceptions import ConvergenceWarning, InvalidParameterError, ScrutinyWarning
 from ._base import Explainer, RawAttribution, native_dtype
 from ._gradient import BATCH_HINT, FEATURE_NAMES_CONSTRAINT, SPACES, block_rows, expand
 from .integrated_gradients import IntegratedGradients
@@ -198,7 +198,17 @@ class SmoothGrad(Explainer):
         if self.noise_scale == "absolute":
             return np.full(X.shape[0], float(self.noise_level))
         flat = X.reshape(X.shape[0], -1)
-        return float(self.noise_level) * (flat.max(axis=1) - flat.min(axis=1))
+        sigma = float(self.noise_level) * (flat.max(axis=1) - flat.min(axis=1))
+        flat_rows = np.flatnonzero(sigma == 0)
+        if self.noise_level > 0 and flat_rows.size:
+            why = "have a single feature" if flat.shape[1] == 1 else "are constant"
+            warnings.warn(
+                f"SmoothGrad: input(s) {flat_rows[:5].tolist()} {why}, so their range is 0 and noise_scale='range' "
+                "adds no noise: the result is the plain gradient explanation. Pass noise_scale='absolute' with "
+                "noise_level in input units (e.g. 0.15 * the feature's spread over your data).",
+                ScrutinyWarning, stacklevel=3,
+            )
+        return sigma
 
     def _accumulate(
         self,

@@ -91,6 +91,10 @@ def _count_rest(stream: IO[bytes]) -> int:
         total += len(chunk)
 
 
+#: numpy's limit on array dimensions (an IDX byte allows 255)
+_MAX_DIMS = 64
+
+
 def _parse(stream: IO[bytes], where: str) -> np.ndarray:
     head = stream.read(4)
     if len(head) < 4:
@@ -110,6 +114,11 @@ def _parse(stream: IO[bytes], where: str) -> np.ndarray:
         )
     if ndim == 0:
         raise DataFormatError(f"{where}: the IDX header declares 0 dimensions; expected at least 1.")
+    if ndim > _MAX_DIMS:
+        raise DataFormatError(
+            f"{where}: the IDX header declares {ndim} dimensions; numpy arrays have at most {_MAX_DIMS}. "
+            "The file is corrupted or not an IDX file."
+        )
     raw_dims = stream.read(4 * ndim)
     if len(raw_dims) < 4 * ndim:
         raise DataFormatError(

@@ -65,6 +65,11 @@ def _read_rows(path: Path, delimiter: str, owner: str) -> tuple[list[str], list[
                 lines.append(reader.line_num)
         except csv.Error as exc:
             raise DataFormatError(f"{owner}: {str(path)!r} is not valid CSV ({exc}).") from exc
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(
+                f"{owner}: {str(path)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at offset "
+                f"{exc.start} of a read block). Re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+            ) from exc
     if header is None:
         raise DataFormatError(f"{owner}: {str(path)!r} is empty; expected a header row followed by data rows.")
     if all(_is_float(cell) for cell in header):

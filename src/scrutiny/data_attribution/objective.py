@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validation import Interval, check_array, validate_params
-from ..exceptions import InvalidParameterError, ModelError
+from ..exceptions import InvalidParameterError, ModelError, ScrutinyError
 from ..models import TorchModel, as_model, require_capability
 
 __all__ = ["TrainingObjective", "resolve_loss"]
@@ -135,6 +135,7 @@ class TrainingObjective:
         self.model = model
         self.module = model.module
         self.loss_fn = resolve_loss(loss)
+        self._loss_name = loss if isinstance(loss, str) else None
         self.l2 = float(l2)
         self.names = model.parameter_names(params)
         if not self.names:
@@ -197,6 +198,13 @@ class TrainingObjective:
             raise InvalidParameterError(f"{yname} must be numeric (class indices or real targets); got dtype {ya.dtype}.")
         if np.issubdtype(ya.dtype, np.floating) and not np.isfinite(ya).all():
             raise InvalidParameterError(f"{yname} contains NaN or inf.")
+        if self._loss_name == "cross_entropy" and np.issubdtype(ya.dtype, np.floating) and np.any(np.mod(ya, 1) != 0):
+            bad = ya[np.mod(ya, 1) != 0].ravel()[0]
+            raise InvalidParameterError(
+                f"{yname} must hold integer class labels for loss='cross_entropy'; got non-integer values "
+                f"(e.g. {bad!r}), which cross-entropy would silently floor. Pass class indices (0, 1, ...) or "
+                "use loss='mse' for real-valued targets."
+            )
         if np.issubdtype(ya.dtype, np.integer) or np.issubdtype(ya.dtype, np.bool_):
             yt = torch.as_tensor(ya.astype(np.int64))
         else:
@@ -226,7 +234,14 @@ class TrainingObjective:
         """Module outputs with the selected parameters set to ``theta_t`` (float64)."""
         from torch.func import functional_call
 
-        return functional_call(self.module, (self._unflatten(theta_t), self._fixed), (x,))
+        try:
+            return functional_call(self.module, (self._unflatten(theta_t), self._fixed), (x,))
+        except ScrutinyError:
+            raise
+        except Exception as exc:  # the model raised inside a fit: wrapped like predict's
+            raise ModelError(
+                f"The wrapped module raised {type(exc).__name__} in a forward pass of the training objective: {exc}"
+            ) from exc
 
     def _losses(self, theta_t: Any, x: Any, t: Any) -> Any:
         return self.loss_fn(self.forward(theta_t, x), t)

@@ -3,11 +3,13 @@ assume one): :func:`fit_to_optimum`, L-BFGS then Newton on :class:`TrainingObjec
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 
+from ..exceptions import ConvergenceWarning
 from .objective import TrainingObjective
 
 __all__ = ["fit_to_optimum"]
@@ -36,6 +38,11 @@ def fit_to_optimum(model: Any, loss: Any, X: Any, y: Any, *, params: Any = None,
         L-BFGS iterations.
     newton : bool, optional
         Polish with Newton steps (default: when ``p <= 3000``).
+
+    Warns
+    -----
+    ConvergenceWarning
+        When L-BFGS stops at ``max_iter`` and the gradient norm is still above ``gtol``.
 
     Returns
     -------
@@ -77,5 +84,13 @@ def fit_to_optimum(model: Any, loss: Any, X: Any, y: Any, *, params: Any = None,
         theta, val, g = theta + t * step, v_new, g_new
         steps += 1
     obj.set_parameters(theta)
+    grad_norm = float(np.linalg.norm(g))
+    if res.nit >= int(max_iter) and grad_norm > gtol:
+        warnings.warn(
+            f"fit_to_optimum: L-BFGS stopped at its iteration limit (max_iter={int(max_iter)}) with a gradient "
+            f"norm of {grad_norm:.3g} > gtol={gtol:g}, so the model is not at an optimum and influence "
+            "estimates that assume one are biased. Increase max_iter, add l2, or restrict params='last'.",
+            ConvergenceWarning, stacklevel=2,
+        )
     return {"value": float(val), "grad_norm": float(np.linalg.norm(g)), "lbfgs_iterations": int(res.nit),
             "newton_steps": steps, "newton_positive_definite": bool(newton_ok), "p": obj.p}

@@ -83,6 +83,14 @@ class TorchModel(ModelAdapter):
             raise InvalidParameterError("output='decision' is for scikit-learn models; use 'logit' for torch.")
         self.module = module
         self.device = torch.device(device)
+        on_meta = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
+        if self.device.type == "meta" or on_meta:
+            where = f"parameter {on_meta[0]!r} is" if on_meta else "device='meta' is"
+            raise InvalidParameterError(
+                f"{type(module).__name__}: {where} on the meta device, which holds shapes but no values, so "
+                "nothing can be computed. Materialise the module first (module.to_empty(device='cpu') then load "
+                "its weights) and pass device='cpu' or a real accelerator."
+            )
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise InvalidParameterError(
                 f"dtype must be a floating torch dtype or None; got {dtype!r}. None follows the "
@@ -253,7 +261,16 @@ class TorchModel(ModelAdapter):
                         ) from exc
                     idx = torch.as_tensor(target[sl], device=out.device)
                     selected = out.gather(1, idx[:, None]).sum()
-                    (g,) = torch.autograd.grad(selected, x)
+                    g = None
+                    if selected.requires_grad:
+                        (g,) = torch.autograd.grad(selected, x, allow_unused=True)
+                    if g is None:
+                        raise CapabilityError(
+                            f"{type(self.module).__name__}'s output has no gradient path to its input (an argmax, "
+                            "a rounding, a detach or a constant output), so gradient methods cannot explain it. "
+                            "Use a perturbation method (KernelSHAP, LIME, Occlusion) or return the scores "
+                            "before the non-differentiable step."
+                        )
                 grads[sl] = g.detach().to("cpu", torch.float64).numpy()
         if not np.isfinite(grads).all():
             raise ModelError("The model's input gradient contains NaN or inf; check the model's numerics.")
@@ -303,9 +320,20 @@ class TorchModel(ModelAdapter):
         chunks = []
         with self._eval(), torch.inference_mode():
             for sl in self._batches(X):
-                f = self._features_tensor(self._tensor(X[sl]))
-                chunks.append(f.reshape(f.shape[0], -1).detach().to("cpu", torch.float64).numpy())
-        return np.concatenate(chunks, axis=0)
+                try:
+                    f = self._features_tensor(self._tensor(X[sl]))
+                    chunks.append(f.reshape(f.shape[0], -1).detach().to("cpu", torch.float64).numpy())
+                except (InvalidParameterError, CapabilityError):
+                    raise
+                except Exception as exc:  # the module (or the features callable) raised: wrapped like predict's
+                    raise ModelError(
+                        f"The wrapped module raised {type(exc).__name__} while computing features for rows "
+                        f"{sl.start}..{sl.stop - 1}: {exc}"
+                    ) from exc
+        out = np.concatenate(chunks, axis=0)
+        if not np.isfinite(out).all():
+            raise ModelError("The model's features contain NaN or inf; check the model's numerics.")
+        return out
 
     # -- per-sample parameter gradients ------------------------------------------------------
     def parameter_names(self, params: Sequence[str] | str | None = None) -> list[str]:

@@ -93,6 +93,22 @@ _HINTS = {
 }
 
 
+#: the largest feature magnitude accepted: kernels square features (norms, squared distances),
+#: which overflow float64 above about 1e154 and would leave all-zero kernel weights
+_MAX_FEATURE = 1e150
+
+
+def _check_scale(X: np.ndarray, name: str) -> np.ndarray:
+    peak = float(np.abs(X).max()) if X.size else 0.0
+    if peak > _MAX_FEATURE:
+        raise InvalidParameterError(
+            f"NNK: {name} holds values as large as {peak:.3g}; squared distances and norms of such features "
+            "overflow float64 (above about 1e154), which would give all-zero kernel weights. Standardise the "
+            "features (e.g. divide by their standard deviation) first."
+        )
+    return X
+
+
 class NNK(ParamsMixin):
     """Non-Negative Kernel regression over training features: interpolation, attribution, LOO error.
 
@@ -279,7 +295,7 @@ class NNK(ParamsMixin):
                     "with as_model(module, features='layer')), or pass model=None and give NNK the features."
                 )
             X = m.features(X)
-        return check_array(X, name, ndim=2)
+        return _check_scale(check_array(X, name, ndim=2), name)
 
     # -- queries ---------------------------------------------------------------------------
     def _check_query(self, X: Any, name: str = "X") -> np.ndarray:
@@ -288,6 +304,7 @@ class NNK(ParamsMixin):
             X = check_array(X, name, ndim=(1, 2))
             if X.ndim == 1:
                 X = X[None, :]
+            _check_scale(X, name)
         else:
             X = self._features(X, name)
         if X.shape[1] != self.n_features_in_:

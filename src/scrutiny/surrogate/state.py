@@ -313,6 +313,10 @@ def check_priors(priors: Priors) -> Priors:
     return priors
 
 
+#: the largest |response| accepted: squared residuals summed over samples and chains stay finite
+MAX_RESPONSE = 1e100
+
+
 def check_response(y: Any, n: int) -> np.ndarray:
     """The responses ``y`` of a DMM-MEN fit as a float64 vector of ``n`` finite, non-constant values."""
     y = check_array(y, "y", ndim=(1, 2), allow_nan=True)
@@ -335,6 +339,14 @@ def check_response(y: Any, n: int) -> np.ndarray:
             f"y contains {int(bad.sum())} non-finite response(s) (first: {kind} at index {first}). "
             "DMM-MEN needs finite responses; if y is the logit of a predicted probability, clip the "
             "probability to [1e-6, 1 - 1e-6] before taking the logit (p = 0 or 1 gives -inf/inf)."
+        )
+    peak = float(np.max(np.abs(y)))
+    if peak > MAX_RESPONSE:
+        raise InvalidParameterError(
+            f"y holds responses as large as {peak:.3g}; DMM-MEN squares residuals and sums them, which overflows "
+            f"float64 beyond about {MAX_RESPONSE:.0e} (NaN likelihoods and convergence diagnostics). Rescale y "
+            f"(e.g. y / {10 ** np.floor(np.log10(peak)):.0e}) and scale the coefficients back: the mixture is "
+            "linear in y."
         )
     spread = float(np.ptp(y))
     if spread <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):

@@ -132,9 +132,9 @@ class CLIME(Explainer):
         self._sigma(X.shape[1:])
         d = int(np.prod(X.shape[1:]))
         if self.antithetic:
-            check_budget("CLIME", self.n_samples, 2 * d, f"(2 * n_features = 2 * {d}, as antithetic pairs)")
+            check_budget("CLIME", self.n_samples, 2 * d, f"(2 * n_features = 2 * {d}, as antithetic pairs)", d)
         else:
-            check_budget("CLIME", self.n_samples, d + 1, f"(n_features + 1 = {d} + 1)")
+            check_budget("CLIME", self.n_samples, d + 1, f"(n_features + 1 = {d} + 1)", d)
 
     def _explain(self, X: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> RawAttribution:
         space = check_space("CLIME", self.model, self.space)

@@ -32,13 +32,32 @@ def check_space(owner: str, model: Any, space: str) -> str:
     return resolved
 
 
-def check_budget(owner: str, n_samples: Any, minimum: int, what: str) -> None:
-    """Refuse a fixed ``n_samples`` below what the regression needs."""
-    if n_samples != "auto" and n_samples is not None and int(n_samples) < minimum:
+#: the most memory a fixed ``n_samples`` may imply for its design (see :func:`check_budget`)
+MAX_DESIGN_BYTES = 2 * 2**30
+#: bytes per sample and feature: the float64 design row and its weighted copy in the regression
+_BYTES_PER_CELL = 16
+
+
+def check_budget(owner: str, n_samples: Any, minimum: int, what: str, n_features: int | None = None) -> None:
+    """Refuse a fixed ``n_samples`` below what the regression needs, or one whose design
+    (``n_samples x n_features`` float64, plus its weighted copy) would exceed ``MAX_DESIGN_BYTES``."""
+    if n_samples == "auto" or n_samples is None:
+        return
+    if int(n_samples) < minimum:
         raise InvalidParameterError(
             f"{owner}: n_samples must be at least {minimum} {what}; got {n_samples}. "
             f"Use n_samples='auto' or a larger budget."
         )
+    if n_features is not None:
+        need = int(n_samples) * max(int(n_features), 1) * _BYTES_PER_CELL
+        if need > MAX_DESIGN_BYTES:
+            most = MAX_DESIGN_BYTES // (max(int(n_features), 1) * _BYTES_PER_CELL)
+            raise InvalidParameterError(
+                f"{owner}: n_samples={int(n_samples)} with {int(n_features)} features implies a "
+                f"{need / 2**30:.1f} GiB design (n_samples x n_features float64 and its weighted copy), over the "
+                f"{MAX_DESIGN_BYTES / 2**30:.0f} GiB bound. Use n_samples='auto' (it stops once the estimates "
+                f"converge), at most {most} samples, or fewer features (groups / superpixels)."
+            )
 
 
 def add_all_outputs(extras: dict, name: str, arr: np.ndarray) -> None:

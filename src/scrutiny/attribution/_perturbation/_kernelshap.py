@@ -187,6 +187,7 @@ class KernelSHAP(Explainer):
             "KernelSHAP", self.n_samples, min_budget(d),
             f"for {d} {what} (2 * n_players + {MIN_SAMPLED} coalitions: sizes 1 and n_players - 1 enumerated "
             "plus two sampled complementary pairs; or all 2**n_players - 2 coalitions when fewer)",
+            d,
         )
 
     def _summary(self, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

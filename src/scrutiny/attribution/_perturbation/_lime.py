@@ -181,7 +181,7 @@ class LIME(Explainer):
                 )
             self._training(X.shape[1])
             self._categorical(X.shape[1])
-            check_budget(owner, self.n_samples, X.shape[1] + 2, f"(n_features + 2 = {X.shape[1]} + 2)")
+            check_budget(owner, self.n_samples, X.shape[1] + 2, f"(n_features + 2 = {X.shape[1]} + 2)", X.shape[1])
         else:
             if X.ndim not in (3, 4):
                 raise InvalidParameterError(
@@ -259,7 +259,8 @@ class LIME(Explainer):
         n = X.shape[0]
         labels = resolve_segments(self.segments, self.segment_params, X, "LIME")
         n_seg = labels.reshape(n, -1).max(axis=1) + 1
-        check_budget("LIME", self.n_samples, int(n_seg.max()) + 2, f"(n_segments + 2 = {int(n_seg.max())} + 2)")
+        check_budget("LIME", self.n_samples, int(n_seg.max()) + 2, f"(n_segments + 2 = {int(n_seg.max())} + 2)",
+                     int(n_seg.max()))
         fills = resolve_fills(self.baseline, X, labels, n_seg, "LIME")
         width = 0.25 if self.kernel_width is None else float(self.kernel_width)
         sizes = schedule("auto" if self.n_samples == "auto" else (self.n_samples or 1000), 1000)

@@ -286,6 +286,18 @@ def _r2(w: np.ndarray, yt: np.ndarray, yt_bar: np.ndarray, resid: np.ndarray) ->
     w = np.broadcast_to(w, resid.shape)
     sse = np.einsum("am,am->a", w, resid**2)
     sst = np.einsum("am,am->a", w, (yt - yt_bar[:, None]) ** 2)
+    # a constant output leaves round-off in sst (the weighted mean is not exact), and R^2 of
+    # round-off is arbitrary (strongly negative): below 1e-10 of the output's scale y counts as constant
+    scale = 1e-10 * np.maximum(1.0, np.abs(yt).max(axis=1))
+    flat = sst <= scale**2 * w.sum(axis=1)
+    if flat.any():
+        warnings.warn(
+            f"the explained output does not vary over the perturbed samples of input(s) "
+            f"{np.flatnonzero(flat)[:5].tolist()} (a constant model there): the attributions are 0 and the "
+            "surrogate's score is 1 by convention. Check the target and space (a saturated probability is "
+            "constant; space='log_odds' may still vary).",
+            ScrutinyWarning, stacklevel=external_stacklevel(),
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = 1.0 - sse / sst
-    return np.where(sst > 0, r2, 1.0)
+    return np.where(flat, 1.0, r2)
