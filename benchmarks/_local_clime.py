@@ -157,9 +157,22 @@ def format_finite(rows: list[dict]) -> str:
         f = r["factor"]
         body.append([r["problem"]] + cells + [f"{f:.0f}", f"{f / r['d']:.2f}", f"{r['seconds']:.0f}"])
     head = ["problem"] + [f"n={n}: SG | C-LIME" for n in ns] + ["factor", "factor / d", "s"]
-    return ("A. Relative L2 error against the number of samples (SmoothGrad | its matching C-LIME; '-': n < 2d, "
+    table = format_table(head, body, right=range(1, len(head)))
+    slope = slope_line(rows)
+    return ("A. Relative L2 error against the number of samples (SmoothGrad | its matching C-LIME; '-': n <= d, "
             "below C-LIME's minimum). factor = (c_CLIME / c_SG)^2 with err = c / sqrt(n): how many times more "
-            "samples C-LIME needs for SmoothGrad's error\n" + format_table(head, body, right=range(1, len(head))))
+            "samples C-LIME needs for SmoothGrad's error\n" + table + ("\n" + slope if slope else ""))
+
+
+def slope_line(rows: list[dict]) -> str:
+    """Slope of log(factor) against log(d) over the closed-form rows (1: C-LIME's extra cost grows like d)."""
+    pts = [(r["d"], r["factor"]) for r in rows if r["problem"].startswith("sin") and np.isfinite(r["factor"])]
+    if len(pts) < 2:
+        return ""
+    d, f = np.log(np.array(pts, dtype=float)).T
+    slope = float(np.polyfit(d, f, 1)[0])
+    return (f"Slope of log(factor) against log(d) over the sin rows (d = {', '.join(str(p[0]) for p in pts)}): "
+            f"{slope:.2f} (1: the extra samples C-LIME needs grow in proportion to d)")
 
 
 # --------------------------------------------------------------------------- B. robustness
@@ -236,7 +249,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dims", nargs="+", type=int, default=None, help="default 10 50 200 784")
     p.add_argument("--cnns", nargs="+", choices=("digits", "mnist"), default=None, help="default digits mnist")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument("--points", type=int, default=5)
+    p.add_argument("--points", type=int, default=10, help="points per sin problem")
     p.add_argument("--cnn-points", type=int, default=2)
     p.add_argument("--seeds", type=int, default=None, help="default 3 (quick 1)")
     p.add_argument("--ref-samples", type=int, default=None, help="CNN reference budget (default 65536; quick 16384)")
@@ -244,6 +257,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--radii", nargs="+", type=float, default=[0.01, 0.1, 0.5])
     p.add_argument("--robust-points", type=int, default=20)
     p.add_argument("--robust-samples", type=int, default=2000)
+    p.add_argument("--json", type=Path, default=None, help="write both parts to this JSON file")
     args = p.parse_args(argv)
     args.dims = args.dims or ([10, 64] if args.quick else [10, 50, 200, 784])
     args.cnns = args.cnns if args.cnns is not None else (["digits"] if args.quick else ["digits", "mnist"])
@@ -259,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     print(format_finite(res["finite_sample"]))
     print()
     print(format_robust(res["robustness"]))
+    if args.json is not None:
+        from _common import write_json
+
+        write_json(args.json, res)
     return 0
 
 
