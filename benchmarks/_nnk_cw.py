@@ -224,7 +224,7 @@ def plot(out: dict, path: Path) -> None:
 
     rows = out["per_epoch"]
     ep = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.2))
     styles = {"test_error": ("test error (clean labels, unseen)", "k", "-"),
               "train_error": ("training error (training labels)", "0.55", ":"),
               "deepnnk": ("DeepNNK LOO, penultimate", "tab:blue", "-"),
@@ -238,13 +238,13 @@ def plot(out: dict, path: Path) -> None:
             ax.plot(ep[i], s[i], "o", color=color, ms=6)
     cw = out["cw_training"]["log"]
     ax.plot([r["epoch"] for r in cw], [r["test_error"] for r in cw], color="tab:red", ls="-.",
-            label="test error, CW-DeepNNK training (stops at the last point)")
+            label="test error, CW-DeepNNK training\n(stops at its last point)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("error")
     noisy = ", 30% label noise" if out["noisy_labels"] else ""
     ax.set_title(f"{out['dataset']} ({out['n_train']} training images{noisy}): dots = epoch each curve's minimum picks",
                  fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
