@@ -42,6 +42,9 @@ Tasks
    vs shap at 1,024 coalitions on held-out models with 8-16 features (wine MLP and GBM,
    diabetes GBM, synthetic MLPs), error to *exact* Shapley values (all ``2**M - 2``
    coalitions), mean +- s.e. over seeds.
+6. **SmoothGrad vs its matching C-LIME** (``clime``; :mod:`_local_clime`): error against the
+   number of samples at d = 10 to 784 (does C-LIME need ~d times more?), and the robustness
+   (Lipschitz) table of the gradient, SmoothGrad, C-LIME and LIME.
 
 Usage::
 
@@ -85,7 +88,7 @@ from scrutiny.data import load_breast_cancer, segment, train_test_split
 from scrutiny.models import as_model, auto_batch_size
 from scrutiny.zoo import make_model, reference_model, train_model
 
-TASKS = ("lime", "kernelshap", "gradients", "lowdim")
+TASKS = ("lime", "kernelshap", "gradients", "lowdim", "clime")
 LIME_DATASETS = ("digits", "mnist")
 SLIC_SEGMENTS = {"digits": 16, "mnist": 50}
 LIME_PEER_BATCHES = (10, 256)
@@ -679,6 +682,13 @@ def main(argv: list[str] | None = None) -> int:
         low = _local_lowdim.run(_local_lowdim.parse_args(["--seeds", str(max(args.error_seeds, 5))]))
         res.notes["lowdim"] = low
         res.footnotes.extend(_local_lowdim.format_row(r) for r in low)
+    if "clime" in args.tasks:  # SmoothGrad vs CLIME.matching: samples against dimension, robustness
+        import _local_clime
+
+        log("SmoothGrad vs its matching C-LIME (sample cost against d; robustness):")
+        cl = _local_clime.run(_local_clime.parse_args(["--quick"] if args.quick else []))
+        res.notes["clime"] = cl
+        print(_local_clime.format_finite(cl["finite_sample"]) + "\n\n" + _local_clime.format_robust(cl["robustness"]))
     total = time.perf_counter() - start
     print(report(res))
     print()

@@ -67,6 +67,11 @@ Sections (each prints a table; ``--json`` writes everything):
    and polytope class disagreement of clean test images, FGSM adversarial images, pixel-space
    mixtures of two test images of different classes (a crude stand-in for generated images) and
    uniform noise, with AUROC against the clean images.
+5. **DeepNNK, CW-DeepNNK and the linear-SVM baseline** (:mod:`_nnk_cw`): per epoch of the noisy
+   MNIST run (``--cw-dataset``), the LOO NNK error of the penultimate features, its channel-wise
+   variant (Bonet et al. 2021) and the DeepNNK paper's 5-fold cross-validated linear SVM, the
+   epoch each would pick, a CW-DeepNNK training run (channels stopped one by one), and the
+   figure ``benchmarks/figures/deepnnk_early_stopping_<dataset>.png``.
 
 Usage::
 
@@ -74,6 +79,7 @@ Usage::
     python benchmarks/nnk.py --quick              # digits only (no noisy run), fewer epochs, 2,000 speed queries
     python benchmarks/nnk.py --datasets mnist --json nnk.json
     python benchmarks/nnk.py --label-noise 0      # without the noisy-label run
+    python benchmarks/nnk.py --sections 5         # DeepNNK vs CW-DeepNNK vs SVM on noisy MNIST, with the figure
 """
 
 from __future__ import annotations
@@ -92,6 +98,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA_DIR, environment, format_table, write_json
 from _nnk_speed import speed_section  # section 3 and the public solvers it compares against
+from _nnk_cw import cw_section  # section 5
 
 from scrutiny import data as sdata
 from scrutiny.nnk import NNK, GeneralizationMonitor, out_of_support
@@ -449,8 +456,11 @@ def parse_args(argv=None):
                    help="epochs of the noisy run (default 24; --quick 20)")
     p.add_argument("--speed-queries", type=int, default=None, help="default 10,000 (--quick: 2,000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sections", nargs="+", type=int, choices=(1, 2, 3, 4), default=(1, 2, 3, 4),
-                   help="sections to run (default: all; 1 always runs, 3 and 4 need the regularised run)")
+    p.add_argument("--sections", nargs="+", type=int, choices=(1, 2, 3, 4, 5), default=(1, 2, 3, 4, 5),
+                   help="sections to run (default: all; 1 runs with any of 2-4, which need its models; 5 alone "
+                        "trains its own)")
+    p.add_argument("--cw-dataset", choices=("digits", "mnist", "fashion-mnist"), default=None,
+                   help="section 5's data set (default mnist with --label-noise; --quick: digits)")
     p.add_argument("--runs", nargs="+", choices=RUNS, default=None,
                    help="DeepNNK runs of section 1 (default: overfit regularised, plus noisy if --label-noise > 0)")
     p.add_argument("--channels", nargs="+", type=int, default=None, help="SmallCNN conv widths (default 16 32)")
@@ -475,7 +485,7 @@ def main(argv=None) -> int:
                               "deepnnk": [], "classifier": [], "speed": None, "support": None}
     t_start = time.perf_counter()
     last = None
-    for name in datasets:
+    for name in datasets if set(args.sections) - {5} else ():
         try:
             d = load(name, args.data_dir, args.n_train, args.seed)
         except FileNotFoundError as exc:
@@ -505,6 +515,13 @@ def main(argv=None) -> int:
         if 4 in args.sections:
             record["support"] = support_section(d, models["regularised"], args.k, 1000 if not args.quick else 300,
                                                 0.1, args.seed)
+    if 5 in args.sections:
+        name = args.cw_dataset or ("digits" if args.quick else "mnist")
+        d = load(name, args.data_dir, args.n_train, args.seed)
+        if args.label_noise > 0 and name != "digits":
+            d["y_noisy"], d["flip"] = noisy_labels(d["y"], args.label_noise, args.seed)
+        record["cw"] = cw_section(d, args.noisy_epochs or (12 if args.quick else 24), args.seed, args.lr,
+                                  args.minibatch_size, k=args.k)
     record["total_seconds"] = time.perf_counter() - t_start
     log(f"total {record['total_seconds']:.0f} s")
     if args.json:

@@ -57,6 +57,7 @@ def _registry():
         "LIME-gaussian": lambda m: LIME(m, training_data=bg, discretizer=None, n_samples=300, random_state=0),
         "CLIME": lambda m: CLIME(m, sigma=0.3, n_samples=200, random_state=0),
         "CLIME-auto": lambda m: CLIME(m, sigma=0.3, n_samples="auto", tol=0.05, random_state=0),
+        "CLIME-range": lambda m: CLIME(m, sigma=0.1, noise_scale="range", n_samples=200, random_state=0),
         "KernelSHAP-exact": lambda m: KernelSHAP(m, bg[::10], random_state=0),
         "KernelSHAP-sampled": lambda m: KernelSHAP(m, bg[::10], n_samples=12, random_state=0),
         "Occlusion": lambda m: Occlusion(m, baseline=bg.mean(axis=0)),

@@ -9,6 +9,7 @@
 * :func:`nnk_graph` (:mod:`.graph`): the NNK graph of a point set (scipy.sparse);
 * DeepNNK (:mod:`.generalization`): :class:`GeneralizationMonitor` (a training callback),
   :func:`nnk_generalization` (over checkpoints), :class:`GeneralizationResult`;
+  :func:`channelwise_loo_error` (CW-DeepNNK: the LOO error of each channel of a layer);
   :func:`out_of_support` / :class:`OutOfSupport` (NNK residual and polytope disagreement of queries).
 
 The solver (:mod:`._nnls`, batched active set and FISTA), the exact kNN search (:mod:`._knn`) and
@@ -39,6 +40,7 @@ _LAZY = {
     "GeneralizationMonitor": "generalization",
     "GeneralizationResult": "results",
     "nnk_generalization": "generalization",
+    "channelwise_loo_error": "generalization",
     "OutOfSupport": "results",
     "out_of_support": "generalization",
 }
@@ -52,6 +54,7 @@ __all__ = [
     "NNKLeaveOneOut",
     "NNKSolution",
     "OutOfSupport",
+    "channelwise_loo_error",
     "nnk_generalization",
     "nnk_graph",
     "out_of_support",

@@ -12,6 +12,9 @@ model-selection signal.
   error on the training features, the network's train and test error, and optionally the NNK
   and kNN classifiers' error on the test features;
 * :func:`nnk_generalization` -- the same over saved checkpoints (modules or weight files);
+* :func:`channelwise_loo_error` -- CW-DeepNNK (Bonet et al. 2021): the same leave-one-out NNK
+  error computed on each channel of a convolutional layer separately, the per-channel
+  early-stopping signal;
 * :class:`GeneralizationResult` -- per-epoch arrays, correlations across epochs; saved and
   reloaded like every result (``save`` / :func:`scrutiny.load_result`);
 * :func:`out_of_support` -- per-query scores of how far a query lies outside the training
@@ -50,7 +53,8 @@ from ..exceptions import InvalidParameterError
 from .estimator import NNK
 from .results import GeneralizationResult, OutOfSupport
 
-__all__ = ["GeneralizationMonitor", "GeneralizationResult", "OutOfSupport", "nnk_generalization", "out_of_support"]
+__all__ = ["GeneralizationMonitor", "GeneralizationResult", "OutOfSupport", "channelwise_loo_error",
+           "nnk_generalization", "out_of_support"]
 
 
 class GeneralizationMonitor(ParamsMixin):
@@ -236,6 +240,72 @@ def _labels(y: Any, n: int, name: str, x_name: str) -> np.ndarray:
     if arr.dtype.kind not in "iub":
         raise InvalidParameterError(f"{name} must hold integer class labels; got dtype {arr.dtype}.")
     return arr.astype(np.int64)
+
+
+def channelwise_loo_error(features: Any, y: Any, *, k: int = 25, kernel: str = "cosine", solver: str = "exact",
+                          channels: Any = None, indices: Any = None) -> np.ndarray:
+    """CW-DeepNNK: the leave-one-out NNK error of each channel's features on their own.
+
+    Channel ``c`` of the training features ``features[:, c]`` (its spatial map, flattened) is
+    NNK-interpolated leave-one-out from the other training points, exactly as DeepNNK does with a
+    whole layer (:meth:`NNK.loo_error`). Bonet et al. stop training each channel of the last
+    convolutional layer when its error has not improved for ``patience`` evaluations and stop the
+    network when every channel has stopped; ``python benchmarks/nnk.py --sections 5`` runs that
+    rule beside DeepNNK and the cross-validated linear SVM.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_train, n_channels, ...)
+        Activations of one layer on the training set, channels on axis 1 (torch's layout).
+    y : array-like of shape (n_train,)
+        Integer class labels.
+    k : int, default 25
+        NNK candidate neighbours (Bonet et al.'s default).
+    kernel : {"cosine", "gaussian"}, default "cosine"
+    solver : {"exact", "fista"}, default "exact"
+    channels : int array-like, optional
+        Evaluate only these channels (e.g. those still training); default all.
+    indices : int array-like, optional
+        Leave out only these training points (each interpolated from all others); default all.
+
+    Returns
+    -------
+    ndarray of shape (n_selected_channels,)
+        LOO NNK classification error per channel. A channel whose features are zero for every
+        training point (a dead ReLU channel) carries no information and gets NaN.
+
+    References
+    ----------
+    .. [1] D. Bonet, A. Ortega, J. Ruiz-Hidalgo & S. Shekkizhar (2021). Channel-wise early stopping
+       without a validation set via NNK polytope interpolation. APSIPA ASC. arXiv:2107.12972.
+    """
+    validate_params("channelwise_loo_error", {"k": k, "kernel": kernel, "solver": solver},
+                    {"k": [Interval(int, 1, None)], "kernel": [Options("cosine", "gaussian")],
+                     "solver": [Options("exact", "fista")]})
+    F = check_array(features, "features", ndim=None, dtype=np.float64)
+    if F.ndim < 2:
+        raise InvalidParameterError(
+            f"features must have shape (n_train, n_channels, ...); got shape {F.shape}. Pass a layer's "
+            "activations with the channels on axis 1 (e.g. (n, C, H, W) from a convolution)."
+        )
+    n, C = F.shape[:2]
+    labels = _labels(y, n, "y", "features")
+    if k > n - 1:
+        raise InvalidParameterError(
+            f"channelwise_loo_error: k={k} must be at most n_train - 1 = {n - 1} (leave-one-out); use a smaller k."
+        )
+    chans = np.arange(C) if channels is None else np.asarray(channels, dtype=np.int64).reshape(-1)
+    if chans.size and (chans.min() < 0 or chans.max() >= C):
+        raise InvalidParameterError(
+            f"channels must lie in [0, {C - 1}] (features have {C} channels); got {chans.tolist()}."
+        )
+    out = np.full(len(chans), np.nan)
+    for j, c in enumerate(chans):
+        Fc = F[:, c].reshape(n, -1)
+        if not np.any(Fc):
+            continue
+        out[j] = NNK(k=k, kernel=kernel, solver=solver).fit(Fc, labels).loo_error(indices).nnk_error
+    return out
 
 
 def nnk_generalization(checkpoints: Iterable[Any], X_train: Any, y_train: Any, X_test: Any = None,

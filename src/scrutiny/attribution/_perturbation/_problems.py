@@ -63,11 +63,16 @@ def _concat_units(blocks_units: list[np.ndarray]) -> np.ndarray:
 class GaussianProblem:
     """C-LIME around each row of ``X`` (flattened to (n, D))."""
 
-    def __init__(self, model, space, X, sigma, kernel_width, antithetic, sizes, seed, rows_per_chunk, owner):
+    def __init__(self, model, space, X, sigma, kernel_width, antithetic, sizes, seed, rows_per_chunk, owner,
+                 row_scale=None):
         self.model, self.space, self.owner = model, space, owner
         self.shape = X.shape[1:]
         self.Xf = X.reshape(X.shape[0], -1)
         self.sigma = sigma.reshape(-1)
+        # row_scale (n,): input i is perturbed by row_scale[i] * eps (C-LIME's noise_scale="range").
+        # The design eps stays shared by all inputs (rows explained together equal rows explained
+        # one by one); the OLS slope on row_scale[i] * eps is the slope on eps divided by row_scale[i].
+        self.row_scale = np.ones(X.shape[0]) if row_scale is None else np.asarray(row_scale, dtype=np.float64)
         self.kernel_width = kernel_width
         self.antithetic = antithetic
         self._sizes = sizes
@@ -89,8 +94,10 @@ class GaussianProblem:
         m = eps.shape[0]
         Xa = self.Xf[idx]
 
+        scale = self.row_scale[idx]
+
         def build(s, e):
-            parts = [Xa[j] + eps[lo:hi] for j, lo, hi in _spans(s, e, m)]
+            parts = [Xa[j] + scale[j] * eps[lo:hi] for j, lo, hi in _spans(s, e, m)]
             return np.concatenate(parts).reshape((e - s,) + self.shape)
 
         Y = evaluate(self.model, self.space, len(idx) * m, build, self.rows_per_chunk)
@@ -103,7 +110,9 @@ class GaussianProblem:
         else:
             w = exponential_kernel(np.linalg.norm(eps, axis=1), self.kernel_width)
         units = _concat_units([b.units for b in blocks])
-        return solve_wls(eps, w, Y, target, intercept=True, units=units, owner=self.owner)
+        res = solve_wls(eps, w, Y, target, intercept=True, units=units, owner=self.owner)
+        scale = self.row_scale[idx]
+        return res._replace(coef=res.coef / scale[:, None, None], stderr=res.stderr / scale[:, None])
 
 
 # --------------------------------------------------------------------------- tabular LIME
