@@ -143,7 +143,6 @@ def maxpool_rule(nd: int) -> Callable[[Any, dict, Any], Any]:
     import torch.nn.functional as F
 
     pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]
-    unpool = {1: F.max_unpool1d, 2: F.max_unpool2d, 3: F.max_unpool3d}[nd]
 
     def rule(module: Any, record: dict, grad_input: Any) -> Any:
         import torch
@@ -156,8 +155,12 @@ def maxpool_rule(nd: int) -> Callable[[Any, dict, Any], Any]:
             delta_out = torch.cat([o_max - o_ref, o - o_max])
             _, indices = pool(record["x"], module.kernel_size, module.stride, module.padding,
                               module.dilation, module.ceil_mode, True)
-            spread = unpool(record["grad_out"] * delta_out, indices, module.kernel_size, module.stride,
-                            module.padding, list(record["x"].shape))
+            # captum scatters with max_unpool, which overwrites where windows overlap; a
+            # scatter-add is the same for disjoint windows and keeps completeness for overlapping ones
+            vals = record["grad_out"] * delta_out
+            spread = record["x"].new_zeros(record["x"].shape).flatten(2)
+            spread.scatter_add_(2, indices.flatten(2), vals.flatten(2))
+            spread = spread.view_as(record["x"])
             a, b = _halves(spread)
             fallback = _twice(_halves(grad_input)[0])  # captum: the input row's own gradient
         return torch.where(delta_in.abs() < DEEPLIFT_EPS, fallback, _twice(a + b) / delta_in)

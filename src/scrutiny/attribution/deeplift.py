@@ -149,9 +149,17 @@ class DeepLIFT(Explainer):
         scale = np.maximum(np.abs(f_x - f_ref), 1e-6 * np.maximum(1.0, np.maximum(np.abs(f_x), np.abs(f_ref))))
         relative = np.abs(gap) / scale
         if (relative > self.gap_warning).any():
+            from torch import nn
+
+            cause = (
+                "DeepLIFT's softmax rule centres the multipliers, which does not keep the sum (explain the "
+                "logits, without the Softmax module, for completeness), or the module applies"
+                if any(isinstance(m, nn.Softmax) for m in module.modules())
+                else "The module applies"
+            )
             warnings.warn(
                 f"{who}: the attributions of {int((relative > self.gap_warning).sum())} of {n} input(s) do not "
-                f"sum to f(x) - f(baseline) (largest relative gap {relative.max():.3g}). The module applies a "
+                f"sum to f(x) - f(baseline) (largest relative gap {relative.max():.3g}). {cause} a "
                 "nonlinearity DeepLIFT cannot hook (a functional call such as F.relu, or a layer type without "
                 "a rule); use torch.nn modules (nn.ReLU, nn.MaxPool2d, ...) for exact DeepLIFT. "
                 "See extras['completeness_gap'].",
