@@ -160,6 +160,7 @@ class GradientSHAP(Explainer):
         n, S, nd = X.shape[0], self.n_samples, X.ndim
         total_sum = np.zeros(X.shape, dtype=np.float64)
         total_sq = np.zeros(X.shape, dtype=np.float64)
+        shift = np.zeros(X.shape, dtype=np.float64)
         rows = block_rows(self.batch_size, int(np.prod(X.shape[1:])))
         # Flattened (input, draw) index, input-major; each block is a contiguous range of it.
         for start in range(0, n * S, rows):
@@ -170,13 +171,17 @@ class GradientSHAP(Explainer):
             a = expand(design.alpha[s], nd)
             grad = self.model.gradient(a * x + (1.0 - a) * b, target[i], space=space)
             term = (x - b) * grad
+            first = s == 0  # input-major order: an input's first draw comes before its others
+            shift[i[first]] = term[first]
+            term -= shift[i]  # shifted sums: the variance of equal terms is exactly zero
             starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
             total_sum[i[starts]] += np.add.reduceat(term, starts, axis=0)
             total_sq[i[starts]] += np.add.reduceat(term * term, starts, axis=0)
-        values = total_sum / S
+        mean_shifted = total_sum / S
+        values = shift + mean_shifted
         stderr = None
         if S > 1:
-            var = np.maximum(total_sq - S * values * values, 0.0) / (S - 1)
+            var = np.maximum(total_sq - S * mean_shifted * mean_shifted, 0.0) / (S - 1)
             stderr = np.sqrt(var / S)
         f_x = _outputs(self.model, X, space)[np.arange(n), target]
         base = _outputs(self.model, bg, space).mean(axis=0)[target]
