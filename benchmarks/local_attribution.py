@@ -42,6 +42,8 @@ Tasks
    vs shap at 1,024 coalitions on held-out models with 8-16 features (wine MLP and GBM,
    diabetes GBM, synthetic MLPs), error to *exact* Shapley values (all ``2**M - 2``
    coalitions), mean +- s.e. over seeds.
+6. **GradientSHAP, DeepLIFT, Grad-CAM** (``gradmethods``; :mod:`_local_gradients`) against captum
+   on the MNIST CNN.
 
 Usage::
 
@@ -85,7 +87,7 @@ from scrutiny.data import load_breast_cancer, segment, train_test_split
 from scrutiny.models import as_model, auto_batch_size
 from scrutiny.zoo import make_model, reference_model, train_model
 
-TASKS = ("lime", "kernelshap", "gradients", "lowdim")
+TASKS = ("lime", "kernelshap", "gradients", "lowdim", "gradmethods")
 LIME_DATASETS = ("digits", "mnist")
 SLIC_SEGMENTS = {"digits": 16, "mnist": 50}
 LIME_PEER_BATCHES = (10, 256)
@@ -672,6 +674,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_kernelshap(args, res)
     if "gradients" in args.tasks:
         bench_gradients(args, res)
+    if "gradmethods" in args.tasks:  # GradientSHAP, DeepLIFT, Grad-CAM vs captum (_local_gradients)
+        import _local_gradients
+
+        _local_gradients.bench(args, res)
     if "lowdim" in args.tasks:  # accuracy at equal budget vs shap, exact references (8-16 features)
         import _local_lowdim
 
