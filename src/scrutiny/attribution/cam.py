@@ -141,10 +141,12 @@ class GradCAM(Explainer):
         import torch.nn.functional as F
 
         who = type(self).__name__
-        sub = resolve_layer(torch_module(self.model, who), self.layer, who)
+        root = torch_module(self.model, who)
+        sub = resolve_layer(root, self.layer, who)
         maps: list = []
+        inputs: list = []
 
-        def forward_hook(mod: Any, inputs: Any, out: Any) -> None:
+        def forward_hook(mod: Any, args: Any, out: Any) -> Any:
             if isinstance(out, tuple) or not torch.is_tensor(out) or out.ndim < 2:
                 raise InvalidParameterError(
                     f"{who}: the layer {type(mod).__name__} must return one tensor of shape (n, channels, ...); "
@@ -158,10 +160,26 @@ class GradCAM(Explainer):
                 w = g.mean(dim=tuple(range(2, g.ndim)), keepdim=True) if g.ndim > 2 else g
                 record["map"] = (w * act).sum(dim=1, keepdim=True)
 
-            if out.requires_grad:
-                out.register_hook(grad_hook)
+            if not inputs or not inputs[-1].requires_grad:
+                if out.requires_grad:
+                    out.register_hook(grad_hook)
+                return None
+            # Grad-CAM needs dy/dA only: the layer's output is cut from the graph below it and
+            # tied to the input by a zero-cost term, so the backward pass stops at the layer
+            # (no convolution backward below it) while model.gradient still finds its input.
+            x = inputs[-1]
+            cut = act.requires_grad_(True) + x.reshape(-1)[:1].mul(0.0).reshape((1,) * act.ndim)
+            cut.register_hook(grad_hook)
+            return cut
 
-        with hooked(lambda handles: handles.append(sub.register_forward_hook(forward_hook))):
+        def root_pre_hook(mod: Any, args: Any) -> None:
+            inputs[:] = [args[0] if isinstance(args, tuple) and args and torch.is_tensor(args[0]) else None]
+
+        def register(handles: list) -> None:
+            handles.append(root.register_forward_pre_hook(root_pre_hook))
+            handles.append(sub.register_forward_hook(forward_hook))
+
+        with hooked(register):
             gradient(self.model, X, target, self.space, self.batch_size)
         if len(maps) == 0 or any("map" not in m for m in maps):
             raise InvalidParameterError(
