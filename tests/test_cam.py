@@ -169,3 +169,21 @@ def test_sanity_check_guided_backprop_ignores_the_upper_layers(zoo):
     _, grad_ssim = checks.curve("Gradient", "ssim")
     assert guided_ssim[upper] > 0.7 and grad_ssim[upper] < 0.45
     assert checks.verdicts() == {"Gradient": {"cascading": True}, "GuidedBackprop": {"cascading": False}}
+
+
+def test_sanity_check_accepts_the_hooked_methods(zoo):
+    """sanity_check rebuilds each explainer on every randomised copy from its parameters."""
+    from scrutiny.attribution import DeepLIFT, GradientSHAP
+    from scrutiny.diagnostics import sanity_check
+
+    net, X = zoo["cnn"], zoo["X"][:4]
+    explainers = {"GradientSHAP": GradientSHAP(net, zoo["X"][4:12], n_samples=4, random_state=0),
+                  "DeepLIFT": DeepLIFT(net), "GradCAM": GradCAM(net, layer="conv.3"), "GuidedBackprop": GuidedBackprop(net)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DeepLIFT: the zoo CNN's F.relu
+        checks = sanity_check(explainers, net, X, tests=("independent",), layers=["classifier", "conv.0"],
+                              n_permutations=19)
+    assert set(checks.verdicts()) == set(explainers)
+    for name in explainers:
+        _, curve = checks.curve(name, test="independent")
+        assert np.all(np.isfinite(curve)) and np.all(curve < 1.0 - 1e-6)  # the explanations did change
