@@ -159,7 +159,7 @@ def test_sanity_check_guided_backprop_ignores_the_upper_layers(zoo):
         x = torch.as_tensor(X, dtype=torch.float32)
         assert torch.equal(net(x), zoo["cnn"](x))
     checks = sanity_check({"Gradient": Saliency(net), "GuidedBackprop": GuidedBackprop(net)}, net, X,
-                          tests=("cascading",), n_permutations=99)
+                          tests=("cascading",), metrics=("spearman_abs", "ssim"), n_permutations=99)
     stages, guided = checks.curve("GuidedBackprop")
     _, grad = checks.curve("Gradient")
     upper = stages.index("cascading:7")  # classifier (9) and fc (7) re-initialised, convolutions intact
@@ -182,7 +182,7 @@ def test_sanity_check_accepts_the_hooked_methods(zoo):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DeepLIFT: the zoo CNN's F.relu
         checks = sanity_check(explainers, net, X, tests=("independent",), layers=["classifier", "conv.0"],
-                              n_permutations=19)
+                              metrics=("spearman_abs",), n_permutations=19)
     assert set(checks.verdicts()) == set(explainers)
     for name in explainers:
         _, curve = checks.curve(name, test="independent")
