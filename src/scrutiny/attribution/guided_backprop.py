@@ -85,7 +85,7 @@ class GuidedBackprop(Explainer):
 
         def register(handles: list) -> None:
             for sub in module.modules():
-                if type(sub) is nn.ReLU:
+                if isinstance(sub, nn.ReLU):  # as captum (subclasses included)
                     on_input_gradient(sub, guided_relu_rule, handles, who)
 
         with hooked(register):
