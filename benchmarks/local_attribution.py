@@ -45,6 +45,8 @@ Tasks
 6. **SmoothGrad vs its matching C-LIME** (``clime``; :mod:`_local_clime`): error against the
    number of samples at d = 10 to 784 (does C-LIME need ~d times more?), and the robustness
    (Lipschitz) table of the gradient, SmoothGrad, C-LIME and LIME.
+7. **GradientSHAP, DeepLIFT, Grad-CAM** (``gradmethods``; :mod:`_local_gradients`) against captum
+   on the MNIST CNN.
 
 Usage::
 
@@ -88,7 +90,7 @@ from scrutiny.data import load_breast_cancer, segment, train_test_split
 from scrutiny.models import as_model, auto_batch_size
 from scrutiny.zoo import make_model, reference_model, train_model
 
-TASKS = ("lime", "kernelshap", "gradients", "lowdim", "clime")
+TASKS = ("lime", "kernelshap", "gradients", "lowdim", "clime", "gradmethods")
 LIME_DATASETS = ("digits", "mnist")
 SLIC_SEGMENTS = {"digits": 16, "mnist": 50}
 LIME_PEER_BATCHES = (10, 256)
@@ -675,6 +677,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_kernelshap(args, res)
     if "gradients" in args.tasks:
         bench_gradients(args, res)
+    if "gradmethods" in args.tasks:  # GradientSHAP, DeepLIFT, Grad-CAM vs captum (_local_gradients)
+        import _local_gradients
+
+        _local_gradients.bench(args, res)
     if "lowdim" in args.tasks:  # accuracy at equal budget vs shap, exact references (8-16 features)
         import _local_lowdim
 

@@ -32,7 +32,11 @@ def _registry():
     from scrutiny.attribution import (
         CLIME,
         LIME,
+        DeepLIFT,
+        GradCAM,
+        GradientSHAP,
         GradientXInput,
+        GuidedBackprop,
         IntegratedGradients,
         KernelSHAP,
         Occlusion,
@@ -51,6 +55,11 @@ def _registry():
         "SmoothGrad-plain": lambda m: SmoothGrad(m, n_samples=7, antithetic=False, random_state=3),
         "SmoothGrad-IG": lambda m: SmoothGrad(m, IntegratedGradients(m, n_steps=8), n_samples=6, random_state=1),
         "SmoothGrad-auto": lambda m: SmoothGrad(m, n_samples="auto", noise_level=0.3, random_state=0),
+        "GradientSHAP": lambda m: GradientSHAP(m, bg[::15], n_samples=8, random_state=0),
+        "GradientSHAP-noise": lambda m: GradientSHAP(m, bg[::15], n_samples=5, stdevs=0.2, random_state=1),
+        "DeepLIFT": lambda m: DeepLIFT(m, baseline=0.5),
+        "GradCAM": lambda m: GradCAM(m, layer=""),  # the whole (linear) module is the layer
+        "GuidedBackprop": lambda m: GuidedBackprop(m),
     }
     perturbation = {
         "LIME-quartile": lambda m: LIME(m, training_data=bg, n_samples=300, random_state=0),
@@ -73,7 +82,11 @@ def _explainer_cases():
     from scrutiny.attribution import (
         CLIME,
         LIME,
+        DeepLIFT,
+        GradCAM,
+        GradientSHAP,
         GradientXInput,
+        GuidedBackprop,
         IntegratedGradients,
         KernelSHAP,
         Occlusion,
@@ -87,6 +100,11 @@ def _explainer_cases():
         ("GradientXInput", lambda m, bg: GradientXInput(m, baseline=0.5, space="log_odds"), True),
         ("IntegratedGradients", lambda m, bg: IntegratedGradients(m, n_steps=8, batch_size=5, feature_names=names), True),
         ("SmoothGrad", lambda m, bg: SmoothGrad(m, IntegratedGradients(m, n_steps=4), n_samples=6, random_state=3), True),
+        ("GradientSHAP", lambda m, bg: GradientSHAP(m, bg[:9], n_samples=6, stdevs=0.1, space="log_odds", batch_size=4,
+                                                    random_state=2, feature_names=names), True),
+        ("DeepLIFT", lambda m, bg: DeepLIFT(m, baseline=bg.mean(axis=0), batch_size=2, feature_names=names), True),
+        ("GradCAM", lambda m, bg: GradCAM(m, layer="", relu=False, space="probability", feature_names=names), True),
+        ("GuidedBackprop", lambda m, bg: GuidedBackprop(m, space="probability", batch_size=3, feature_names=names), True),
         ("LIME", lambda m, bg: LIME(m, training_data=bg, n_samples=200, space="log_odds", random_state=1), False),
         ("CLIME", lambda m, bg: CLIME(m, sigma=0.3, n_samples=120, random_state=2, feature_names=names), False),
         ("KernelSHAP", lambda m, bg: KernelSHAP(m, bg[:5], n_samples=12, random_state=0, feature_names=names), False),

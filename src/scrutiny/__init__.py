@@ -41,6 +41,10 @@ _LAZY = {
     "CLIME": "scrutiny.attribution",
     "KernelSHAP": "scrutiny.attribution",
     "Occlusion": "scrutiny.attribution",
+    "GradientSHAP": "scrutiny.attribution",
+    "DeepLIFT": "scrutiny.attribution",
+    "GradCAM": "scrutiny.attribution",
+    "GuidedBackprop": "scrutiny.attribution",
     # global surrogates
     "DMMMEN": "scrutiny.surrogate",
     "DMMMENExplainer": "scrutiny.attribution",

@@ -139,12 +139,13 @@ class TorchModel(ModelAdapter):
 
     @contextmanager
     def _eval(self) -> Iterator[None]:
-        was_training = self.module.training
+        modes = [(m, m.training) for m in self.module.modules()]  # restored layer by layer (mixed modes)
         self.module.eval()
         try:
             yield
         finally:
-            self.module.train(was_training)
+            for m, training in modes:
+                m.training = training
 
     def _tensor(self, X: np.ndarray, requires_grad: bool = False) -> Any:
         import torch
