@@ -1,0 +1,227 @@
+"""One executor interface, three backends: ``"serial"``, ``"process"`` and ``"dask"``.
+
+Every backend runs ``fn(shared, task)`` for a stream of tasks and yields ``(key, result)`` as
+tasks finish, with the same semantics:
+
+* ``shared`` (a :class:`Shared`: the job's token and its payload of plain data, see
+  :mod:`._shipping`) reaches every worker **once**: the process backend hands it to each worker
+  process's initializer, the Dask backend scatters it with ``broadcast=True``; tasks carry only
+  their own rows;
+* at most ``max_in_flight`` tasks are submitted and not yet consumed (backpressure): tasks are
+  drawn from a lazy iterator, so a million rows are never all in memory at once;
+* a task whose worker dies is run again (Dask's scheduler reruns it on another worker, up to
+  ``distributed.scheduler.allowed-failures`` times; the process backend restarts its pool and
+  resubmits the tasks that were lost, up to ``max_restarts`` times). Results never depend on
+  which worker ran a task, so a rerun changes nothing.
+
+``fn`` must be an importable top-level function (it is sent by reference).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from typing import Any, Callable, Iterable, Iterator
+
+from ..exceptions import InvalidParameterError, MissingDependencyError
+
+__all__ = ["Shared", "Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor"]
+
+
+class Shared:
+    """What every task of a job shares: a token naming the job, its payload (plain data, see
+    :mod:`._shipping`) and, on the serial backend only, the live object itself."""
+
+    __slots__ = ("token", "payload", "live")
+
+    def __init__(self, token: str, payload: Any, live: Any = None) -> None:
+        self.token, self.payload, self.live = token, payload, live
+
+    def __getstate__(self) -> tuple:  # the live object never travels
+        return (self.token, self.payload)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.token, self.payload = state
+        self.live = None
+
+
+class Executor:
+    """The interface: ``run(fn, shared, tasks, max_in_flight)`` yields ``(key, result)``."""
+
+    name = "executor"
+    n_workers = 1
+
+    def run(self, fn: Callable, shared: Shared, tasks: Iterable[tuple[Any, Any]],
+            max_in_flight: int) -> Iterator[tuple[Any, Any]]:
+        raise NotImplementedError  # pragma: no cover
+
+    def close(self) -> None:
+        """Release what the executor started (pools, a local cluster); a no-op otherwise."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Runs every task in this process, in order (the default, and the reference result)."""
+
+    name = "serial"
+
+    def run(self, fn, shared, tasks, max_in_flight):
+        for key, task in tasks:
+            yield key, fn(shared, task)
+
+
+_INSTALLED: dict[str, Shared] = {}
+
+
+def _install(shared: Shared) -> None:
+    _INSTALLED.clear()
+    _INSTALLED[shared.token] = shared
+
+
+def _run_installed(fn: Callable, token: str, task: Any) -> Any:
+    return fn(_INSTALLED[token], task)
+
+
+class ProcessExecutor(Executor):
+    """Local worker processes (``concurrent.futures.ProcessPoolExecutor``, ``spawn`` start
+    method: no fork of a process that runs torch threads). The pool lives for one job, since its
+    workers receive the job's payload once, at start."""
+
+    name = "process"
+
+    def __init__(self, n_workers: int | None = None, max_restarts: int = 3) -> None:
+        self.n_workers = int(n_workers or os.cpu_count() or 1)
+        self.max_restarts = max_restarts
+
+    def run(self, fn, shared, tasks, max_in_flight):
+        ctx = multiprocessing.get_context("spawn")
+        tasks = iter(tasks)
+        retry: list[tuple[Any, Any]] = []
+        restarts = 0
+        while True:
+            pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=ctx, initializer=_install, initargs=(shared,))
+            pending: dict[cf.Future, tuple[Any, Any]] = {}
+            try:
+                broken = False
+                while True:
+                    while len(pending) < max_in_flight:
+                        item = retry.pop() if retry else next(tasks, None)
+                        if item is None:
+                            break
+                        pending[pool.submit(_run_installed, fn, shared.token, item[1])] = item
+                    if not pending:
+                        return
+                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        item = pending.pop(fut)
+                        try:
+                            result = fut.result()
+                        except cf.process.BrokenProcessPool:
+                            retry.append(item)
+                            broken = True
+                            continue
+                        yield item[0], result
+                    if broken:
+                        retry.extend(pending.values())
+                        pending.clear()
+                        break
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            restarts += 1
+            if restarts > self.max_restarts:
+                raise RuntimeError(f"process backend: the worker pool died {restarts} times; giving up.")
+
+
+class DaskExecutor(Executor):
+    """A Dask ``Client`` (given, connected to a scheduler address, or to a ``LocalCluster``
+    started on demand, bound to 127.0.0.1 with no dashboard)."""
+
+    name = "dask"
+
+    def __init__(self, client: Any = None, n_workers: int | None = None) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "backend='dask' needs dask.distributed; install it with pip install 'scrutiny[dask]'."
+            ) from exc
+        self._owned: list[Any] = []
+        if client is None:
+            cluster = LocalCluster(n_workers=int(n_workers or os.cpu_count() or 1), threads_per_worker=1,
+                                   processes=True, host="127.0.0.1", dashboard_address=None)
+            client = Client(cluster)
+            self._owned = [client, cluster]
+        elif isinstance(client, str):
+            client = Client(client)
+            self._owned = [client]
+        self.client = client
+        self.n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+
+    def run(self, fn, shared, tasks, max_in_flight):
+        from dask.distributed import as_completed
+
+        handle = self.client.scatter(shared, broadcast=True, hash=False)
+        keys: dict[str, Any] = {}
+        tasks = iter(tasks)
+        futures = as_completed()
+        in_flight = 0
+
+        def submit() -> bool:
+            item = next(tasks, None)
+            if item is None:
+                return False
+            fut = self.client.submit(fn, handle, item[1], pure=False)
+            keys[fut.key] = item[0]
+            futures.add(fut)
+            return True
+
+        try:
+            while in_flight < max_in_flight and submit():
+                in_flight += 1
+            for fut in futures:
+                result = fut.result()
+                key = keys.pop(fut.key)
+                fut.release()
+                in_flight -= 1
+                if submit():
+                    in_flight += 1
+                yield key, result
+        finally:
+            for fut in list(futures.futures):
+                fut.cancel()
+            handle.release()
+
+    def close(self) -> None:
+        for obj in self._owned:
+            obj.close()
+        self._owned = []
+
+
+def make_executor(backend: Any = "serial", n_workers: int | None = None) -> tuple[Executor, bool]:
+    """The executor for ``backend`` and whether the caller owns it (must close it).
+
+    ``backend``: ``"serial"``, ``"process"``, ``"dask"`` (a local cluster started on demand), a
+    scheduler address (``"tcp://host:8786"``), a ``dask.distributed.Client``, or an Executor.
+    """
+    if isinstance(backend, Executor):
+        return backend, False
+    if backend is None or backend == "serial":
+        return SerialExecutor(), True
+    if backend == "process":
+        return ProcessExecutor(n_workers), True
+    if backend == "dask":
+        return DaskExecutor(None, n_workers), True
+    if isinstance(backend, str) and "://" in backend:
+        return DaskExecutor(backend), True
+    if type(backend).__name__ == "Client" and hasattr(backend, "scatter"):
+        return DaskExecutor(backend), False
+    raise InvalidParameterError(
+        f"backend must be 'serial', 'process', 'dask', a scheduler address ('tcp://host:8786'), a "
+        f"dask.distributed.Client or an Executor; got {backend!r}."
+    )
