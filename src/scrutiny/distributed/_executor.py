@@ -140,11 +140,12 @@ class ProcessExecutor(Executor):
 
 class DaskExecutor(Executor):
     """A Dask ``Client`` (given, connected to a scheduler address, or to a ``LocalCluster``
-    started on demand, bound to 127.0.0.1 with no dashboard)."""
+    started on demand, bound to 127.0.0.1 with no dashboard); ``workers`` restricts the job to
+    some worker addresses."""
 
     name = "dask"
 
-    def __init__(self, client: Any = None, n_workers: int | None = None) -> None:
+    def __init__(self, client: Any = None, n_workers: int | None = None, workers: Any = None) -> None:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as exc:
@@ -161,12 +162,13 @@ class DaskExecutor(Executor):
             client = Client(client)
             self._owned = [client]
         self.client = client
-        self.n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        self.workers = None if workers is None else list(workers)  # restrict the job to these addresses
+        self.n_workers = len(self.workers) if self.workers else max(1, len(client.scheduler_info().get("workers", {})))
 
     def run(self, fn, shared, tasks, max_in_flight):
         from dask.distributed import as_completed
 
-        handle = self.client.scatter(shared, broadcast=True, hash=False)
+        handle = self.client.scatter(shared, broadcast=True, hash=False, workers=self.workers)
         keys: dict[str, Any] = {}
         tasks = iter(tasks)
         futures = as_completed()
@@ -176,7 +178,7 @@ class DaskExecutor(Executor):
             item = next(tasks, None)
             if item is None:
                 return False
-            fut = self.client.submit(fn, handle, item[1], pure=False)
+            fut = self.client.submit(fn, handle, item[1], pure=False, workers=self.workers)
             keys[fut.key] = item[0]
             futures.add(fut)
             return True

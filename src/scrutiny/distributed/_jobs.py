@@ -95,7 +95,7 @@ def run_job(*, fn: Callable, payload: dict, live: Any, method: str, n_rows: int,
     """Run a job; returns the chunk results in row order (or None with ``collect=False``)."""
     ranges = chunk_ranges(n_rows, chunk_size)
     config_hash = payload_digest({"payload": payload, "config": config, "method": method})
-    store = None if store is None else ResultStore(store)
+    store = store if store is None or isinstance(store, ResultStore) else ResultStore(store)
     job = None if store is None else store.open_job(method, config_hash, {"method": method, "n_rows": n_rows})
     results: dict[tuple[int, int], Any] = {}
     todo: list[tuple[int, int]] = []
@@ -175,9 +175,9 @@ def _concat_extras(extras: list[dict], ns: list[int], owner: str) -> dict:
     for key in extras[0]:
         vals = [e.get(key) for e in extras]
         per_row = all(isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n for v, n in zip(vals, ns))
-        # chunks of unequal sizes whose arrays follow them are per row for sure; with equal sizes
-        # an array equal in every chunk is taken for a job-level value (as Result.__getitem__ does)
-        if per_row and (len(set(ns)) > 1 or not _all_equal(vals)):
+        # an array with one entry per row of its chunk, in every chunk, is per row: the rule of
+        # Result.__getitem__, so joining chunks is the inverse of slicing a result
+        if per_row:
             out[key] = np.concatenate(vals)
         elif _all_equal(vals):
             out[key] = vals[0]
