@@ -254,3 +254,12 @@ def test_no_socket_outside_loopback(client):
 def test_bad_chunk_size_names_the_fix(net, images):
     with pytest.raises(InvalidParameterError, match="chunk_size must be a positive int"):
         explain(Occlusion(net, window=(1, 3, 3)), images, chunk_size=0)
+
+
+@pytest.mark.slow
+def test_process_backend_identical_to_serial(net, images):
+    """The stdlib process pool (spawned workers importing torch: slow to start on a loaded machine)."""
+    shap = _explainers(net, images)["KernelSHAP"]
+    reference = shap.explain(images)
+    for chunk_size in (1, 7):
+        _same(explain(shap, images, backend="process", n_workers=2, chunk_size=chunk_size), reference)

@@ -4,9 +4,9 @@ Every backend runs ``fn(shared, task)`` for a stream of tasks and yields ``(key,
 tasks finish, with the same semantics:
 
 * ``shared`` (a :class:`Shared`: the job's token and its payload of plain data, see
-  :mod:`._shipping`) reaches every worker **once**: the process backend hands it to each worker
-  process's initializer, the Dask backend scatters it with ``broadcast=True``; tasks carry only
-  their own rows;
+  :mod:`._shipping`) reaches every worker **once**: the process backend writes it to one file
+  that each worker reads on its first task, the Dask backend scatters it with
+  ``broadcast=True``; tasks carry only their own rows;
 * at most ``max_in_flight`` tasks are submitted and not yet consumed (backpressure): tasks are
   drawn from a lazy iterator, so a million rows are never all in memory at once;
 * a task whose worker dies is run again (Dask's scheduler reruns it on another worker, up to
@@ -76,45 +76,74 @@ class SerialExecutor(Executor):
             yield key, fn(shared, task)
 
 
-_INSTALLED: dict[str, Shared] = {}
+_LOADED: dict[str, Shared] = {}
 
 
-def _install(shared: Shared) -> None:
-    _INSTALLED.clear()
-    _INSTALLED[shared.token] = shared
+def _run_from_file(fn: Callable, token: str, path: str, task: Any) -> Any:
+    shared = _LOADED.get(token)
+    if shared is None:
+        import pickle
 
-
-def _run_installed(fn: Callable, token: str, task: Any) -> Any:
-    return fn(_INSTALLED[token], task)
+        with open(path, "rb") as f:  # written by this job's driver: a Shared of plain data (see _shipping)
+            shared = pickle.load(f)
+        _LOADED.clear()
+        _LOADED[token] = shared
+    return fn(shared, task)
 
 
 class ProcessExecutor(Executor):
     """Local worker processes (``concurrent.futures.ProcessPoolExecutor``, ``spawn`` start
-    method: no fork of a process that runs torch threads). The pool lives for one job, since its
-    workers receive the job's payload once, at start."""
+    method: no fork of a process that runs torch threads).
+
+    The pool outlives a job (use the executor as a context manager, or ``close()`` it), so its
+    start-up (each worker imports torch) is paid once. A job's payload is written once to a
+    temporary file that each worker reads on its first task of the job: shipped once per worker,
+    as on Dask, and only plain data (see :mod:`._shipping`).
+    """
 
     name = "process"
 
     def __init__(self, n_workers: int | None = None, max_restarts: int = 3) -> None:
         self.n_workers = int(n_workers or os.cpu_count() or 1)
         self.max_restarts = max_restarts
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def run(self, fn, shared, tasks, max_in_flight):
-        ctx = multiprocessing.get_context("spawn")
-        tasks = iter(tasks)
+        import pickle
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="scrutiny-job-", suffix=".pkl")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(Shared(shared.token, shared.payload), f, protocol=5)
+            yield from self._run(fn, shared.token, path, iter(tasks), max_in_flight)
+        finally:
+            os.unlink(path)
+
+    def _run(self, fn, token, path, tasks, max_in_flight):
         retry: list[tuple[Any, Any]] = []
         restarts = 0
         while True:
-            pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=ctx, initializer=_install, initargs=(shared,))
+            pool = self._get_pool()
             pending: dict[cf.Future, tuple[Any, Any]] = {}
+            broken = False
             try:
-                broken = False
                 while True:
                     while len(pending) < max_in_flight:
                         item = retry.pop() if retry else next(tasks, None)
                         if item is None:
                             break
-                        pending[pool.submit(_run_installed, fn, shared.token, item[1])] = item
+                        pending[pool.submit(_run_from_file, fn, token, path, item[1])] = item
                     if not pending:
                         return
                     done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -127,12 +156,15 @@ class ProcessExecutor(Executor):
                             broken = True
                             continue
                         yield item[0], result
-                    if broken:
+                    if broken:  # a worker died: every task in flight is lost; rerun them on a new pool
                         retry.extend(pending.values())
                         pending.clear()
                         break
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+            self.close()
             restarts += 1
             if restarts > self.max_restarts:
                 raise RuntimeError(f"process backend: the worker pool died {restarts} times; giving up.")
