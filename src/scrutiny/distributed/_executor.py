@@ -77,6 +77,15 @@ class SerialExecutor(Executor):
 
 
 _LOADED: dict[str, Shared] = {}
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _one_thread() -> None:
+    """Worker start-up: one BLAS/OpenMP thread per worker process, set before torch or numpy's
+    BLAS is imported there (what Dask's nanny does for its workers), so that n workers use n
+    cores instead of oversubscribing them."""
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
 
 
 def _run_from_file(fn: Callable, token: str, path: str, task: Any) -> Any:
@@ -110,7 +119,8 @@ class ProcessExecutor(Executor):
 
     def _get_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_one_thread)
         return self._pool
 
     def close(self) -> None:
