@@ -21,7 +21,6 @@ The machine is shared: the table states the CPU cores other processes used durin
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -123,7 +122,7 @@ def run_memory(args, record):
     from sklearn.linear_model import LogisticRegression
 
     from scrutiny.attribution import KernelSHAP
-    from scrutiny.distributed import ResultStore, explain
+    from scrutiny.distributed import ProcessExecutor, ResultStore, explain
 
     rng = np.random.default_rng(0)
     d = 8
