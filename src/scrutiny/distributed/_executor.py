@@ -84,8 +84,20 @@ def _one_thread() -> None:
     """Worker start-up: one BLAS/OpenMP thread per worker process, set before torch or numpy's
     BLAS is imported there (what Dask's nanny does for its workers), so that n workers use n
     cores instead of oversubscribing them."""
+    import sys
+
     for var in _THREAD_VARS:
         os.environ[var] = "1"
+    # a spawned worker re-imports the parent's __main__ first, which may have imported torch and
+    # numpy's BLAS already: then the variables come too late, and the pools are capped directly
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - a scikit-learn dependency
+        pass
 
 
 def _run_from_file(fn: Callable, token: str, path: str, task: Any) -> Any:
