@@ -4,7 +4,7 @@ Sections:
 
 * ``throughput``: rows explained per second for image LIME and grouped (superpixel) KernelSHAP
   on the digits CNN, with the serial backend and the process and Dask backends on 1 and 2
-  workers (every worker and the serial run use one torch thread), in the same run; the
+  workers (every worker and the serial run use one torch and one BLAS thread), in the same run; the
   speed-up of 2 workers over serial and the overhead of Dask over the process backend. Every
   distributed result is checked equal to the serial one.
 * ``memory``: peak resident memory (driver + workers, sampled every 50 ms) while explaining
@@ -57,7 +57,10 @@ def run_throughput(args, table, record):
     from scrutiny.distributed import ProcessExecutor, explain
     from scrutiny.zoo import reference_model
 
-    torch.set_num_threads(1)  # the serial run gets what one worker gets
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)  # the serial run gets what one worker gets: one torch and one BLAS thread
+    threadpool_limits(1)
     net, _ = reference_model("cnn", "digits")
     n = 16 if args.quick else args.images
     X = load_digits().X[:n]

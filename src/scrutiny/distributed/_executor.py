@@ -225,7 +225,7 @@ class DaskExecutor(Executor):
         handle = self.client.scatter(shared, broadcast=True, hash=False, workers=self.workers)
         keys: dict[str, Any] = {}
         tasks = iter(tasks)
-        futures = as_completed()
+        futures = as_completed(loop=self.client.loop)  # this client's loop, not the default client's
         in_flight = 0
 
         def submit() -> bool:
