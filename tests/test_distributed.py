@@ -48,6 +48,10 @@ def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=None)
     c = distributed.Client(cluster)
+    import importlib
+
+    for module in ("scrutiny.attribution", "scrutiny.data_attribution", "scrutiny.metrics"):
+        c.run(importlib.import_module, module)  # both workers import at once, not one per first task
     yield c
     c.close()
     cluster.close()
