@@ -54,7 +54,7 @@ def run_throughput(args, table, record):
 
     from scrutiny.attribution import LIME, KernelSHAP
     from scrutiny.data import load_digits
-    from scrutiny.distributed import ProcessExecutor, explain
+    from scrutiny.distributed import DaskExecutor, ProcessExecutor, explain
     from scrutiny.zoo import reference_model
 
     from threadpoolctl import threadpool_limits
@@ -70,15 +70,13 @@ def run_throughput(args, table, record):
         "KernelSHAP": KernelSHAP(net, background=np.zeros((1, 1, 8, 8)), groups=groups, n_samples=1000,
                                  random_state=0),
     }
-    from dask.distributed import Client, LocalCluster
-
     startup: dict = {}
     for name, explainer in methods.items():
         reference = None
         base = None
         for backend, workers in [("serial", 1), ("process", 1), ("process", 2), ("dask", 1), ("dask", 2)]:
             chunk = max(1, n // (4 * workers))
-            cluster = client = None
+            client = None
             target = backend
             if backend == "process":
                 # a pool kept across jobs, warmed up by one job: the rate excludes the start-up
@@ -88,18 +86,16 @@ def run_throughput(args, table, record):
                     explain(explainer, X[:workers], backend=target, chunk_size=1)
                 startup[(backend, workers)] = round(warm.wall, 2)
             if backend == "dask":
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
-                client = Client(cluster)
-                target = client
+                # a LocalCluster on 127.0.0.1 with the workers' glibc settings (see WORKER_MALLOC_ENV)
+                target = DaskExecutor(None, workers)
+                client = target.client
                 with CpuMeter() as warm:
-                    explain(explainer, X[:workers], backend=client, chunk_size=1)  # workers import torch first
+                    explain(explainer, X[:workers], backend=target, chunk_size=1)  # workers import torch first
                 startup[(backend, workers)] = round(warm.wall, 2)
             with CpuMeter() as meter:
                 e = explain(explainer, X, backend=target, n_workers=workers, chunk_size=chunk)
             if client is not None:
-                client.close()
-                cluster.close()
+                target.close()
             if backend == "process":
                 target.close()
             if reference is None:

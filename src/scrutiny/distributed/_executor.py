@@ -192,6 +192,13 @@ class ProcessExecutor(Executor):
                 raise RuntimeError(f"process backend: the worker pool died {restarts} times; giving up.")
 
 
+#: glibc settings of the workers of a local cluster started here. Dask's nanny sets
+#: MALLOC_TRIM_THRESHOLD_=65536, which also freezes glibc's mmap threshold at 128 kB: every array
+#: above it is then a fresh mmap whose pages fault in, and image LIME ran 1.5x slower in a Dask
+#: worker than in a plain process (benchmarks/scale.py). Large thresholds keep the arrays on the heap.
+WORKER_MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": 2**27, "MALLOC_MMAP_THRESHOLD_": 2**25}
+
+
 class DaskExecutor(Executor):
     """A Dask ``Client`` (given, connected to a scheduler address, or to a ``LocalCluster``
     started on demand, bound to 127.0.0.1 with no dashboard); ``workers`` restricts the job to
@@ -208,8 +215,12 @@ class DaskExecutor(Executor):
             ) from exc
         self._owned: list[Any] = []
         if client is None:
-            cluster = LocalCluster(n_workers=int(n_workers or os.cpu_count() or 1), threads_per_worker=1,
-                                   processes=True, host="127.0.0.1", dashboard_address=None)
+            import dask
+
+            environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENV}
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                cluster = LocalCluster(n_workers=int(n_workers or os.cpu_count() or 1), threads_per_worker=1,
+                                       processes=True, host="127.0.0.1", dashboard_address=None)
             client = Client(cluster)
             self._owned = [client, cluster]
         elif isinstance(client, str):
