@@ -76,11 +76,19 @@ class SerialExecutor(Executor):
             yield key, fn(shared, task)
 
 
+#: glibc settings of the worker processes started here (a local Dask cluster, the process pool).
+#: Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536, which also freezes glibc's mmap threshold at
+#: 128 kB: every perturbation batch above it is then a fresh mmap whose pages fault in, and image
+#: LIME ran markedly slower in a Dask worker than in a plain process. Large thresholds keep the
+#: arrays on the heap (the dask rows of benchmarks/scale.py are measured with them).
+WORKER_MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": 2**27, "MALLOC_MMAP_THRESHOLD_": 2**25}
+
+
 _LOADED: dict[str, Shared] = {}
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def _one_thread() -> None:
+def _worker_setup() -> None:
     """Worker start-up: one BLAS/OpenMP thread per worker process, set before torch or numpy's
     BLAS is imported there (what Dask's nanny does for its workers), so that n workers use n
     cores instead of oversubscribing them."""
@@ -97,6 +105,26 @@ def _one_thread() -> None:
 
         threadpool_limits(1)
     except ImportError:  # pragma: no cover - a scikit-learn dependency
+        pass
+    _heap_arrays()
+
+
+def _heap_arrays() -> None:
+    """glibc: keep large arrays on the heap (the thresholds of WORKER_MALLOC_ENV, set with mallopt
+    since the process already runs); a no-op elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    import sys
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(-1, WORKER_MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"])  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, WORKER_MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"])  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
         pass
 
 
@@ -132,7 +160,7 @@ class ProcessExecutor(Executor):
     def _get_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_one_thread)
+                                                initializer=_worker_setup)
         return self._pool
 
     def close(self) -> None:
@@ -190,13 +218,6 @@ class ProcessExecutor(Executor):
             restarts += 1
             if restarts > self.max_restarts:
                 raise RuntimeError(f"process backend: the worker pool died {restarts} times; giving up.")
-
-
-#: glibc settings of the workers of a local cluster started here. Dask's nanny sets
-#: MALLOC_TRIM_THRESHOLD_=65536, which also freezes glibc's mmap threshold at 128 kB: every array
-#: above it is then a fresh mmap whose pages fault in, and image LIME ran 1.5x slower in a Dask
-#: worker than in a plain process (benchmarks/scale.py). Large thresholds keep the arrays on the heap.
-WORKER_MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": 2**27, "MALLOC_MMAP_THRESHOLD_": 2**25}
 
 
 class DaskExecutor(Executor):
