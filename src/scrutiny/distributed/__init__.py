@@ -10,11 +10,11 @@ and architecture, skops bytes, import paths: :mod:`._shipping`); finished chunks
 (``pip install 'scrutiny[dask]'``).
 """
 
-from ._executor import DaskExecutor, Executor, ProcessExecutor, SerialExecutor, make_executor
+from ._executor import WORKER_MALLOC_ENV, DaskExecutor, Executor, ProcessExecutor, SerialExecutor, make_executor
 from ._shipping import pack_model, unpack_model
 from ._store import ResultStore, RunStats
 from .api import PARTITION_INVARIANT_METRICS, attribute, evaluate_metric, explain
 
 __all__ = ["explain", "evaluate_metric", "attribute", "ResultStore", "RunStats", "Executor", "SerialExecutor",
            "ProcessExecutor", "DaskExecutor", "make_executor", "pack_model", "unpack_model",
-           "PARTITION_INVARIANT_METRICS"]
+           "PARTITION_INVARIANT_METRICS", "WORKER_MALLOC_ENV"]
