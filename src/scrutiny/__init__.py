@@ -72,7 +72,7 @@ _LAZY = {
     "ModelError": "scrutiny.exceptions",
     "DataFormatError": "scrutiny.exceptions",
 }
-_SUBMODULES = {"attribution", "data_attribution", "metrics", "nnk", "diagnostics", "glassbox", "surrogate", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz"}
+_SUBMODULES = {"attribution", "data_attribution", "metrics", "nnk", "diagnostics", "glassbox", "surrogate", "data", "zoo", "models", "explanation", "exceptions", "cli", "viz", "distributed"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
 

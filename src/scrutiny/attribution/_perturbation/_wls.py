@@ -101,7 +101,7 @@ def _stderr(Zw: np.ndarray, resid: np.ndarray, units: np.ndarray, B: np.ndarray,
     factor = U / max(U - n_params, 1)
     if B.ndim == 2:
         A = Zw @ B  # (m, M), shared
-        prod = lambda r, Am: r @ Am  # noqa: E731
+        prod = lambda r, Am: np.stack([ri @ Am for ri in r])  # noqa: E731  (per input, see _solve_shared)
         take = lambda sel: A[sel]  # noqa: E731
     else:
         A = np.stack([Zw[i] @ B[i] for i in range(a)])  # (a, m, M); 2-D products beat a stacked matmul
@@ -195,8 +195,10 @@ def _solve_shared(Z, w, Y, target, alpha, intercept, delta, units, owner) -> WLS
     if alpha:
         G[np.diag_indices(M)] += alpha
     Ginv = _inverse(G, owner)
-    rhs = Zw.T @ Y.transpose(1, 0, 2).reshape(m, a * K)  # (M, a K): all pairs at once
-    beta = Ginv @ rhs
+    # one product per input, not one (M, a K) product for all: a GEMM's last bits depend on its
+    # width, and a row's result must not depend on the rows explained with it (the distributed
+    # backends split rows into chunks and promise bit-identical results: tests/test_distributed.py)
+    beta = np.concatenate([Ginv @ (Zw.T @ Y[i]) for i in range(a)], axis=1)  # (M, a K)
     B = Ginv
     if delta is not None:
         v = Ginv.sum(axis=1)  # G^-1 1
@@ -211,7 +213,7 @@ def _solve_shared(Z, w, Y, target, alpha, intercept, delta, units, owner) -> WLS
     yt = Y[rows, :, target]  # (a, m)
     ct = coef[rows, :, target]  # (a, M)
     yt_bar = ybar[rows, target]
-    resid = yt - yt_bar[:, None] - ct @ Zc.T  # (a, m)
+    resid = yt - yt_bar[:, None] - np.stack([Zc @ c for c in ct])  # (a, m), per input (see above)
     n_params = M + int(intercept) - int(delta is not None)
     stderr = _stderr(Zw, resid, units, B, n_params)
     score = _r2(w, yt, yt_bar, resid) if intercept else np.full(a, np.nan)
