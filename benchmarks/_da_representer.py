@@ -165,14 +165,16 @@ def debug_section(data_dir: Path, per_class: int, flip: float, seeds: int, epoch
         scores["representer (head fitted to labels)"] = r_lab.importance_
         rec["rps_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        net64 = copy.deepcopy(net).double()
-        fit_to_optimum(net64, "cross_entropy", X, yn, l2=wd, params="last")
-        inf = InfluenceFunctions(net64, "cross_entropy", l2=wd, params="last", solver="exact").fit(X, yn)
+        # the last layer's convex problem on the frozen features, solved and differentiated on a copy of the head
+        # fed the features (the same objective as params="last" on the network; one forward pass instead of many)
+        F = r_lab.train_features_
+        head = copy.deepcopy(net.classifier).double()
+        fit_to_optimum(head, "cross_entropy", F, yn, l2=wd)
+        inf = InfluenceFunctions(head, "cross_entropy", l2=wd, solver="exact").fit(F, yn)
         scores["influence (self, last layer)"] = inf.self_influence()
         rec["influence_seconds"] = time.perf_counter() - t0
-        obj = TrainingObjective(net.double(), "cross_entropy", X, yn)
-        scores["loss"] = obj.loss_values()
-        net.float()
+        # the network's training loss = its own head on its features
+        scores["loss"] = TrainingObjective(copy.deepcopy(net.classifier), "cross_entropy", F, yn).loss_values()
         curve = mislabel_detection_curve(scores, flipped, fractions=fractions, random_state=s)
         rec["found"] = {k: v.tolist() for k, v in curve.found.items()}
         rec["auc"] = curve.auc
