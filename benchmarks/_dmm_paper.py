@@ -146,8 +146,7 @@ def local_run(model: Any, X: np.ndarray, dataset: str, args: argparse.Namespace,
         axes[1, i].set_title(f"top 20 kept\nP = {P[i]:.2f}", fontsize=7)
         for a in axes[:, i]:
             a.axis("off")
-    fig.suptitle(f"DMM-MEN Fig. 4: individual explanations, {dataset} CNN (1,000 masks, ~50 SLIC superpixels)",
-                 fontsize=8)
+    fig.suptitle(f"DMM-MEN Fig. 4, {dataset} CNN:\n1,000 masks, ~50 SLIC superpixels", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

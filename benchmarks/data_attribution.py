@@ -698,6 +698,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paper-attack-targets", type=int, default=10, help="attack-paper: independently attacked targets")
     p.add_argument("--joint-targets", type=int, default=30, help="attack-paper: targets of the joint attack")
     p.add_argument("--paper-attack-steps", type=int, default=100, help="attack-paper: iterations (the paper: 100)")
+    p.add_argument("--extra-radii", type=float, nargs="*", default=[8 / 255],
+                   help="attack-paper: the same protocol at these larger radii too (default 8/255)")
     p.add_argument("--explain-images", type=int, default=4, help="explain-fig: test images shown")
     p.add_argument("--figures", type=Path, default=Path(__file__).resolve().parent / "figures")
     p.add_argument("--seed", type=int, default=0)
@@ -717,7 +719,7 @@ def paper_sections(args: argparse.Namespace, record: dict[str, Any]) -> None:
     if "attack-paper" in args.sections:
         record["attack_paper"] = attack_paper_section(args.data_dir, args.attack_per_class, args.paper_attack_targets,
                                                       args.joint_targets, args.paper_attack_steps, args.attack_l2,
-                                                      args.seed, format_table)
+                                                      args.seed, format_table, tuple(args.extra_radii))
     if "explain-fig" in args.sections:
         setup = binary_head_model(args.data_dir, (7, 9), args.attack_per_class, args.attack_l2, args.seed)
         record["explain_fig"] = explain_section(setup, args.attack_l2, args.explain_images, args.seed, format_table,

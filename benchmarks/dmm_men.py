@@ -617,7 +617,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "KMEANS_EM_STEPS); compare section 1 with 0 and with the default")
     p.add_argument("--paper-datasets", nargs="+", choices=("mnist", "fashion-mnist"), default=("fashion-mnist",),
                    help="section 7 (paper): data sets (MNIST with the MLP, Fashion-MNIST with the CNN, as the paper)")
-    p.add_argument("--paper-classes", nargs="+", type=int, default=None, help="section 7: classes (default all ten)")
+    p.add_argument("--paper-classes", nargs="*", type=int, default=None,
+                   help="section 7: classes (default all ten; none: only Fig. 4)")
     p.add_argument("--paper-local", type=int, default=6, help="section 7: images explained for Fig. 4 (0: skip)")
     p.add_argument("--figures", type=Path, default=Path("benchmarks/figures"), help="section 7: Figs. 3 and 4 (PNG)")
     p.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
