@@ -187,8 +187,7 @@ def detect_mislabeled(model: Any, X_train: Any, y_train: Any, is_flipped: Any, *
         is the reference code's setting (Yeh et al.'s debugging experiment): the head imitates the
         model, ``alpha_i = (p_model,i - p_head,i) / (representer_l2 n)``, and ``|alpha_{i, y_i}|``
         measures how far the more regularised head departs from the model at point ``i`` -- not a
-        function of the training loss. It ranks flips early when the model has memorised them
-        (the head cannot follow it there) and late when the model ignores them.
+        function of the training loss. How well it finds flips depends on the model:
         ``benchmarks/data_attribution.py`` (sections ``mislabel`` and ``rps-debug``) prints the
         rankings' recovery curves.
     fractions, random_state
