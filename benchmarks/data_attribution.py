@@ -73,6 +73,12 @@ Sections (each prints a table; ``--json`` writes everything):
    ``I_pert`` back-propagated through the frozen network, as Koh & Liang did with Inception
    features).
 
+5.-8. **The papers' own figures** (issue 23; opt-in, each with its docstring): ``rps-fidelity``
+   (Yeh et al. Fig. 1) and ``rps-debug`` (Sec. 4.1, curves in ``benchmarks/figures/``) in
+   ``_da_representer.py``; ``attack-paper`` (Koh & Liang Sec. 5.2 with the paper's radius,
+   iterations and the joint attack) in ``_da_attack.py``; ``explain-fig`` (Koh & Liang Fig. 4, CNN
+   vs RBF kernel model) in ``_da_explain.py``.
+
 Threads: torch and BLAS run with ``--threads`` (default 1) threads; on a shared 2-core machine
 two threads slow everything down when another process competes for a core.
 
@@ -80,6 +86,7 @@ Usage::
 
     python benchmarks/data_attribution.py                         # digits, ~10 minutes on 2 cores
     python benchmarks/data_attribution.py --quick                 # digits, logistic + last-layer models, ~2 minutes
+    python benchmarks/data_attribution.py --sections rps-fidelity rps-debug attack-paper explain-fig
     # MNIST: 3,000 training images average-pooled to 14x14 (~13 minutes)
     python benchmarks/data_attribution.py --dataset mnist --loo-models logistic mlp-last cnn-last --cost-models logistic --seeds 1 --mlp-seeds 0
 """
@@ -104,6 +111,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA_DIR, environment, format_table, write_json
+from _da_attack import attack_paper_section, binary_head_model  # issue 23: the papers' own figures
+from _da_explain import explain_section
+from _da_representer import debug_section, fidelity_section
 
 from scrutiny import data as sdata
 from scrutiny.data_attribution import (
@@ -646,6 +656,7 @@ def attack_section(d: dict, l2: float, n_targets: int, epsilons: tuple[float, ..
 
 
 SECTIONS = ("loo", "mislabel", "cost", "attack")
+PAPER_SECTIONS = ("rps-fidelity", "rps-debug", "attack-paper", "explain-fig")  # opt-in (issue 23)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -653,7 +664,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder holding mnist/ (default: %(default)s)")
     p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
     p.add_argument("--quick", action="store_true", help="smaller budgets for a smoke run (~2 minutes)")
-    p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--sections", nargs="+", choices=SECTIONS + PAPER_SECTIONS, default=list(SECTIONS),
+                   help="default: the four sections above; the papers' own figures (see _da_*.py) on request")
     p.add_argument("--n-train", type=int, default=3000, help="MNIST training subset (default 3000)")
     p.add_argument("--n-test", type=int, default=1000, help="MNIST test subset (default 1000)")
     p.add_argument("--l2", type=float, default=1e-2, help="L2 strength of every model (default 1e-2)")
@@ -677,10 +689,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--attack-steps", type=int, default=3)
     p.add_argument("--attack-l2", type=float, default=1e-3,
                    help="L2 strength of the attacked models (default 1e-3, Koh & Liang's dog-vs-fish weight decay)")
+    p.add_argument("--rps-datasets", nargs="+", choices=("mnist", "fashion-mnist"), default=["mnist", "fashion-mnist"])
+    p.add_argument("--debug-per-class", type=int, default=1000, help="rps-debug: training images per class")
+    p.add_argument("--debug-seeds", type=int, default=1, help="rps-debug: label-noise seeds")
+    p.add_argument("--debug-epochs", type=int, default=15, help="rps-debug: SmallCNN training epochs")
+    p.add_argument("--debug-wd", type=float, default=1e-3, help="rps-debug: SmallCNN weight decay")
+    p.add_argument("--attack-per-class", type=int, default=900, help="attack-paper: training images per class")
+    p.add_argument("--paper-attack-targets", type=int, default=10, help="attack-paper: independently attacked targets")
+    p.add_argument("--joint-targets", type=int, default=30, help="attack-paper: targets of the joint attack")
+    p.add_argument("--paper-attack-steps", type=int, default=100, help="attack-paper: iterations (the paper: 100)")
+    p.add_argument("--extra-radii", type=float, nargs="*", default=[8 / 255],
+                   help="attack-paper: the same protocol at these larger radii too (default 8/255)")
+    p.add_argument("--explain-images", type=int, default=4, help="explain-fig: test images shown")
+    p.add_argument("--figures", type=Path, default=Path(__file__).resolve().parent / "figures")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     p.add_argument("--json", type=Path, default=None)
     return p.parse_args(argv)
+
+
+def paper_sections(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    """The papers' own figures (issue 23), in ``_da_representer.py``, ``_da_attack.py``, ``_da_explain.py``."""
+    if "rps-fidelity" in args.sections:
+        record["rps_fidelity"] = fidelity_section(args.data_dir, tuple(args.rps_datasets), format_table)
+    if "rps-debug" in args.sections:
+        record["rps_debug"] = debug_section(args.data_dir, args.debug_per_class, 0.4, args.debug_seeds,
+                                            args.debug_epochs, args.debug_wd, (0.05, 0.10, 0.20, 0.30, 0.40),
+                                            format_table, args.figures / "rps_debugging.png")
+    if "attack-paper" in args.sections:
+        record["attack_paper"] = attack_paper_section(args.data_dir, args.attack_per_class, args.paper_attack_targets,
+                                                      args.joint_targets, args.paper_attack_steps, args.attack_l2,
+                                                      args.seed, format_table, tuple(args.extra_radii))
+    if "explain-fig" in args.sections:
+        setup = binary_head_model(args.data_dir, (7, 9), args.attack_per_class, args.attack_l2, args.seed)
+        record["explain_fig"] = explain_section(setup, args.attack_l2, args.explain_images, args.seed, format_table,
+                                                args.figures / "influence_cnn_vs_rbf.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -729,6 +772,7 @@ def main(argv: list[str] | None = None) -> int:
                                       repeats, depth)
     if "attack" in args.sections:
         record["attack"] = attack_section(d, args.attack_l2, n_targets, epsilons, n_poison, args.attack_steps, args.seed)
+    paper_sections(args, record)
     record["total_seconds"] = time.perf_counter() - t_start
     log(f"total {record['total_seconds']:.0f} s")
     if args.json:

@@ -160,8 +160,8 @@ def mislabel_detection_curve(scores: Mapping[str, Any], is_flipped: Any, *,
 def detect_mislabeled(model: Any, X_train: Any, y_train: Any, is_flipped: Any, *, loss: Any = "cross_entropy",
                       l2: float = 0.0, methods: Sequence[str] = METHODS, influence_params: Any = None,
                       solver: Any = "exact", damping: float = 0.0, check_optimum: str = "raise",
-                      representer_l2: float | None = None, fractions: Sequence[float] | None = None,
-                      random_state: Any = 0) -> MislabelDetectionResult:
+                      representer_l2: float | None = None, representer_fit_to: str = "labels",
+                      fractions: Sequence[float] | None = None, random_state: Any = 0) -> MislabelDetectionResult:
     """Rank training points by self-influence, representer ``|alpha|``, loss and at random.
 
     Parameters
@@ -181,10 +181,15 @@ def detect_mislabeled(model: Any, X_train: Any, y_train: Any, is_flipped: Any, *
         head is fitted to the (noisy) labels, so with ``representer_l2 == l2`` and a model at
         its optimum the fine-tuned head *is* the model's last layer and
         ``|alpha_{i, y_i}| = (1 - p_{i, y_i}) / (l2 n)``: the representer ranking then equals the
-        loss ranking exactly. A larger ``representer_l2`` makes it differ. Fitting the head to
-        the model's predictions instead ranks flipped labels last rather than first, so it is
-        not offered here; ``benchmarks/data_attribution.py``
-        (section 2) prints the rankings' recovery curves.
+        loss ranking exactly. A larger ``representer_l2`` makes it differ.
+    representer_fit_to : {"labels", "predictions"}, default "labels"
+        Targets of the representer head (:class:`RepresenterPoints`' ``fit_to``). ``"predictions"``
+        is the reference code's setting (Yeh et al.'s debugging experiment): the head imitates the
+        model, ``alpha_i = (p_model,i - p_head,i) / (representer_l2 n)``, and ``|alpha_{i, y_i}|``
+        measures how far the more regularised head departs from the model at point ``i`` -- not a
+        function of the training loss. How well it finds flips depends on the model:
+        ``benchmarks/data_attribution.py`` (sections ``mislabel`` and ``rps-debug``) prints the
+        rankings' recovery curves.
     fractions, random_state
         As in :func:`mislabel_detection_curve`.
 
@@ -199,6 +204,10 @@ def detect_mislabeled(model: Any, X_train: Any, y_train: Any, is_flipped: Any, *
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise InvalidParameterError(f"methods must be among {METHODS}; got {bad}.")
+    if representer_fit_to not in ("labels", "predictions"):
+        raise InvalidParameterError(
+            f"representer_fit_to must be 'labels' or 'predictions'; got {representer_fit_to!r}. Use 'predictions' "
+            "for the reference code's head (fitted to the model's outputs), 'labels' for the theorem's objective.")
     scores: dict[str, np.ndarray] = {}
     info: dict[str, Any] = {"methods": list(methods), "l2": float(l2), "damping": float(damping)}
     if "self_influence" in methods:
@@ -208,9 +217,10 @@ def detect_mislabeled(model: Any, X_train: Any, y_train: Any, is_flipped: Any, *
         info["stationarity_ratio"] = inf.stationarity_ratio_
     if "representer" in methods:
         rl2 = representer_l2 if representer_l2 is not None else (l2 if l2 > 0 else 0.006)
-        rps = RepresenterPoints(model, l2=rl2, fit_to="labels").fit(X_train, y_train)
+        rps = RepresenterPoints(model, l2=rl2, fit_to=representer_fit_to).fit(X_train, y_train)
         scores["representer"] = rps.importance_
         info["representer_l2"] = float(rl2)
+        info["representer_fit_to"] = representer_fit_to
         info["representer_stationarity_residual"] = rps.stationarity_residual_
     if "loss" in methods:
         obj = TrainingObjective(model, loss, X_train, y_train, params=influence_params, l2=l2,
