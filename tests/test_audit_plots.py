@@ -111,6 +111,16 @@ def test_import_scrutiny_and_viz_do_not_import_matplotlib():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_no_scrutiny_module_imports_matplotlib_at_import_time():
+    code = (
+        "import importlib, pkgutil, sys, scrutiny\n"
+        "for m in pkgutil.walk_packages(scrutiny.__path__, 'scrutiny.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "    assert 'matplotlib' not in sys.modules, m.name + ' imports matplotlib'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
 def test_caller_text_with_mathtext_and_html_is_drawn_verbatim():
     # "$" would make mathtext raise on an unbalanced or bad expression; names are drawn as given
     names = ["$\\frac{", "<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</style>"]
