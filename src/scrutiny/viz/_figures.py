@@ -55,8 +55,9 @@ def to_data_uri(fig: Any, dpi: int = 100, colors: int | None = 256) -> str:
     dpi : int, default 100
         Pixels per inch; the PNG is ``fig.get_size_inches() * dpi`` pixels.
     colors : int or None, default 256
-        Quantise to a palette PNG of at most this many colours (no dithering), which keeps a
-        report's figures several times smaller; ``None`` writes a lossless RGB PNG.
+        Quantise to a palette PNG of at most this many colours (no dithering), the default
+        because the report inlines every figure (sizes: ``benchmarks/report_figures.py``);
+        ``None`` writes a lossless RGB PNG.
 
     Returns
     -------
