@@ -130,6 +130,12 @@ class Browser:
                 pass_fds=(r, w),
                 start_new_session=True,  # its own process group, so every helper process dies with it
             )
+        except OSError:
+            os.close(self._to_chrome)
+            os.close(self._from_chrome)
+            self._stderr.close()
+            self._profile.cleanup()
+            raise
         finally:
             os.close(to_chrome_r)
             os.close(from_chrome_w)
@@ -324,6 +330,11 @@ class Page:
         if result.get("errorText"):
             raise CDPError(f"navigating to {path} failed: {result['errorText']}")
         self.browser.wait_for(lambda: self._loaded > before, f"the load event of {path.name}")
+
+    def settle(self, ms: int = 200) -> None:
+        """Let timers and late events run for ``ms`` milliseconds (after the load event, before
+        checking ``console_errors`` / ``dialogs`` for things scheduled with ``setTimeout``)."""
+        self.eval(f"new Promise(r => requestAnimationFrame(() => setTimeout(r, {int(ms)})))")
 
     def eval(self, js: str, timeout: float | None = None) -> Any:
         """Evaluate a JavaScript expression in the page (promises awaited) and return its JSON value."""

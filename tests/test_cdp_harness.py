@@ -71,6 +71,13 @@ def test_injected_script_dialogs_and_console_errors_are_recorded(browser_page, t
     assert page.query("#after")[0]["text"] == "still rendered"
 
 
+def test_settle_catches_what_runs_after_the_load_event(browser_page, tmp_path):
+    page = browser_page(write(tmp_path, "<script>setTimeout(() => { console.error('late'); alert('later') }, 50)</script>"))
+    page.settle(300)
+    assert "late" in page.console_errors
+    assert {"type": "alert", "message": "later"} in page.dialogs
+
+
 def test_screenshot_writes_a_png(browser_page, tmp_path):
     page = browser_page(write(tmp_path, "<h1>Screenshot</h1>" + "<p>line</p>" * 80))
     out = page.screenshot(tmp_path / "shot.png")
