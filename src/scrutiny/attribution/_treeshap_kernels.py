@@ -103,84 +103,114 @@ def _unwound_sum(pz, po, pw, off, depth, index):
 
 
 @njit(cache=True, nogil=True)
-def _recurse(x, left, right, feature, threshold, missing_left, cover, value, phi, node, depth,
-             pf, pz, po, pw, parent_off, parent_zero, parent_one, parent_feat,
-             condition, cond_feat, cond_fraction):
-    if cond_fraction == 0.0:
-        return
-    off = parent_off + depth + 1
-    for i in range(depth + 1):
-        pf[off + i] = pf[parent_off + i]
-        pz[off + i] = pz[parent_off + i]
-        po[off + i] = po[parent_off + i]
-        pw[off + i] = pw[parent_off + i]
-    if condition == 0 or cond_feat != parent_feat:
-        _extend(pf, pz, po, pw, off, depth, parent_zero, parent_one, parent_feat)
+def _tree_path(x, left, right, feature, threshold, missing_left, cover, value, root, phi, pf, pz, po, pw,
+               stack_i, stack_f, condition, cond_feat):
+    """One tree, depth first with an explicit stack (numba cannot cache recursive functions:
+    reloading them from the cache crashes). A pending call is (node, depth, parent offset,
+    parent feature) in ``stack_i`` and (parent zero fraction, parent one fraction, condition
+    fraction) in ``stack_f``; the hot child is visited before the cold one, as in the recursion,
+    so a node's path slice is intact until both children have read it."""
     K = value.shape[1]
-    if left[node] < 0:
-        for i in range(1, depth + 1):
-            w = _unwound_sum(pz, po, pw, off, depth, i) * (po[off + i] - pz[off + i]) * cond_fraction
-            f = pf[off + i]
-            for k in range(K):
-                phi[f, k] += w * value[node, k]
-        return
-    split = feature[node]
-    if _goes_left(x[split], threshold[node], missing_left[node]):
-        hot = left[node]
-        cold = right[node]
-    else:
-        hot = right[node]
-        cold = left[node]
-    hot_zero = cover[hot] / cover[node]
-    cold_zero = cover[cold] / cover[node]
-    incoming_zero = 1.0
-    incoming_one = 1.0
-    index = 0
-    while index <= depth:
-        if pf[off + index] == split:
-            break
-        index += 1
-    if index != depth + 1:
-        incoming_zero = pz[off + index]
-        incoming_one = po[off + index]
-        _unwind(pf, pz, po, pw, off, depth, index)
-        depth -= 1
-    hot_fraction = cond_fraction
-    cold_fraction = cond_fraction
-    if condition > 0 and split == cond_feat:
-        cold_fraction = 0.0
-        depth -= 1
-    elif condition < 0 and split == cond_feat:
-        hot_fraction *= hot_zero
-        cold_fraction *= cold_zero
-        depth -= 1
-    _recurse(x, left, right, feature, threshold, missing_left, cover, value, phi, hot, depth + 1,
-             pf, pz, po, pw, off, hot_zero * incoming_zero, incoming_one, split,
-             condition, cond_feat, hot_fraction)
-    _recurse(x, left, right, feature, threshold, missing_left, cover, value, phi, cold, depth + 1,
-             pf, pz, po, pw, off, cold_zero * incoming_zero, 0.0, split,
-             condition, cond_feat, cold_fraction)
+    top = 0
+    stack_i[0, 0] = root
+    stack_i[0, 1] = 0
+    stack_i[0, 2] = 0
+    stack_i[0, 3] = -1
+    stack_f[0, 0] = 1.0
+    stack_f[0, 1] = 1.0
+    stack_f[0, 2] = 1.0
+    top = 1
+    while top > 0:
+        top -= 1
+        node = stack_i[top, 0]
+        depth = stack_i[top, 1]
+        parent_off = stack_i[top, 2]
+        parent_feat = stack_i[top, 3]
+        parent_zero = stack_f[top, 0]
+        parent_one = stack_f[top, 1]
+        cond_fraction = stack_f[top, 2]
+        if cond_fraction == 0.0:
+            continue
+        off = parent_off + depth + 1
+        for i in range(depth + 1):
+            pf[off + i] = pf[parent_off + i]
+            pz[off + i] = pz[parent_off + i]
+            po[off + i] = po[parent_off + i]
+            pw[off + i] = pw[parent_off + i]
+        if condition == 0 or cond_feat != parent_feat:
+            _extend(pf, pz, po, pw, off, depth, parent_zero, parent_one, parent_feat)
+        if left[node] < 0:
+            for i in range(1, depth + 1):
+                w = _unwound_sum(pz, po, pw, off, depth, i) * (po[off + i] - pz[off + i]) * cond_fraction
+                f = pf[off + i]
+                for k in range(K):
+                    phi[f, k] += w * value[node, k]
+            continue
+        split = feature[node]
+        if _goes_left(x[split], threshold[node], missing_left[node]):
+            hot = left[node]
+            cold = right[node]
+        else:
+            hot = right[node]
+            cold = left[node]
+        hot_zero = cover[hot] / cover[node]
+        cold_zero = cover[cold] / cover[node]
+        incoming_zero = 1.0
+        incoming_one = 1.0
+        index = 0
+        while index <= depth:
+            if pf[off + index] == split:
+                break
+            index += 1
+        if index != depth + 1:
+            incoming_zero = pz[off + index]
+            incoming_one = po[off + index]
+            _unwind(pf, pz, po, pw, off, depth, index)
+            depth -= 1
+        hot_fraction = cond_fraction
+        cold_fraction = cond_fraction
+        if condition > 0 and split == cond_feat:
+            cold_fraction = 0.0
+            depth -= 1
+        elif condition < 0 and split == cond_feat:
+            hot_fraction *= hot_zero
+            cold_fraction *= cold_zero
+            depth -= 1
+        # cold first on the stack, so the hot child is visited first
+        stack_i[top, 0] = cold
+        stack_i[top, 1] = depth + 1
+        stack_i[top, 2] = off
+        stack_i[top, 3] = split
+        stack_f[top, 0] = cold_zero * incoming_zero
+        stack_f[top, 1] = 0.0
+        stack_f[top, 2] = cold_fraction
+        top += 1
+        stack_i[top, 0] = hot
+        stack_i[top, 1] = depth + 1
+        stack_i[top, 2] = off
+        stack_i[top, 3] = split
+        stack_f[top, 0] = hot_zero * incoming_zero
+        stack_f[top, 1] = incoming_one
+        stack_f[top, 2] = hot_fraction
+        top += 1
 
 
 @njit(cache=True, nogil=True)
-def _tree_path(x, left, right, feature, threshold, missing_left, cover, value, root, max_depth,
-               phi, pf, pz, po, pw, condition, cond_feat):
-    _recurse(x, left, right, feature, threshold, missing_left, cover, value, phi, root, 0,
-             pf, pz, po, pw, 0, 1.0, 1.0, -1, condition, cond_feat, 1.0)
+def _scratch(max_depth):
+    size = (max_depth + 2) * (max_depth + 3) // 2 + max_depth + 3
+    stack = 2 * max_depth + 4
+    return (np.empty(size, dtype=np.int64), np.empty(size), np.empty(size), np.empty(size),
+            np.empty((stack, 4), dtype=np.int64), np.empty((stack, 3)))
 
 
 @njit(cache=True, nogil=True)
 def path_dependent(X, left, right, feature, threshold, missing_left, cover, value, roots, max_depth, out):
     """Path-dependent SHAP values: ``out`` (n, d, K) is added to."""
-    size = (max_depth + 2) * (max_depth + 3) // 2 + max_depth + 3
-    pf = np.empty(size, dtype=np.int64)
-    pz = np.empty(size)
-    po = np.empty(size)
-    pw = np.empty(size)
+    pf, pz, po, pw, stack_i, stack_f = _scratch(max_depth)
     for r in range(X.shape[0]):
         for t in range(roots.shape[0]):
             _tree_path(X[r], left, right, feature, threshold, missing_left, cover, value, roots[t],
-                       max_depth, out[r], pf, pz, po, pw, 0, -1)
+                       out[r], pf, pz, po, pw, stack_i, stack_f, 0, -1)
 
 
 @njit(cache=True, nogil=True)
@@ -193,11 +223,7 @@ def path_interactions(X, left, right, feature, threshold, missing_left, cover, v
     Only the features a tree splits on (``tree_features[tree_feature_ptr[t]:tree_feature_ptr[t+1]]``)
     are conditioned on: the others have zero interaction with that tree.
     """
-    size = (max_depth + 2) * (max_depth + 3) // 2 + max_depth + 3
-    pf = np.empty(size, dtype=np.int64)
-    pz = np.empty(size)
-    po = np.empty(size)
-    pw = np.empty(size)
+    pf, pz, po, pw, stack_i, stack_f = _scratch(max_depth)
     d = X.shape[1]
     K = value.shape[1]
     phi = np.zeros((d, K))
@@ -207,7 +233,7 @@ def path_interactions(X, left, right, feature, threshold, missing_left, cover, v
         for t in range(roots.shape[0]):
             phi[:] = 0.0
             _tree_path(X[r], left, right, feature, threshold, missing_left, cover, value, roots[t],
-                       max_depth, phi, pf, pz, po, pw, 0, -1)
+                       phi, pf, pz, po, pw, stack_i, stack_f, 0, -1)
             for j in range(d):
                 for k in range(K):
                     out[r, j, j, k] += phi[j, k]
@@ -216,9 +242,9 @@ def path_interactions(X, left, right, feature, threshold, missing_left, cover, v
                 on[:] = 0.0
                 off[:] = 0.0
                 _tree_path(X[r], left, right, feature, threshold, missing_left, cover, value, roots[t],
-                           max_depth, on, pf, pz, po, pw, 1, j)
+                           on, pf, pz, po, pw, stack_i, stack_f, 1, j)
                 _tree_path(X[r], left, right, feature, threshold, missing_left, cover, value, roots[t],
-                           max_depth, off, pf, pz, po, pw, -1, j)
+                           off, pf, pz, po, pw, stack_i, stack_f, -1, j)
                 for i in range(d):
                     if i == j:
                         continue
@@ -246,41 +272,68 @@ def shapley_weights(max_depth: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _indep(x, z, left, right, feature, threshold, missing_left, value, node, a, b, state, path, depth, W,
-           scale, phi):
-    while left[node] >= 0:
-        f = feature[node]
-        s = state[f]
-        if s == 1:
-            go_left = _goes_left(x[f], threshold[node], missing_left[node])
-        elif s == 2:
-            go_left = _goes_left(z[f], threshold[node], missing_left[node])
-        else:
-            xl = _goes_left(x[f], threshold[node], missing_left[node])
-            zl = _goes_left(z[f], threshold[node], missing_left[node])
-            if xl == zl:
-                go_left = xl
-            else:
-                path[depth] = f
-                state[f] = 1
-                _indep(x, z, left, right, feature, threshold, missing_left, value,
-                       left[node] if xl else right[node], a + 1, b, state, path, depth + 1, W, scale, phi)
-                state[f] = 2
-                _indep(x, z, left, right, feature, threshold, missing_left, value,
-                       left[node] if zl else right[node], a, b + 1, state, path, depth + 1, W, scale, phi)
-                state[f] = 0
-                return
-        node = left[node] if go_left else right[node]
-    if depth == 0:
-        return
+def _indep(x, z, left, right, feature, threshold, missing_left, value, root, state, path, stack, W, scale, phi):
+    """One tree and one (x, z) pair, depth first with an explicit stack (no recursion: see
+    ``_tree_path``). A pending branch is (node, a, b, path length before it, feature, side):
+    side 2 means the feature is taken from z on that branch."""
     K = value.shape[1]
-    wx = W[a - 1, b] * scale if a > 0 else 0.0
-    wz = W[a, b - 1] * scale if b > 0 else 0.0
-    for i in range(depth):
-        f = path[i]
-        w = wx if state[f] == 1 else -wz
-        for k in range(K):
-            phi[f, k] += w * value[node, k]
+    stack[0, 0] = root
+    stack[0, 1] = 0
+    stack[0, 2] = 0
+    stack[0, 3] = 0
+    stack[0, 4] = -1
+    stack[0, 5] = 0
+    top = 1
+    length = 0
+    while top > 0:
+        top -= 1
+        node = stack[top, 0]
+        a = stack[top, 1]
+        b = stack[top, 2]
+        before = stack[top, 3]
+        while length > before:  # leave the features of the branch just finished
+            length -= 1
+            state[path[length]] = 0
+        if stack[top, 4] >= 0:
+            path[length] = stack[top, 4]
+            state[stack[top, 4]] = stack[top, 5]
+            length += 1
+        while left[node] >= 0:
+            f = feature[node]
+            s = state[f]
+            if s == 1:
+                go_left = _goes_left(x[f], threshold[node], missing_left[node])
+            elif s == 2:
+                go_left = _goes_left(z[f], threshold[node], missing_left[node])
+            else:
+                xl = _goes_left(x[f], threshold[node], missing_left[node])
+                zl = _goes_left(z[f], threshold[node], missing_left[node])
+                go_left = xl
+                if xl != zl:
+                    stack[top, 0] = left[node] if zl else right[node]
+                    stack[top, 1] = a
+                    stack[top, 2] = b + 1
+                    stack[top, 3] = length
+                    stack[top, 4] = f
+                    stack[top, 5] = 2
+                    top += 1
+                    path[length] = f
+                    state[f] = 1
+                    length += 1
+                    a += 1
+            node = left[node] if go_left else right[node]
+        if length == 0:
+            continue
+        wx = W[a - 1, b] * scale if a > 0 else 0.0
+        wz = W[a, b - 1] * scale if b > 0 else 0.0
+        for i in range(length):
+            f = path[i]
+            w = wx if state[f] == 1 else -wz
+            for k in range(K):
+                phi[f, k] += w * value[node, k]
+    while length > 0:
+        length -= 1
+        state[path[length]] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -290,9 +343,10 @@ def interventional(X, Z, left, right, feature, threshold, missing_left, value, r
     d = X.shape[1]
     state = np.zeros(d, dtype=np.int8)
     path = np.zeros(max_depth + 1, dtype=np.int64)
+    stack = np.zeros((max_depth + 2, 6), dtype=np.int64)
     scale = 1.0 / Z.shape[0]
     for r in range(X.shape[0]):
         for t in range(roots.shape[0]):
             for m in range(Z.shape[0]):
-                _indep(X[r], Z[m], left, right, feature, threshold, missing_left, value, roots[t], 0, 0,
-                       state, path, 0, W, scale, out[r])
+                _indep(X[r], Z[m], left, right, feature, threshold, missing_left, value, roots[t], state, path,
+                       stack, W, scale, out[r])

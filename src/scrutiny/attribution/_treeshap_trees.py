@@ -77,6 +77,8 @@ class _Builder:
         right = np.asarray(right, dtype=np.int64)
         leaf = left < 0
         value = np.zeros((left.shape[0], self.K))
+        if column is None and leaf_value.ndim == 1:
+            column = 0
         if column is None:
             value[leaf] = leaf_value[leaf]
         else:
