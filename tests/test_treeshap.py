@@ -31,9 +31,11 @@ from scrutiny.exceptions import CapabilityError, InvalidParameterError, Scrutiny
 D = 5
 
 
-def _data(n=120, seed=0):
+def _data(n=120, seed=0, rounded=True):
     rng = np.random.default_rng(seed)
-    X = np.round(rng.normal(size=(n, D)), 1)  # ties in values exercise the <= side of splits
+    X = rng.normal(size=(n, D))
+    if rounded:
+        X = np.round(X, 1)  # ties in values exercise the <= side of splits
     score = X[:, 0] * X[:, 1] + X[:, 2] - 0.5 * X[:, 3]
     y2 = (score > 0).astype(int)
     y3 = np.digitize(score, [-0.5, 0.5])
@@ -59,8 +61,8 @@ MODELS = {
 }
 
 
-def _fit(name):
-    X, y2, y3, score = _data()
+def _fit(name, rounded=True):
+    X, y2, y3, score = _data(rounded=rounded)
     y = y3 if name.endswith("clf3") else y2 if "clf" in name else score
     return MODELS[name]().fit(X, y), X
 
@@ -242,17 +244,15 @@ def test_hist_gradient_boosting_missing_values_follow_the_learned_side():
 # --------------------------------------------------------------------------- peers
 
 
-def _shap_case(name):
-    model, X = _fit(name)
-    return model, X
-
-
 @pytest.mark.peers
 @pytest.mark.parametrize("name", ["DT-reg", "RF-clf2", "RF-reg", "ET-clf2", "GB-clf2", "GB-reg", "HGB-clf2",
                                   "HGB-reg"])
 def test_equals_shap_tree_explainer(name):
     shap = pytest.importorskip("shap")
-    model, X = _fit(name)
+    # Continuous data: on the rounded data shap's interventional values miss its own efficiency
+    # by up to 2e-2 on forests (a split routing that differs from the model's predictions), while
+    # ours meet the brute force built on model.predict at 1e-10 (the tests above).
+    model, X = _fit(name, rounded=False)
     target = 1 if hasattr(model, "classes_") else 0
     rows = X[:20]
 
@@ -267,10 +267,12 @@ def test_equals_shap_tree_explainer(name):
     bg = X[-30:]
     ours = TreeSHAP(model, background=bg).explain(rows, target=target)
     theirs = shap.TreeExplainer(model, data=bg, feature_perturbation="interventional")
-    # shap's interventional recursion accumulates its weights in a different order; the
-    # difference is rounding (ours meets the brute force at 1e-10, efficiency at 1e-15).
-    np.testing.assert_allclose(ours.values, pick(theirs.shap_values(rows, check_additivity=False)),
-                               rtol=0, atol=1e-7)
+    sv = pick(theirs.shap_values(rows, check_additivity=False))
+    # shap's interventional kernel rounds to float32 somewhere: its own efficiency gap is ~1e-7
+    # (ours: 1e-15, and 1e-10 against the brute force), so agreement is to that scale.
+    shap_gap = np.abs(sv.sum(axis=1) - (ours.extras["output"] - ours.base_values)).max()
+    assert shap_gap < 1e-6
+    np.testing.assert_allclose(ours.values, sv, rtol=0, atol=max(10 * shap_gap, 1e-8))
 
     inter = TreeSHAP(model).explain_interactions(rows[:5], target=target)
     si = np.asarray(shap.TreeExplainer(model).shap_interaction_values(rows[:5]))
@@ -329,5 +331,5 @@ def test_save_load_round_trip_and_clone(tmp_path):
     inter.save(tmp_path / "i.npz")
     np.testing.assert_array_equal(load_result(tmp_path / "i.npz").values, inter.values)
     twin = clone(explainer)
-    assert twin.get_params()["background"] is explainer.background
+    np.testing.assert_array_equal(twin.get_params()["background"], explainer.background)
     np.testing.assert_array_equal(twin.explain(X[:4]).values, e.values)
