@@ -56,15 +56,25 @@ def predict(X, left, right, feature, threshold, missing_left, value, roots, out)
 # every recursion level owns the slice [offset, offset + depth + 2) of one scratch buffer.
 
 
+# Reciprocals 1 / (i + 1): the path updates multiply by them instead of dividing (division is
+# the slowest operation of the inner loops). Trees deeper than MAX_DEPTH are refused upstream.
+MAX_DEPTH = 1000
+_INV = 1.0 / np.arange(1, MAX_DEPTH + 4, dtype=np.float64)
+
+
 @njit(cache=True, nogil=True)
 def _extend(pf, pz, po, pw, off, depth, zero_fraction, one_fraction, feat):
     pf[off + depth] = feat
     pz[off + depth] = zero_fraction
     po[off + depth] = one_fraction
     pw[off + depth] = 1.0 if depth == 0 else 0.0
+    inv = _INV[depth]
+    zi = zero_fraction * inv
+    oi = one_fraction * inv
     for i in range(depth - 1, -1, -1):
-        pw[off + i + 1] += one_fraction * pw[off + i] * (i + 1) / (depth + 1)
-        pw[off + i] = zero_fraction * pw[off + i] * (depth - i) / (depth + 1)
+        w = pw[off + i]
+        pw[off + i + 1] += oi * w * (i + 1)
+        pw[off + i] = zi * w * (depth - i)
 
 
 @njit(cache=True, nogil=True)
@@ -72,13 +82,17 @@ def _unwind(pf, pz, po, pw, off, depth, index):
     one_fraction = po[off + index]
     zero_fraction = pz[off + index]
     next_one = pw[off + depth]
-    for i in range(depth - 1, -1, -1):
-        if one_fraction != 0.0:
+    if one_fraction != 0.0:
+        inv_one = 1.0 / one_fraction
+        zi = zero_fraction * _INV[depth]
+        for i in range(depth - 1, -1, -1):
             tmp = pw[off + i]
-            pw[off + i] = next_one * (depth + 1) / ((i + 1) * one_fraction)
-            next_one = tmp - pw[off + i] * zero_fraction * (depth - i) / (depth + 1)
-        else:
-            pw[off + i] = pw[off + i] * (depth + 1) / (zero_fraction * (depth - i))
+            pw[off + i] = next_one * (depth + 1) * _INV[i] * inv_one
+            next_one = tmp - pw[off + i] * zi * (depth - i)
+    else:
+        inv_zero = (depth + 1) / zero_fraction
+        for i in range(depth - 1, -1, -1):
+            pw[off + i] = pw[off + i] * inv_zero * _INV[depth - i - 1]
     for i in range(index, depth):
         pf[off + i] = pf[off + i + 1]
         pz[off + i] = pz[off + i + 1]
@@ -92,13 +106,15 @@ def _unwound_sum(pz, po, pw, off, depth, index):
     next_one = pw[off + depth]
     total = 0.0
     if one_fraction != 0.0:
+        inv_one = 1.0 / one_fraction
         for i in range(depth - 1, -1, -1):
-            tmp = next_one / ((i + 1) * one_fraction)
+            tmp = next_one * _INV[i] * inv_one
             total += tmp
             next_one = pw[off + i] - tmp * zero_fraction * (depth - i)
     elif zero_fraction != 0.0:
         for i in range(depth - 1, -1, -1):
-            total += pw[off + i] / (zero_fraction * (depth - i))
+            total += pw[off + i] * _INV[depth - i - 1]
+        total /= zero_fraction
     return total * (depth + 1)
 
 
@@ -140,9 +156,24 @@ def _tree_path(x, left, right, feature, threshold, missing_left, cover, value, r
         if condition == 0 or cond_feat != parent_feat:
             _extend(pf, pz, po, pw, off, depth, parent_zero, parent_one, parent_feat)
         if left[node] < 0:
+            # One fractions are 0 or 1 here (x takes one branch). For a 0 (a feature whose branch
+            # x left) the unwound sum is sum_i pw[i] / (zero (depth - i)) times (depth + 1), so its
+            # contribution -zero * sum is the same for all of them: computed once (Fast TreeSHAP
+            # v1's observation, Yang 2021).
+            cold_w = 0.0
+            have_cold = False
             for i in range(1, depth + 1):
-                w = _unwound_sum(pz, po, pw, off, depth, i) * (po[off + i] - pz[off + i]) * cond_fraction
                 f = pf[off + i]
+                if po[off + i] == 0.0:
+                    if not have_cold:
+                        total = 0.0
+                        for j in range(depth - 1, -1, -1):
+                            total += pw[off + j] * _INV[depth - j - 1]
+                        cold_w = -total * (depth + 1) * cond_fraction
+                        have_cold = True
+                    w = cold_w if pz[off + i] != 0.0 else 0.0
+                else:
+                    w = _unwound_sum(pz, po, pw, off, depth, i) * (po[off + i] - pz[off + i]) * cond_fraction
                 for k in range(K):
                     phi[f, k] += w * value[node, k]
             continue

@@ -120,6 +120,11 @@ class TreeSHAP(Explainer):
                 f"{type(self.model).__name__}. For other models use KernelSHAP."
             )
         trees = flatten(estimator)
+        if trees.max_depth > kern.MAX_DEPTH:
+            raise CapabilityError(
+                f"TreeSHAP handles trees up to depth {kern.MAX_DEPTH}; this model has a tree of depth "
+                f"{trees.max_depth}. Refit with max_depth <= {kern.MAX_DEPTH}."
+            )
         self._check_space(trees)
         return trees
 
