@@ -173,6 +173,27 @@ def test_interventional_equals_brute_force_over_all_coalitions(name):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+def test_leaf_tables_equal_the_recursive_kernel(name):
+    """explain uses the leaf tables for these shallow trees; the recursive kernel (used for deep
+    forests and by the interaction values) must give the same numbers."""
+    from scrutiny.attribution._treeshap_tables import build_tables, path_dependent_tables
+
+    model, X = _fit(name)
+    flat = flatten(model)
+    Xq = np.ascontiguousarray(X[:40].astype(np.float32).astype(np.float64) if flat.float32_input else X[:40])
+    shape = (40, D, flat.value.shape[1])
+    recursive, tabled = np.zeros(shape), np.zeros(shape)
+    kern.path_dependent(Xq, flat.left, flat.right, flat.feature, flat.threshold, flat.missing_left, flat.cover,
+                        flat.value, flat.roots, flat.max_depth, recursive)
+    tables = build_tables(flat.left, flat.right, flat.feature, flat.cover, flat.roots)
+    assert tables is not None
+    path_dependent_tables(Xq, flat.left, flat.feature, flat.threshold, flat.missing_left, flat.value, flat.roots,
+                          *tables, tabled)
+    np.testing.assert_allclose(tabled, recursive, rtol=0, atol=1e-12)
+    assert build_tables(flat.left, flat.right, flat.feature, flat.cover, flat.roots, budget=10) is None
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_path_dependent_equals_brute_force_with_cover_weights(name):
     model, X = _fit(name)
     flat = flatten(model)
@@ -218,6 +239,18 @@ def test_efficiency_on_a_larger_ensemble_and_n_jobs_invariance():
         np.testing.assert_array_equal(one.values, two.values)  # identical, not just close
         gap = one.values.sum(axis=1) + one.base_values - _raw(model, X[:150], 1) * np.where(one.target == 1, 1, -1)
         assert np.abs(gap).max() < 1e-10
+
+
+def test_recursive_kernel_is_used_past_the_table_budget(monkeypatch):
+    from scrutiny.attribution import _treeshap_tables
+
+    model, X = _fit("GB-clf3")
+    tabled = TreeSHAP(model).explain(X[:20])
+    monkeypatch.setattr(_treeshap_tables, "TABLE_BUDGET", 0)
+    recursive = TreeSHAP(model).explain(X[:20])
+    np.testing.assert_allclose(recursive.values, tabled.values, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(recursive.values.sum(1) + recursive.base_values, recursive.extras["output"],
+                               rtol=0, atol=1e-12)
 
 
 def test_default_target_is_the_predicted_class():
