@@ -13,8 +13,9 @@ first 10,000 rows train, the last ``--n-rows`` rows are explained), a
   with ``n_jobs=1`` (shap's TreeExplainer runs one thread) against
   ``shap.TreeExplainer(model[, data=bg, feature_perturbation="interventional"])``; one warm-up
   (numba compile / shap's set-up) then ``--repeats`` interleaved rounds (default 3); the time
-  shown is the best round. "shap/ours" > 1 means ours is faster. Agreement: the largest
-  absolute difference of the values.
+  shown is the best round. "shap/ours" > 1 means ours is faster. Ours with ``n_jobs=2`` is
+  shown beside (and checked identical to ``n_jobs=1``). Agreement: the largest absolute
+  difference of the values.
 * **KernelSHAP vs TreeSHAP** on the GB model: 20 rows, 50 background rows, log-odds of class
   1; KernelSHAP at several coalition budgets (time, and relative L2 error against the exact
   interventional values TreeSHAP computes with the same background; mean over rows).
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for form in ("path-dependent", "interventional"):
             background = None if form == "path-dependent" else bg
             ours = TreeSHAP(model, background=background, n_jobs=1)
+            ours2 = TreeSHAP(model, background=background, n_jobs=2)
             if background is None:
                 theirs = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
             else:
@@ -89,19 +91,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             def run_shap(theirs=theirs, result=result):
                 result["shap"] = _shap_class1(theirs.shap_values(rows, check_additivity=False))
 
-            cases = [Case(f"{name}/{form}/ours", run_ours), Case(f"{name}/{form}/shap", run_shap)]
+            def run_ours2(ours=ours2, result=result):
+                result["ours2"] = ours.explain(rows, target=1).values
+
+            cases = [Case(f"{name}/{form}/ours", run_ours), Case(f"{name}/{form}/shap", run_shap),
+                     Case(f"{name}/{form}/ours-2threads", run_ours2)]
             times = time_cases(cases, args.repeats, log=_log, gate=gate)
-            t_ours, t_shap = min(times[cases[0].key]), min(times[cases[1].key])
+            t_ours, t_shap, t_ours2 = (min(times[c.key]) for c in cases)
             diff = float(np.abs(result["ours"] - result["shap"]).max())
+            same = bool(np.array_equal(result["ours"], result["ours2"]))  # n_jobs never changes a result
             row = {"model": name, "form": form, "rows": len(rows), "ours_s": t_ours, "shap_s": t_shap,
-                   "shap_over_ours": t_shap / t_ours, "max_abs_diff": diff}
+                   "shap_over_ours": t_shap / t_ours, "ours_2threads_s": t_ours2, "max_abs_diff": diff,
+                   "n_jobs_identical": same}
             out["speed"].append(row)
             table.append([name, form, str(len(rows)), f"{t_ours:.3f}", f"{t_shap:.3f}", f"{t_shap / t_ours:.2f}",
-                          f"{diff:.1e}"])
+                          f"{t_ours2:.3f}", f"{diff:.1e}", str(same)])
     print("TreeSHAP vs shap.TreeExplainer (adult, class 1; best of "
           f"{args.repeats} after a warm-up; one thread each)")
-    print(format_table(["model", "form", "rows", "ours s", "shap s", "shap/ours", "max |diff|"], table,
-                       right=(2, 3, 4, 5, 6)))
+    print(format_table(["model", "form", "rows", "ours s", "shap s", "shap/ours", "ours 2 thr. s", "max |diff|",
+                        "n_jobs same"], table, right=(2, 3, 4, 5, 6, 7)))
 
     gb = models["GradientBoosting"]
     ks_rows, ks_bg = X[-KS_ROWS:], Xtr[:KS_BACKGROUND]
