@@ -24,6 +24,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+# Floating-point licences of the path-dependent arithmetic: reassociation and reciprocals, but
+# not "no NaNs" (NaN routing relies on x != x).
+_FAST = {"nsz", "arcp", "contract", "reassoc"}
+
 __all__ = ["path_dependent", "interventional", "predict", "shapley_weights"]
 
 
@@ -62,7 +66,7 @@ MAX_DEPTH = 1000
 _INV = 1.0 / np.arange(1, MAX_DEPTH + 4, dtype=np.float64)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _extend(pf, pz, po, pw, off, depth, zero_fraction, one_fraction, feat):
     pf[off + depth] = feat
     pz[off + depth] = zero_fraction
@@ -77,7 +81,7 @@ def _extend(pf, pz, po, pw, off, depth, zero_fraction, one_fraction, feat):
         pw[off + i] = zi * w * (depth - i)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _unwind(pf, pz, po, pw, off, depth, index):
     one_fraction = po[off + index]
     zero_fraction = pz[off + index]
@@ -99,7 +103,7 @@ def _unwind(pf, pz, po, pw, off, depth, index):
         po[off + i] = po[off + i + 1]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _unwound_sum(pz, po, pw, off, depth, index):
     one_fraction = po[off + index]
     zero_fraction = pz[off + index]
@@ -118,7 +122,7 @@ def _unwound_sum(pz, po, pw, off, depth, index):
     return total * (depth + 1)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _tree_path(x, left, right, feature, threshold, missing_left, cover, value, root, phi, pf, pz, po, pw,
                stack_i, stack_f, condition, cond_feat):
     """One tree, depth first with an explicit stack (numba cannot cache recursive functions:
