@@ -28,7 +28,7 @@ from numba import njit
 # not "no NaNs" (NaN routing relies on x != x).
 _FAST = {"nsz", "arcp", "contract", "reassoc"}
 
-__all__ = ["path_dependent", "interventional", "predict", "shapley_weights"]
+__all__ = ["path_dependent", "path_interactions", "interventional", "directions", "predict", "shapley_weights"]
 
 
 @njit(cache=True, nogil=True)
@@ -307,10 +307,11 @@ def shapley_weights(max_depth: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _indep(x, z, left, right, feature, threshold, missing_left, value, root, state, path, stack, W, scale, phi):
+def _indep(gx, gz, left, right, feature, value, root, state, path, stack, W, scale, phi):
     """One tree and one (x, z) pair, depth first with an explicit stack (no recursion: see
-    ``_tree_path``). A pending branch is (node, a, b, path length before it, feature, side):
-    side 2 means the feature is taken from z on that branch."""
+    ``_tree_path``). ``gx`` / ``gz`` hold 1 where x / z goes left at a node. A pending branch is
+    (node, a, b, path length before it, feature, side): side 2 means the feature is taken from z
+    on that branch."""
     K = value.shape[1]
     stack[0, 0] = root
     stack[0, 1] = 0
@@ -337,12 +338,12 @@ def _indep(x, z, left, right, feature, threshold, missing_left, value, root, sta
             f = feature[node]
             s = state[f]
             if s == 1:
-                go_left = _goes_left(x[f], threshold[node], missing_left[node])
+                go_left = gx[node] != 0
             elif s == 2:
-                go_left = _goes_left(z[f], threshold[node], missing_left[node])
+                go_left = gz[node] != 0
             else:
-                xl = _goes_left(x[f], threshold[node], missing_left[node])
-                zl = _goes_left(z[f], threshold[node], missing_left[node])
+                xl = gx[node] != 0
+                zl = gz[node] != 0
                 go_left = xl
                 if xl != zl:
                     stack[top, 0] = left[node] if zl else right[node]
@@ -372,16 +373,27 @@ def _indep(x, z, left, right, feature, threshold, missing_left, value, root, sta
 
 
 @njit(cache=True, nogil=True)
-def interventional(X, Z, left, right, feature, threshold, missing_left, value, roots, max_depth, W, out):
-    """Interventional SHAP values against the background ``Z`` (mean over its rows): ``out``
-    (n, d, K) is added to."""
+def directions(X, left, feature, threshold, missing_left, out):
+    """``out[r, node] = 1`` where row r goes left at an internal node (int8, (n, n_nodes))."""
+    for r in range(X.shape[0]):
+        for node in range(left.shape[0]):
+            if left[node] >= 0:
+                out[r, node] = 1 if _goes_left(X[r, feature[node]], threshold[node], missing_left[node]) else 0
+
+
+@njit(cache=True, nogil=True)
+def interventional(X, GZ, left, right, feature, threshold, missing_left, value, roots, max_depth, W, out):
+    """Interventional SHAP values against a background given by its directions ``GZ``
+    (:func:`directions`; the mean over its rows): ``out`` (n, d, K) is added to. Directions are
+    compared once per node and row, not once per (row, background row) pair."""
     d = X.shape[1]
     state = np.zeros(d, dtype=np.int8)
     path = np.zeros(max_depth + 1, dtype=np.int64)
     stack = np.zeros((max_depth + 2, 6), dtype=np.int64)
-    scale = 1.0 / Z.shape[0]
+    gx = np.zeros((1, left.shape[0]), dtype=np.int8)
+    scale = 1.0 / GZ.shape[0]
     for r in range(X.shape[0]):
+        directions(X[r:r + 1], left, feature, threshold, missing_left, gx)
         for t in range(roots.shape[0]):
-            for m in range(Z.shape[0]):
-                _indep(X[r], Z[m], left, right, feature, threshold, missing_left, value, roots[t], state, path,
-                       stack, W, scale, out[r])
+            for m in range(GZ.shape[0]):
+                _indep(gx[0], GZ[m], left, right, feature, value, roots[t], state, path, stack, W, scale, out[r])

@@ -237,9 +237,11 @@ class TreeSHAP(Explainer):
                                     t.value, t.roots, t.max_depth, out)
         else:
             W = kern.shapley_weights(t.max_depth)
+            GZ = np.zeros((bg.shape[0], t.left.shape[0]), dtype=np.int8)
+            kern.directions(bg, t.left, t.feature, t.threshold, t.missing_left, GZ)
 
             def call(s, e, out):
-                kern.interventional(Xt[s:e], bg, t.left, t.right, t.feature, t.threshold, t.missing_left,
+                kern.interventional(Xt[s:e], GZ, t.left, t.right, t.feature, t.threshold, t.missing_left,
                                     t.value, t.roots, t.max_depth, W, out)
         phi = self._run(call, X.shape[0], (d, K))
         col, sign = self._columns(trees, target)
