@@ -382,18 +382,21 @@ def directions(X, left, feature, threshold, missing_left, out):
 
 
 @njit(cache=True, nogil=True)
-def interventional(X, GZ, left, right, feature, threshold, missing_left, value, roots, max_depth, W, out):
+def interventional(X, GZ, bg_ptr, bg_row, bg_weight, left, right, feature, threshold, missing_left, value, roots,
+                   max_depth, W, out):
     """Interventional SHAP values against a background given by its directions ``GZ``
-    (:func:`directions`; the mean over its rows): ``out`` (n, d, K) is added to. Directions are
-    compared once per node and row, not once per (row, background row) pair."""
+    (:func:`directions`): ``out`` (n, d, K) is added to. Directions are compared once per node
+    and row, not once per (row, background row) pair. Tree ``t`` walks only the background rows
+    ``bg_row[bg_ptr[t]:bg_ptr[t+1]]``, each weighted by ``bg_weight`` (the share of background
+    rows that take the same direction at every node of that tree: they give the same game)."""
     d = X.shape[1]
     state = np.zeros(d, dtype=np.int8)
     path = np.zeros(max_depth + 1, dtype=np.int64)
     stack = np.zeros((max_depth + 2, 6), dtype=np.int64)
     gx = np.zeros((1, left.shape[0]), dtype=np.int8)
-    scale = 1.0 / GZ.shape[0]
     for r in range(X.shape[0]):
         directions(X[r:r + 1], left, feature, threshold, missing_left, gx)
         for t in range(roots.shape[0]):
-            for m in range(GZ.shape[0]):
-                _indep(gx[0], GZ[m], left, right, feature, value, roots[t], state, path, stack, W, scale, out[r])
+            for q in range(bg_ptr[t], bg_ptr[t + 1]):
+                _indep(gx[0], GZ[bg_row[q]], left, right, feature, value, roots[t], state, path, stack, W,
+                       bg_weight[q], out[r])

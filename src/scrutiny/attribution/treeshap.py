@@ -239,9 +239,10 @@ class TreeSHAP(Explainer):
             W = kern.shapley_weights(t.max_depth)
             GZ = np.zeros((bg.shape[0], t.left.shape[0]), dtype=np.int8)
             kern.directions(bg, t.left, t.feature, t.threshold, t.missing_left, GZ)
+            ptr, rows_, weights = _distinct_background(GZ, t)
 
             def call(s, e, out):
-                kern.interventional(Xt[s:e], GZ, t.left, t.right, t.feature, t.threshold, t.missing_left,
+                kern.interventional(Xt[s:e], GZ, ptr, rows_, weights, t.left, t.right, t.feature, t.threshold, t.missing_left,
                                     t.value, t.roots, t.max_depth, W, out)
         phi = self._run(call, X.shape[0], (d, K))
         col, sign = self._columns(trees, target)
@@ -311,6 +312,24 @@ class TreeSHAP(Explainer):
         recorded = {k: _record(v) for k, v in params.items()}
         return Explanation(values=values, target=target, method="TreeSHAPInteractions", base_values=base,
                            data=X, params=recorded, extras={"output": output})
+
+
+def _distinct_background(GZ: np.ndarray, trees: FlatTrees) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per tree, one representative of each group of background rows with the same directions at
+    every node of the tree, and the group's share of the background (CSR over trees). Rows of a
+    group play the same game against any x, so each tree is walked once per group."""
+    ptr = [0]
+    rows: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    ends = list(trees.roots[1:]) + [trees.left.shape[0]]
+    n = GZ.shape[0]
+    for start, end in zip(trees.roots, ends):
+        _, first, counts = np.unique(GZ[:, start:end], axis=0, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")  # groups in background order
+        rows.append(first[order].astype(np.int64))
+        weights.append(counts[order] / n)
+        ptr.append(ptr[-1] + first.shape[0])
+    return np.asarray(ptr, dtype=np.int64), np.concatenate(rows), np.concatenate(weights)
 
 
 def _tree_features(trees: FlatTrees) -> tuple[np.ndarray, np.ndarray]:
