@@ -325,7 +325,8 @@ def test_unsupported_models_and_bad_parameters_raise_clear_errors():
     with pytest.raises(CapabilityError, match="outputs"):
         TreeSHAP(tree.DecisionTreeRegressor(max_depth=2).fit(X, np.c_[score, score])).explain(X[:2])
     with pytest.raises(CapabilityError, match="link|exp"):
-        TreeSHAP(ensemble.HistGradientBoostingRegressor(loss="poisson", max_iter=3).fit(X, np.exp(score))).explain(X[:2])
+        poisson = ensemble.HistGradientBoostingRegressor(loss="poisson", max_iter=3).fit(X, np.exp(score))
+        TreeSHAP(poisson).explain(X[:2])
     gb = ensemble.GradientBoostingClassifier(n_estimators=3).fit(X, y2)
     with pytest.raises(CapabilityError, match="space='raw'"):
         TreeSHAP(gb, space="probability").explain(X[:2])

@@ -229,8 +229,8 @@ class TreeSHAP(Explainer):
                                              budget=tables_mod.TABLE_BUDGET)
         if tables is not None:
             def call(s, e, out):
-                tables_mod.path_dependent_tables(Xt[s:e], t.left, t.feature, t.threshold, t.missing_left, t.value, t.roots,
-                                      *tables, out)
+                tables_mod.path_dependent_tables(Xt[s:e], t.left, t.feature, t.threshold, t.missing_left, t.value,
+                                                 t.roots, *tables, out)
         elif bg is None:
             def call(s, e, out):
                 kern.path_dependent(Xt[s:e], t.left, t.right, t.feature, t.threshold, t.missing_left, t.cover,
@@ -242,8 +242,8 @@ class TreeSHAP(Explainer):
             ptr, rows_, weights = _distinct_background(GZ, t)
 
             def call(s, e, out):
-                kern.interventional(Xt[s:e], GZ, ptr, rows_, weights, t.left, t.right, t.feature, t.threshold, t.missing_left,
-                                    t.value, t.roots, t.max_depth, W, out)
+                kern.interventional(Xt[s:e], GZ, ptr, rows_, weights, t.left, t.right, t.feature, t.threshold,
+                                    t.missing_left, t.value, t.roots, t.max_depth, W, out)
         phi = self._run(call, X.shape[0], (d, K))
         col, sign = self._columns(trees, target)
         rows = np.arange(X.shape[0])
