@@ -274,6 +274,47 @@ def test_hist_gradient_boosting_missing_values_follow_the_learned_side():
         np.testing.assert_allclose(out[:, 0] + flat.base[0], _raw(model, X, 1), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["HGB-clf3", "HGB-reg", "RF-clf2", "DT-reg"])
+def test_missing_values_interventional_brute_force_and_path_efficiency(name, tmp_path):
+    X, y2, y3, score = _data(n=200, seed=5)
+    X = X.copy()
+    X[::6, 0] = np.nan
+    X[1::7, 2] = np.nan
+    y = y3 if name.endswith("clf3") else y2 if "clf" in name else score
+    model = MODELS[name]().fit(X, y)
+    bg, x_rows = X[-6:], X[:4]
+    assert np.isnan(x_rows).any() and np.isnan(bg).any()
+    target = 1 if hasattr(model, "classes_") else 0
+    e = TreeSHAP(model, background=bg).explain(x_rows, target=target)
+    for r, x in enumerate(x_rows):
+        def v(S, x=x):
+            hybrid = bg.copy()
+            cols = sorted(S)
+            hybrid[:, cols] = x[cols]
+            return _raw(model, hybrid, target).mean()
+
+        np.testing.assert_allclose(e.values[r], _shapley(v, D), rtol=0, atol=1e-10)
+    assert e.data is None
+    np.testing.assert_array_equal(e.extras["missing"], np.isnan(x_rows))
+    p = TreeSHAP(model).explain(x_rows)
+    predicted = model.predict_proba(x_rows).argmax(1) if hasattr(model, "classes_") else np.zeros(4, int)
+    np.testing.assert_array_equal(p.target, predicted)
+    f = np.array([_raw(model, x_rows[r:r + 1], p.target[r])[0] for r in range(4)])
+    np.testing.assert_allclose(p.values.sum(1) + p.base_values, f, rtol=0, atol=1e-10)
+    back = load_result(p.save(tmp_path / "nan.npz"))
+    np.testing.assert_array_equal(back.extras["missing"], np.isnan(x_rows))
+
+
+def test_missing_values_are_refused_for_models_that_do_not_route_them():
+    model, X = _fit("GB-clf2")
+    Xn = X[:3].copy()
+    Xn[0, 1] = np.nan
+    with pytest.raises(InvalidParameterError, match="Impute"):
+        TreeSHAP(model).explain(Xn)
+    with pytest.raises(InvalidParameterError, match="background"):
+        TreeSHAP(model, background=Xn).explain(X[:2])
+
+
 # --------------------------------------------------------------------------- peers
 
 

@@ -112,6 +112,58 @@ class TreeSHAP(Explainer):
         self.feature_names = feature_names
         self.n_jobs = n_jobs
 
+    # -- missing values ----------------------------------------------------------------------
+    def explain(self, X: Any, target: Any = None) -> Explanation:
+        """Explain one output per sample (see :meth:`Explainer.explain`).
+
+        NaN in ``X`` (or in ``background``) is accepted for models that route missing values
+        (scikit-learn's ``allow_nan`` tag: HistGradientBoosting, decision trees and forests):
+        each split sends NaN to the side the fitted tree chose, as the model's own predictions do.
+        The result then has ``data=None`` and ``extras["missing"]`` (bool, shape of X) instead.
+        """
+        arr = X.detach().cpu().numpy() if hasattr(X, "detach") else X
+        arr = check_array(arr, "X", min_samples=1, allow_nan=True)
+        if not np.isnan(arr).any():
+            return super().explain(X, target)
+        trees = self._trees()
+        if not self._routes_missing():
+            raise InvalidParameterError(
+                f"X contains NaN, and {type(self.model.estimator).__name__} does not route missing values. "
+                "Impute them first (e.g. sklearn.impute.SimpleImputer), as the model itself needs."
+            )
+        if np.isinf(arr).any():
+            raise InvalidParameterError("X contains inf; only NaN (missing values) is accepted besides finite values.")
+        params = self._validate_params()
+        params.pop("model")
+        self._check_X(arr, trees)
+        if target is None:
+            target = self._predicted_class(arr, trees)
+        else:
+            target = check_target(target, arr.shape[0], max(trees.n_classes, 1))
+        raw = self._explain(arr, target, None)
+        # Results hold no NaN (Explanation refuses it): the explained rows are left out of ``data``
+        # and the positions of the missing values are kept in extras["missing"].
+        return Explanation(values=raw.values, target=target, method=type(self).__name__,
+                           base_values=raw.base_values, data=None, feature_names=params.get("feature_names"),
+                           params={k: _record(v) for k, v in params.items() if k != "feature_names"},
+                           extras={**dict(raw.extras or {}), "missing": np.isnan(arr)})
+
+    def _routes_missing(self) -> bool:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(self.model.estimator).input_tags.allow_nan)
+
+    def _predicted_class(self, X: np.ndarray, trees: FlatTrees) -> np.ndarray:
+        """The predicted class from the trees' raw output (argmax of probabilities or logits; the
+        sign of a binary log-odds), i.e. the model's prediction, computed here since the adapter
+        refuses NaN."""
+        raw = self._raw_output(self._as_tree_input(X, trees), trees)
+        if trees.n_classes == 0:
+            return np.zeros(X.shape[0], dtype=np.int64)
+        if raw.shape[1] == 1:
+            return (raw[:, 0] > 0).astype(np.int64)
+        return np.argmax(raw, axis=1).astype(np.int64)
+
     # -- preparation -------------------------------------------------------------------------
     def _trees(self) -> FlatTrees:
         estimator = getattr(self.model, "estimator", None)
@@ -155,7 +207,12 @@ class TreeSHAP(Explainer):
     def _background(self, trees: FlatTrees) -> np.ndarray | None:
         if self.background is None:
             return None
-        bg = check_array(self.background, "background", min_samples=1)
+        bg = check_array(self.background, "background", min_samples=1, allow_nan=True)
+        if np.isinf(bg).any() or (np.isnan(bg).any() and not self._routes_missing()):
+            raise InvalidParameterError(
+                "TreeSHAP: background must be finite (NaN only for models that route missing values, e.g. "
+                "HistGradientBoosting); impute it first."
+            )
         if bg.ndim != 2 or bg.shape[1] != trees.n_features:
             raise InvalidParameterError(
                 f"TreeSHAP: background must have shape (n_background, {trees.n_features}); got {bg.shape}. "
