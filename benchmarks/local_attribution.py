@@ -47,6 +47,8 @@ Tasks
    (Lipschitz) table of the gradient, SmoothGrad, C-LIME and LIME.
 7. **GradientSHAP, DeepLIFT, Grad-CAM** (``gradmethods``; :mod:`_local_gradients`) against captum
    on the MNIST CNN.
+8. **TreeSHAP** (``trees``; :mod:`_local_trees`) against shap's TreeExplainer on adult (RF and
+   GB, 1,000 rows, both forms), and KernelSHAP's accuracy/time against the exact values.
 
 Usage::
 
@@ -90,7 +92,7 @@ from scrutiny.data import load_breast_cancer, segment, train_test_split
 from scrutiny.models import as_model, auto_batch_size
 from scrutiny.zoo import make_model, reference_model, train_model
 
-TASKS = ("lime", "kernelshap", "gradients", "lowdim", "clime", "gradmethods")
+TASKS = ("lime", "kernelshap", "gradients", "lowdim", "clime", "gradmethods", "trees")
 LIME_DATASETS = ("digits", "mnist")
 SLIC_SEGMENTS = {"digits": 16, "mnist": 50}
 LIME_PEER_BATCHES = (10, 256)
@@ -681,6 +683,10 @@ def main(argv: list[str] | None = None) -> int:
         import _local_gradients
 
         _local_gradients.bench(args, res)
+    if "trees" in args.tasks:  # TreeSHAP vs shap's TreeExplainer; KernelSHAP vs TreeSHAP (_local_trees)
+        import _local_trees
+
+        _local_trees.bench(args, res)
     if "lowdim" in args.tasks:  # accuracy at equal budget vs shap, exact references (8-16 features)
         import _local_lowdim
 

@@ -267,9 +267,21 @@ def contract_data(logistic_trio):
     }
 
 
+def _cloned(obj):
+    from sklearn.base import clone as sk_clone
+
+    return sk_clone(obj)
+
+
+def _tree_model(X, y):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    return GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X, y)
+
+
 def _public_classes(trio, data):
     """(name, make() -> object, run(object) -> list of results) for every public class."""
-    from scrutiny.attribution import DMMMENExplainer
+    from scrutiny.attribution import DMMMENExplainer, TreeSHAP
     from scrutiny.data_attribution import InfluenceFunctions, RepresenterPoints
     from scrutiny.nnk import NNK
     from scrutiny.surrogate import DMMMEN
@@ -300,6 +312,11 @@ def _public_classes(trio, data):
             lambda e: [e.fit(X, y).attribute(X[:3])],
         ),
         ("NNK", lambda: NNK(k=7), lambda e: [e.fit(X[::2], y[::2]).attribute(X[1::2][:5])]),
+        (  # TreeSHAP needs a tree model, not the shared logistic one
+            "TreeSHAP",
+            lambda: TreeSHAP(_tree_model(X, y), background=X[::15], feature_names=["a", "b", "c", "d"], n_jobs=2),
+            lambda e: [e.explain(X[:4]), _cloned(e).set_params(background=None).explain_interactions(X[:3])],
+        ),
         (
             "DMMMEN",
             lambda: DMMMEN(n_components=2, n_priors=2, n_iter=60, n_burnin=30, random_state=0),
@@ -311,7 +328,7 @@ def _public_classes(trio, data):
 
 
 _CONTRACT_NAMES = [name for name, _, _ in EXPLAINERS] + [f"{n}-params-{k}" for n, _, k in PARAM_RUNS] + [
-    "DMMMENExplainer", "InfluenceFunctions", "RepresenterPoints", "NNK", "DMMMEN"]
+    "DMMMENExplainer", "InfluenceFunctions", "RepresenterPoints", "NNK", "DMMMEN", "TreeSHAP"]
 
 
 def _assert_same(a, b, where="result", timings=True):

@@ -45,6 +45,7 @@ _LAZY = {
     "DeepLIFT": "scrutiny.attribution",
     "GradCAM": "scrutiny.attribution",
     "GuidedBackprop": "scrutiny.attribution",
+    "TreeSHAP": "scrutiny.attribution",
     # global surrogates
     "DMMMEN": "scrutiny.surrogate",
     "DMMMENExplainer": "scrutiny.attribution",

@@ -3,7 +3,8 @@
 Gradient methods (``gradient.py``: Saliency and GradientXInput in ``saliency.py``,
 ``integrated_gradients.py``, ``smoothgrad.py``; ``gradient_shap.py``; and the methods that hook
 the network's layers, ``deeplift.py``, ``cam.py`` (Grad-CAM) and ``guided_backprop.py``) need a
-differentiable model; perturbation
+differentiable model; ``treeshap.py`` (exact Shapley values of scikit-learn tree models) reads
+the fitted trees; perturbation
 methods (``perturbation.py``: one local-surrogate engine with LIME, C-LIME, KernelSHAP and
 Occlusion presets) work with any model. Every method is
 ``Method(model, **params).explain(X, target=None) -> Explanation``; every method takes
@@ -22,6 +23,7 @@ from .deeplift import DeepLIFT
 from .cam import GradCAM
 from .guided_backprop import GuidedBackprop
 from .dmm_men import DMMMENExplainer
+from .treeshap import TreeSHAP
 
 __all__ = [
     "Explainer",
@@ -40,4 +42,5 @@ __all__ = [
     "DeepLIFT",
     "GradCAM",
     "GuidedBackprop",
+    "TreeSHAP",
 ]
