@@ -9,8 +9,8 @@ and budgets), :mod:`.sections` and :mod:`.sections_global` (one function per cap
 from __future__ import annotations
 
 from .config import BUDGETS, DEFAULTS, METHODS, SECTIONS, load_config
-from .loaders import SAFE_FORMATS, LoadedData, LoadedModel, load_data, load_model, sniff_model_format
+from .loaders import SAFE_FORMATS, LoadedData, LoadedModel, check_compatible, load_data, load_model, sniff_model_format
 from .runner import run_audit
 
-__all__ = ["load_model", "load_data", "sniff_model_format", "LoadedModel", "LoadedData", "SAFE_FORMATS",
+__all__ = ["load_model", "load_data", "check_compatible", "sniff_model_format", "LoadedModel", "LoadedData", "SAFE_FORMATS",
            "load_config", "DEFAULTS", "BUDGETS", "SECTIONS", "METHODS", "run_audit"]
