@@ -82,3 +82,20 @@ def rng_guard():
         "global numpy RNG state changed"
     )
     assert torch.equal(torch.random.get_rng_state(), torch_state), "global torch RNG state changed"
+
+
+@pytest.fixture
+def browser_page():
+    """``open(path) -> Page``: the HTML file loaded in headless Chromium with the network blocked.
+
+    Every page opened is closed (its browser killed) at teardown. Skips, saying how to install
+    it, when Chromium is missing (CI's ``.ci/run`` installs Debian's ``chromium``).
+    """
+    import contextlib
+
+    from _cdp import find_chromium, open_page
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed: `apt-get install -y chromium` (or set SCRUTINY_CHROMIUM) to run the browser tests")
+    with contextlib.ExitStack() as stack:
+        yield lambda path=None, **kw: stack.enter_context(open_page(path, **kw))
