@@ -24,7 +24,7 @@ REPORT_NAME = "report.html"
 def _plots() -> Any:
     try:
         from ..viz import audit_plots
-    except ImportError:
+    except ImportError:  # matplotlib missing: the report keeps its tables
         return None
     return audit_plots
 
@@ -42,7 +42,7 @@ def _figure(figs: list, notes: list, caption: str, make: Any) -> None:
         notes.append(f"figure '{caption}' not drawn: {type(exc).__name__}: {exc}")
 
 
-def _section_figures(out: Path, sec: dict, plots: Any, max_gallery: int) -> tuple[list, list]:
+def _section_figures(out: Path, sec: dict, plots: Any, max_gallery: int, names: list | None) -> tuple[list, list]:
     figs: list = []
     notes: list = []
     if plots is None or sec["status"] != "ok":
@@ -63,7 +63,7 @@ def _section_figures(out: Path, sec: dict, plots: Any, max_gallery: int) -> tupl
             else:
                 for i, r in enumerate(n["rows"][:max_gallery]):
                     _figure(figs, notes, f"{method}, row {r}", lambda exp=exp, i=i, r=r: plots.attribution_bars(
-                        exp.values[i], list(exp.feature_names or []), title=f"{method}: row {r}"))
+                        exp.values[i], list(exp.feature_names or names or []) or None, title=f"{method}: row {r}"))
     elif name == "dmm_men":
         for cls, rec in n["classes"].items():
             if not rec["components"]:
@@ -74,11 +74,36 @@ def _section_figures(out: Path, sec: dict, plots: Any, max_gallery: int) -> tupl
             lower[ins.features], upper[ins.features] = ins.coef_ci[:, 0], ins.coef_ci[:, 1]
             shape = tuple(n["image_shape"]) if n["image_shape"] else None
             _figure(figs, notes, f"class {cls}", lambda coef=coef, lower=lower, upper=upper, shape=shape:
-                    plots.dmm_heatmaps(coef, lower, upper, image_shape=shape))
+                    plots.dmm_heatmaps(coef, lower, upper, image_shape=shape, feature_names=None if shape else names))
             if rec.get("trace_loglik"):
                 _figure(figs, notes, f"class {cls}: log-likelihood traces", lambda rec=rec: plots.trace_plot(
                     np.atleast_2d(np.array(rec["trace_loglik"], dtype=float)), rhat=rec["max_rhat"]))
+    elif name == "training_data":
+        _training_figures(out, n, plots, figs, notes, max_gallery)
     return figs, notes
+
+
+def _training_figures(out: Path, n: dict, plots: Any, figs: list, notes: list, max_gallery: int) -> None:
+    path = out / "training_examples.npz"
+    if not path.exists():
+        return
+    with np.load(path, allow_pickle=False) as z:
+        pos = {int(p): i for i, p in enumerate(z["positions"])}
+        X, y, test_X = z["X"], z["y"], z["test_X"]
+    image = X.ndim > 2
+    for t, test_row in enumerate(n["test_rows"][:max(1, max_gallery // 4)]):
+        for method, rec in n["methods"].items():
+            top = [pos[j] for j in rec["proponents"][t]]
+            if method == "nnk":
+                _figure(figs, notes, f"NNK neighbours of test row {test_row}", lambda top=top, t=t, rec=rec:
+                        plots.nnk_panel(test_X[t], X[top], np.array(rec["proponent_scores"][t]),
+                                        [str(y[i]) for i in top], query_label=f"row {test_row}"))
+            elif image:
+                harm = [pos[j] for j in rec.get("opponents", [[]] * (t + 1))[t]]
+                _figure(figs, notes, f"{method}: helpful (first row) and harmful training images for test row {test_row}",
+                        lambda top=top, harm=harm: plots.image_gallery(
+                            np.concatenate([X[top], X[harm]]), captions=[f"+ label {y[i]}" for i in top] +
+                            [f"- label {y[i]}" for i in harm], title=f"{method}", max_images=max_gallery))
 
 
 def render_report(out: str | Path, trail: dict) -> str:
@@ -88,9 +113,11 @@ def render_report(out: str | Path, trail: dict) -> str:
     cfg = trail.get("config", {}).get("report", {})
     max_gallery, max_bytes = int(cfg.get("max_gallery", 12)), int(cfg.get("max_bytes", 6_000_000))
     plots = _plots()
+    perf = next((s for s in trail["sections"] if s["name"] == "performance" and s["status"] == "ok"), None)
+    names = perf["numbers"].get("feature_names") if perf else None
     sections = []
     for sec in trail["sections"]:
-        figs, notes = _section_figures(out, sec, plots, max_gallery)
+        figs, notes = _section_figures(out, sec, plots, max_gallery, names)
         sections.append({**sec, "figures": figs, "notes": notes})
     env = jinja2.Environment(loader=jinja2.PackageLoader("scrutiny.audit", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

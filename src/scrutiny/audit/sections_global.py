@@ -137,6 +137,12 @@ def training_data(ctx: AuditContext) -> SectionOutput:
     numbers["methods"]["nnk"] = {"proponents": top.tolist(), "proponent_scores": weights.tolist(),
                                  "neighbour_labels": ytr[top].tolist()}
     numbers["nnk_space"] = space
+    # the training rows the report shows (gallery / NNK panels), so `scrutiny report` needs no data files
+    shown = sorted({int(j) for rec in numbers["methods"].values() for key in ("proponents", "opponents")
+                    for row in rec.get(key, []) for j in row})
+    np.savez_compressed(ctx.out / "training_examples.npz", positions=np.array(shown, dtype=np.int64),
+                        train_rows=tr[shown], X=Xtr[shown], y=ytr[shown], test_X=Xte)
+    files.append("training_examples.npz")
     numbers["true"], numbers["predicted"] = ds.y[test].tolist(), pred[test].tolist()
     params["nnk"] = nnk.get_params() | {"model": None}
     return SectionOutput(numbers, params, files)
