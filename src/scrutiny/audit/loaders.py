@@ -164,12 +164,13 @@ def _exported_class() -> Any:
     import torch
 
     class Exported(torch.nn.Module):
-        """A ``torch.export`` program as a module: it refuses ``eval()``, so train/eval only set the flag;
-        a program exported with a fixed batch size is called row by row."""
+        """A ``torch.export`` program as a module: it refuses ``eval()``, so train/eval only set the flag.
+        A program exported with a static batch size is called in chunks of that size (the last one padded)."""
 
-        def __init__(self, program: Any) -> None:
+        def __init__(self, program: Any, batch: int | None) -> None:
             super().__init__()
             self.program = program
+            self.batch = batch
 
         def train(self, mode: bool = True) -> Any:
             self.training = mode
@@ -178,14 +179,28 @@ def _exported_class() -> Any:
         def forward(self, x: Any) -> Any:
             try:
                 return self.program(x)
-            except Exception:  # a static batch dimension: fall back to one row per call
-                return torch.cat([self.program(x[i:i + 1]) for i in range(x.shape[0])])
+            except Exception:  # a static batch dimension (the export's guard failed)
+                if not self.batch:
+                    raise
+            b, n, outs = self.batch, x.shape[0], []
+            for i in range(0, n, b):
+                chunk = x[i:i + b]
+                pad = b - chunk.shape[0]
+                if pad:
+                    chunk = torch.cat([chunk, chunk[-1:].expand(pad, *chunk.shape[1:])])
+                outs.append(self.program(chunk)[: b - pad])
+            return torch.cat(outs)
 
     return Exported
 
 
-def _Exported(program: Any) -> Any:
-    return _exported_class()(program)
+def _Exported(ep: Any) -> Any:
+    example = getattr(ep, "example_inputs", None)
+    try:
+        batch = int(example[0][0].shape[0])
+    except (TypeError, IndexError, AttributeError):
+        batch = None
+    return _exported_class()(ep.module(), batch)
 
 
 def _torch_model(p: Path, fmt: str, arch: str | None, data: Any) -> Any:
@@ -194,7 +209,7 @@ def _torch_model(p: Path, fmt: str, arch: str | None, data: Any) -> Any:
     if fmt == "torchscript":
         return torch.jit.load(str(p), map_location="cpu").eval()
     if fmt == "torch_export":
-        return _Exported(torch.export.load(str(p)).module())
+        return _Exported(torch.export.load(str(p)))
     if not arch:
         raise InvalidParameterError(f"--model {str(p)!r} is a state_dict; give its architecture with --arch "
                                     "(one of: logistic, mlp, cnn).")
