@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,10 @@ def tabular_files(folder: Path, *, names=None, labels=None, seed: int = 0, hidde
     label_values = np.array(labels)[y] if labels is not None else y
     paths = {}
     for part, rows in (("train", slice(0, n * 3 // 4)), ("test", slice(n * 3 // 4, n))):
-        lines = [",".join(names + ["label"])]
-        lines += [",".join([f"{v:.6g}" for v in X[rows][i]] + [str(label_values[rows][i])]) for i in range(len(y[rows]))]
-        (folder / f"{part}.csv").write_text("\n".join(lines) + "\n")
+        with open(folder / f"{part}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(names + ["label"])
+            w.writerows([f"{v:.6g}" for v in X[rows][i]] + [str(label_values[rows][i])] for i in range(len(y[rows])))
         paths[part] = folder / f"{part}.csv"
     est = MLPClassifier(hidden, max_iter=800, random_state=seed).fit(X[: n * 3 // 4], y[: n * 3 // 4])
     sio.dump(est, folder / "model.skops")

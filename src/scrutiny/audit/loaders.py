@@ -269,8 +269,10 @@ def _table(p: Path, label: str | None) -> tuple[Any, str]:
         return _dataset(X, y, p.stem, feature_names=tuple(feats)), "parquet"
     from ..data import load_csv
 
-    with open(p, encoding="utf-8-sig") as fh:
-        header = fh.readline().strip().split(",")
+    import csv
+
+    with open(p, encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh), [])
     if label is not None and label not in header:
         raise InvalidParameterError(f"--label {label!r} is not a column of {str(p)!r}; columns: {', '.join(header)}.")
     target = label if label is not None else ("label" if "label" in header else -1)
