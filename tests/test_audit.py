@@ -113,7 +113,7 @@ def test_tabular_global_sections(tabular):
 
 def test_injected_names_are_escaped_in_the_report(tmp_path):
     names = INJECTIONS + ["f3", "f4"]
-    files = tabular_files(tmp_path, names=names, labels=["ok", "</style><i>bad"])
+    files = tabular_files(tmp_path, names=names, labels=["</style><i>bad", "ok"])
     p = files["paths"]
     cfg = tmp_path / "inj.toml"
     cfg.write_text('sections = ["performance", "local", "glassbox"]\n[local]\nmethods = ["kernelshap"]\n'

@@ -21,7 +21,7 @@ SECTIONS = ("performance", "local", "dmm_men", "training_data", "generalisation"
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser")
-    files = tabular_files(folder, names=INJECTIONS + ["f3", "f4"], labels=["ok", CLASS_NAME])
+    files = tabular_files(folder, names=INJECTIONS + ["f3", "f4"], labels=[CLASS_NAME, "ok"])
     p = files["paths"]
     cfg = folder / "all.toml"
     cfg.write_text(p["config"].read_text().replace('"generalisation"]', '"generalisation", "glassbox"]')

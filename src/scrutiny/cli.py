@@ -134,7 +134,7 @@ def _audit(args: argparse.Namespace) -> int:
                             f"{data.dataset.X.shape[1:]}; they must match.")
     out = Path(args.output_dir)
     trail = run_audit(model, data, out, train=train, config=config, seed=args.seed, jobs=args.jobs,
-                      quiet=args.quiet, strict=args.strict, argv=sys.argv[:1] + list(args._argv))
+                      quiet=args.quiet, strict=args.strict, argv=["scrutiny"] + list(args._argv))
     say = _say(args)
     _summary(trail, out, say)
     return _gate(trail, args.fail_on, say)
