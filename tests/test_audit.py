@@ -181,3 +181,18 @@ def test_torch_cnn_on_png_images_end_to_end(tmp_path):
     assert np.all(np.abs(ig.extras["relative_gap"]) < 0.2)
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4  # confusion matrix, overlays, galleries/panels
+
+
+def test_size_budget_drops_figures_from_the_last_sections_first(tabular):
+    from scrutiny.audit.report import render_report
+
+    _, out = tabular
+    trail = json.loads((out / "audit.json").read_text())
+    full = render_report(out, trail)
+    trail["config"]["report"]["max_bytes"] = len(full.encode()) // 2
+    small = render_report(out, trail)
+    assert len(small.encode()) < len(full.encode())
+    assert "figures left out to keep the report under" in small
+    # the summary keeps its confusion matrix while later sections lose their figures first
+    summary = small.split('id="section-local"')[0]
+    assert "data:image/png;base64," in summary
