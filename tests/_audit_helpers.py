@@ -46,3 +46,20 @@ def tabular_files(folder: Path, *, names=None, labels=None, seed: int = 0, hidde
     (folder / "audit.toml").write_text(FAST)
     paths["config"] = folder / "audit.toml"
     return {"paths": paths, "X": X, "y": y, "model": est, "n_train": n * 3 // 4}
+
+
+def onnx_linear(path: Path, W: np.ndarray, b: np.ndarray) -> Path:
+    """An ONNX softmax(x W + b) classifier, built with onnx.helper (no exporter needed)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, W.shape[0]])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, W.shape[1]])],
+        [numpy_helper.from_array(W.astype(np.float32), "W"), numpy_helper.from_array(b.astype(np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -191,3 +191,24 @@ def test_full_demo_writes_both_reports(tmp_path, capsys):
     assert {"saliency", "integrated_gradients", "occlusion"} <= set(images["sections"][1]["numbers"]["methods"])
     assert set(next(s for s in images["sections"] if s["name"] == "training_data")["numbers"]["methods"]) == {
         "influence", "representer", "nnk"}
+
+
+def test_onnx_black_box_audit(files, tmp_path):
+    from _audit_helpers import onnx_linear
+
+    p = files["paths"]
+    W = np.zeros((5, 2))
+    W[0, 1], W[1, 1] = 3.0, 1.5  # class 1 when f0 + f1/2 > 0: the rule the labels follow
+    onnx_linear(tmp_path / "m.onnx", W, np.zeros(2))
+    cfg = tmp_path / "a.toml"
+    cfg.write_text('sections = ["performance", "local"]\n[local]\nmethods = ["integrated_gradients", "kernelshap"]\n'
+                   'n_samples = 200\nfaithfulness_runs = 10\n')
+    assert main(["audit", "-m", str(tmp_path / "m.onnx"), "-d", str(p["test"]), "-c", str(cfg), "-o", str(tmp_path / "o"),
+                 "-q"]) == 0
+    trail = json.loads((tmp_path / "o" / "audit.json").read_text())
+    perf, local = (s["numbers"] for s in trail["sections"])
+    assert trail["model"]["kind"] == "onnx" and perf["accuracy"] > 0.8
+    assert "integrated_gradients needs input gradients; the onnx model is a black box" in local["unavailable"]["integrated_gradients"]
+    # a linear model: KernelSHAP's top feature is f0 or f1 on every row (the only non-zero weights)
+    assert all(top[0][0] in ("f0", "f1") for top in local["methods"]["kernelshap"]["top_features"])
+    assert local["methods"]["kernelshap"]["sanity"] is None and local["methods"]["kernelshap"]["sanity_reason"]

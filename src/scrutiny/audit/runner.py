@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from .loaders import LoadedData, LoadedModel
 from .sections import TITLES, AuditContext, Skip
 
-__all__ = ["ProgressBar", "run_audit", "run_section"]
+__all__ = ["ProgressBar", "run_audit", "run_section", "section_functions"]
 
 
 class ProgressBar:
@@ -46,6 +46,15 @@ class ProgressBar:
         self._draw(end="\n")
 
 
+def section_functions() -> dict[str, Any]:
+    """Section name -> ``fn(ctx) -> SectionOutput``, in report order."""
+    from .sections import local, performance
+    from .sections_global import dmm_men, generalisation, glassbox, training_data
+
+    return {"performance": performance, "local": local, "dmm_men": dmm_men, "training_data": training_data,
+            "generalisation": generalisation, "glassbox": glassbox}
+
+
 def run_section(name: str, fn: Any, ctx: AuditContext, strict: bool) -> dict:
     """One section's record: status ok/skipped/failed, seconds, numbers, params, files."""
     start = time.perf_counter()
@@ -70,7 +79,6 @@ def run_audit(model: LoadedModel, data: LoadedData, out: str | Path, *, train: L
               argv: Sequence[str] | None = None) -> dict:
     """Run every configured section and write ``audit.json`` and ``report.html`` to ``out``; returns the trail."""
     from .report import write_report
-    from .sections import SECTION_FUNCTIONS
     from .trail import build_trail, write_trail
 
     out = Path(out)
@@ -82,7 +90,7 @@ def run_audit(model: LoadedModel, data: LoadedData, out: str | Path, *, train: L
 
     ctx = AuditContext(model, data.dataset, train.dataset if train is not None else None, config, out, seed, jobs,
                        progress)
-    functions = SECTION_FUNCTIONS()
+    functions = section_functions()
     names = [n for n in config["sections"]]
     if jobs > 1:
         with ThreadPoolExecutor(max_workers=jobs) as pool:

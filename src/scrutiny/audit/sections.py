@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import GRADIENT_METHODS
 
-__all__ = ["AuditContext", "SectionOutput", "Skip", "SECTION_FUNCTIONS", "TITLES", "class_names", "top_features"]
+__all__ = ["AuditContext", "SectionOutput", "Skip", "TITLES", "class_names", "top_features", "performance", "local"]
 
 
 class Skip(Exception):
@@ -206,13 +206,3 @@ def local(ctx: AuditContext) -> SectionOutput:
                "predicted": target.tolist(), "methods": methods, "unavailable": unavailable,
                "image_shape": list(ds.image_shape) if ds.image_shape else None}
     return SectionOutput(numbers, params, files)
-
-
-def _sections() -> dict[str, Callable[[AuditContext], SectionOutput]]:
-    from .sections_global import dmm_men, generalisation, glassbox, training_data
-
-    return {"performance": performance, "local": local, "dmm_men": dmm_men, "training_data": training_data,
-            "generalisation": generalisation, "glassbox": glassbox}
-
-
-SECTION_FUNCTIONS = _sections
