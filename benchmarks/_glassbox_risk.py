@@ -158,6 +158,8 @@ def run_compare(args: Any) -> dict:
     from scrutiny.glassbox import compare_models
 
     sets = ["compas"] + list(QUICK if getattr(args, "quick", False) else DATASETS)
+    if getattr(args, "datasets", None):
+        sets = [s for s in sets if s in args.datasets]
     out = {}
     for name in sets:
         X, y, _ = load_compas(args.data_dir) if name == "compas" else load_tabular(name, args.data_dir)
@@ -175,6 +177,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="breastcancer and mammo only")
     p.add_argument("--sections", nargs="+", choices=("risk", "compare"), default=("risk", "compare"))
+    p.add_argument("--datasets", nargs="+", choices=("compas",) + DATASETS, default=None,
+                   help="data sets of the compare section (default: all)")
     p.add_argument("--fasterrisk", default=None, help="folder holding a patched fasterrisk (default /tmp/fr)")
     p.add_argument("--out", type=Path, default=_HERE / "results" / "glassbox_risk.json")
     args = p.parse_args(argv)

@@ -126,6 +126,10 @@ def parse_args(argv=None):
     p.add_argument("--cxx-timeout", type=float, default=900.0, help="seconds per reference run (default 900)")
     p.add_argument("--time-limit", type=float, default=600.0, help="scrutiny's time_limit per fit (default 600)")
     p.add_argument("--json", type=Path, default=None)
+    # read by _glassbox_risk.run_risk / run_compare
+    p.add_argument("--seed", type=int, default=0, help="split and cross-validation seed of risk/compare")
+    p.add_argument("--fasterrisk", default=None, help="folder holding a patched fasterrisk (default /tmp/fr)")
+    p.add_argument("--datasets", nargs="+", default=None, help="data sets of the compare section (default: all)")
     return p.parse_args(argv)
 
 

@@ -29,6 +29,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -80,6 +81,17 @@ def pdf_page_count(data: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
 
 
+def _high_pipe() -> tuple[int, int]:
+    """A pipe whose two ends are close-on-exec fds numbered 10 or more."""
+    import fcntl
+
+    pair = os.pipe()
+    high = tuple(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in pair)
+    for fd in pair:
+        os.close(fd)
+    return high[0], high[1]
+
+
 class Browser:
     """One headless Chromium process driven over the debugging pipe."""
 
@@ -96,28 +108,34 @@ class Browser:
         self._closed_reason: str | None = None
         self._profile = tempfile.TemporaryDirectory(prefix="scrutiny-cdp-")
         self._stderr = open(Path(self._profile.name) / "stderr.log", "w+b")
-        to_chrome_r, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome_w = os.pipe()
-
-        def child_fds() -> None:  # runs in the child between fork and exec
-            # move both ends above 4 first, so placing one on 3 cannot clobber the other
-            r, w = os.dup(to_chrome_r) + 10, os.dup(from_chrome_w) + 10
-            os.dup2(to_chrome_r, r)
-            os.dup2(from_chrome_w, w)
-            os.dup2(r, 3)
-            os.dup2(w, 4)
-
-        cmd = [self.executable, *FLAGS, f"--user-data-dir={self._profile.name}/profile", "about:blank"]
+        # Chromium expects the pipe on fds 3 (commands in) and 4 (replies out). The ends are first
+        # moved to fds >= 10, so placing one on 3 cannot clobber the other; then a tiny Python
+        # trampoline places them and execs Chromium (no preexec_fn, which is unsafe with threads;
+        # not /bin/sh, whose dash cannot name fds above 9).
+        to_chrome_r, self._to_chrome = _high_pipe()
+        self._from_chrome, from_chrome_w = _high_pipe()
+        r, w = to_chrome_r, from_chrome_w
+        cmd = [
+            sys.executable, "-c",
+            f"import os, sys; os.dup2({r}, 3); os.dup2({w}, 4); os.close({r}); os.close({w}); "
+            "os.execv(sys.argv[1], sys.argv[1:])",
+            self.executable, *FLAGS, f"--user-data-dir={self._profile.name}/profile", "about:blank",
+        ]
         try:
             self.proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=self._stderr,
                 stderr=self._stderr,
-                pass_fds=(3, 4),
-                preexec_fn=child_fds,
+                pass_fds=(r, w),
                 start_new_session=True,  # its own process group, so every helper process dies with it
             )
+        except OSError:
+            os.close(self._to_chrome)
+            os.close(self._from_chrome)
+            self._stderr.close()
+            self._profile.cleanup()
+            raise
         finally:
             os.close(to_chrome_r)
             os.close(from_chrome_w)
@@ -312,6 +330,11 @@ class Page:
         if result.get("errorText"):
             raise CDPError(f"navigating to {path} failed: {result['errorText']}")
         self.browser.wait_for(lambda: self._loaded > before, f"the load event of {path.name}")
+
+    def settle(self, ms: int = 200) -> None:
+        """Let timers and late events run for ``ms`` milliseconds (after the load event, before
+        checking ``console_errors`` / ``dialogs`` for things scheduled with ``setTimeout``)."""
+        self.eval(f"new Promise(r => requestAnimationFrame(() => setTimeout(r, {int(ms)})))")
 
     def eval(self, js: str, timeout: float | None = None) -> Any:
         """Evaluate a JavaScript expression in the page (promises awaited) and return its JSON value."""

@@ -84,6 +84,26 @@ def test_to_data_uri_takes_a_plain_figure_and_rejects_other_things():
         to_data_uri("not a figure")
     with pytest.raises(InvalidParameterError, match="dpi must be"):
         to_data_uri(fig, dpi=0)
+    with pytest.raises(InvalidParameterError, match="colors must be"):
+        to_data_uri(fig, colors=1)
+
+
+def test_palette_png_is_smaller_and_close_to_the_lossless_one():
+    from matplotlib.figure import Figure
+
+    def fig():
+        f = Figure(figsize=(3, 3))
+        f.add_subplot().imshow(np.sin(np.linspace(0, 9, 40))[:, None] * np.cos(np.linspace(0, 7, 40)), cmap="RdBu_r")
+        return f
+
+    lossless, palette = to_data_uri(fig(), dpi=80, colors=None), to_data_uri(fig(), dpi=80)
+    a, b = decode(lossless)[..., :3], decode(palette)[..., :3]
+    assert a.shape == b.shape
+    assert len(palette) < len(lossless)
+    # 256 median-cut colours: small on average; the worst pixel (an anti-aliased edge or a rare
+    # shade merged into a neighbour's bin) stays well under a fifth of the range
+    err = np.abs(a - b)
+    assert err.mean() < 0.01 and err.max() < 0.2
 
 
 def test_figures_use_no_pyplot_and_leave_rcparams_alone():
@@ -109,6 +129,16 @@ def test_import_scrutiny_and_viz_do_not_import_matplotlib():
         "assert 'matplotlib' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_no_scrutiny_module_imports_matplotlib_at_import_time():
+    code = (
+        "import importlib, pkgutil, sys, scrutiny\n"
+        "for m in pkgutil.walk_packages(scrutiny.__path__, 'scrutiny.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "    assert 'matplotlib' not in sys.modules, m.name + ' imports matplotlib'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
 def test_caller_text_with_mathtext_and_html_is_drawn_verbatim():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -70,6 +71,13 @@ def test_injected_script_dialogs_and_console_errors_are_recorded(browser_page, t
     assert page.query("#after")[0]["text"] == "still rendered"
 
 
+def test_settle_catches_what_runs_after_the_load_event(browser_page, tmp_path):
+    page = browser_page(write(tmp_path, "<script>setTimeout(() => { console.error('late'); alert('later') }, 50)</script>"))
+    page.settle(300)
+    assert "late" in page.console_errors
+    assert {"type": "alert", "message": "later"} in page.dialogs
+
+
 def test_screenshot_writes_a_png(browser_page, tmp_path):
     page = browser_page(write(tmp_path, "<h1>Screenshot</h1>" + "<p>line</p>" * 80))
     out = page.screenshot(tmp_path / "shot.png")
@@ -116,3 +124,33 @@ def test_a_missing_executable_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("SCRUTINY_CHROMIUM", str(tmp_path / "no-such-chromium"))
     with pytest.raises(CDPError, match="chromium is not installed"):
         Browser(timeout=1)
+
+
+def test_the_browser_is_killed_when_the_test_body_raises(browser_page, tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        with open_page(write(tmp_path, "<p>x</p>")) as page:
+            browser = page.browser
+            assert _live_members(browser.proc.pid)
+            1 / 0
+    assert browser.proc.poll() is not None
+    # no process of its group is left running (orphaned zombies wait for init to reap them)
+    deadline = time.monotonic() + 10
+    while _live_members(browser.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _live_members(browser.proc.pid) == []
+
+
+def _live_members(pgid):
+    """Pids in process group ``pgid`` that are not zombies (from /proc)."""
+    live = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(entry))
+    return live

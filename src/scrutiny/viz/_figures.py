@@ -46,7 +46,7 @@ def new_figure(width: float, height: float) -> Any:
     return Figure(figsize=(float(width), float(height)), layout="constrained")
 
 
-def to_data_uri(fig: Any, dpi: int = 100) -> str:
+def to_data_uri(fig: Any, dpi: int = 100, colors: int | None = 256) -> str:
     """Render a matplotlib figure to an inline ``data:image/png;base64,...`` URI.
 
     Parameters
@@ -54,6 +54,10 @@ def to_data_uri(fig: Any, dpi: int = 100) -> str:
     fig : matplotlib.figure.Figure
     dpi : int, default 100
         Pixels per inch; the PNG is ``fig.get_size_inches() * dpi`` pixels.
+    colors : int or None, default 256
+        Quantise to a palette PNG of at most this many colours (no dithering), the default
+        because the report inlines every figure (sizes: ``benchmarks/report_figures.py``);
+        ``None`` writes a lossless RGB PNG.
 
     Returns
     -------
@@ -62,8 +66,29 @@ def to_data_uri(fig: Any, dpi: int = 100) -> str:
     if not hasattr(fig, "savefig"):
         raise InvalidParameterError(f"fig must be a matplotlib Figure; got {type(fig).__name__}.")
     dpi = check_int("dpi", dpi, low=10, high=600, hint="100 suits a screen, 200 a printed page")
+    if colors is not None:
+        colors = check_int("colors", colors, low=2, high=256, hint="or None for a lossless PNG")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
+    if colors is None:
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
+    else:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from PIL import Image
+
+        # draw on an Agg canvas directly: no backend is selected and pyplot is not involved
+        canvas = FigureCanvasAgg(fig)
+        old_dpi, old_face = fig.dpi, fig.get_facecolor()
+        fig.set_dpi(dpi)
+        fig.set_facecolor("white")
+        try:
+            canvas.draw()
+            rgba = np.asarray(canvas.buffer_rgba())
+        finally:
+            fig.set_dpi(old_dpi)
+            fig.set_facecolor(old_face)
+        img = Image.fromarray(rgba[..., :3].copy(), "RGB")
+        img = img.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        img.save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
