@@ -41,6 +41,7 @@ def _artifact_dir(tmp_path: Path) -> Path:
 
 def test_every_section_renders_offline(report, browser_page, tmp_path):
     page = browser_page(report)
+    page.settle()
     for name in SECTIONS:
         found = page.query(f"#section-{name}")
         assert len(found) == 1, name
@@ -58,6 +59,7 @@ def test_every_section_renders_offline(report, browser_page, tmp_path):
 
 def test_injected_names_do_not_execute_or_break_the_layout(report, browser_page):
     page = browser_page(report)
+    page.settle(500)  # anything an injected handler scheduled has had its chance to run
     assert page.dialogs == [] and page.console_errors == []
     assert page.query('img[src="x"]') == []
     assert page.eval("document.querySelectorAll('script').length") == 0
