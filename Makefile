@@ -17,9 +17,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed-base
 	$(PY) -m pip install --quiet "$(TORCH)" -e ".[dev]"
 	touch $@
 
+$(VENV)/.installed-audit: $(VENV)/.installed-base
+	$(PY) -m pip install --quiet "$(TORCH)" -e ".[audit]"
+	touch $@
+
 venv: $(VENV)/.installed-base
 
-demo: $(VENV)/.installed-base
+demo: $(VENV)/.installed-audit
 	$(VENV)/bin/scrutiny demo --output-dir scrutiny-demo
 
 test: $(VENV)/.installed-dev
