@@ -283,3 +283,24 @@ def test_store_never_returns_chunks_of_other_rows(net, images, tmp_path):
     assert store.last_run.n_loaded == 0
     assert explain(occ, images, chunk_size=8, store=store, collect=False) is None
     assert store.last_run.n_loaded == 3
+
+
+def test_job_files_are_read_as_plain_data_only(tmp_path):
+    import pickle
+
+    from scrutiny.distributed import _executor
+
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps(_executor.Shared("t", {"X": np.arange(6.0).reshape(2, 3), "k": (1, "a")}), protocol=5))
+    with open(good, "rb") as f:
+        back = _executor._load_plain(f)
+    np.testing.assert_array_equal(back.payload["X"], np.arange(6.0).reshape(2, 3))
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(pickle.dumps(Evil()))
+    with open(bad, "rb") as f, pytest.raises(pickle.UnpicklingError, match="builtins.print"):
+        _executor._load_plain(f)

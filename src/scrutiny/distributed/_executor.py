@@ -128,13 +128,36 @@ def _heap_arrays() -> None:
         pass
 
 
+# What a job file may hold: a Shared of plain data (see _shipping). The file is written by this job's
+# driver; the allow-list still makes a swapped file unable to run code.
+_PLAIN_GLOBALS = {
+    ("scrutiny.distributed._executor", "Shared"),
+    ("builtins", "complex"), ("builtins", "slice"), ("builtins", "set"), ("builtins", "frozenset"),
+    ("builtins", "bytearray"), ("collections", "OrderedDict"),
+    ("numpy", "dtype"), ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+def _load_plain(f) -> Any:
+    import pickle
+
+    class _PlainUnpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in _PLAIN_GLOBALS:
+                raise pickle.UnpicklingError(f"job file holds {module}.{name}, which is not plain data")
+            return super().find_class(module, name)
+
+    return _PlainUnpickler(f).load()
+
+
 def _run_from_file(fn: Callable, token: str, path: str, task: Any) -> Any:
     shared = _LOADED.get(token)
     if shared is None:
-        import pickle
-
         with open(path, "rb") as f:  # written by this job's driver: a Shared of plain data (see _shipping)
-            shared = pickle.load(f)
+            shared = _load_plain(f)
         _LOADED.clear()
         _LOADED[token] = shared
     return fn(shared, task)
