@@ -93,6 +93,8 @@ def test_tabular_global_sections(tabular):
     lo, hi = np.array(comp["ci"]).T
     assert np.all(lo <= np.array(comp["coef"]) + 1e-12) and np.all(np.array(comp["coef"]) <= hi + 1e-12)
     assert rec["max_rhat"] is not None and isinstance(rec["converged"], bool)
+    trace = np.array(rec["trace_loglik"])  # chains x sweeps, the numbers behind the report's trace plot
+    assert trace.ndim == 2 and trace.shape[0] >= 2 and np.all(np.isfinite(trace))
     gen = sec["generalisation"]["numbers"]
     loo = load_result(out / "nnk_loo.npz")
     assert gen["nnk_loo_error"] == pytest.approx(loo.nnk_error)
@@ -109,6 +111,7 @@ def test_tabular_global_sections(tabular):
     for sid in ("performance", "local", "dmm_men", "training_data", "generalisation", "glassbox"):
         assert f'id="section-{sid}"' in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
+    assert "log-likelihood traces" in html
 
 
 def test_injected_names_are_escaped_in_the_report(tmp_path):

@@ -69,8 +69,8 @@ def dmm_men(ctx: AuditContext) -> SectionOutput:
         per_class[cls_names[c]] = {"class": c, "rows": int(len(rows)), "converged": bool(est.converged_),
                                    "max_rhat": max(rhat.values()) if rhat else None, "rhat": rhat,
                                    "components": comps, "warnings": [str(w.message)[:300] for w in caught][:3],
-                                   "trace_loglik": np.asarray(est.trace_["loglik"]).tolist()
-                                   if isinstance(getattr(est, "trace_", None), dict) and "loglik" in est.trace_ else None}
+                                   # trace_ holds one dict per chain: chains x sweeps
+                                   "trace_loglik": np.asarray([t["loglik"] for t in est.trace_], dtype=float).tolist()}
         params[cls_names[c]] = est.get_params()
         bar.update()
     bar.close()
