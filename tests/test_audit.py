@@ -74,6 +74,12 @@ def test_tabular_local_explanations_match_their_saved_results(tabular):
         faith = load_result(out / f"faithfulness_{method}.npz")
         assert rec["faithfulness_mean"] == pytest.approx(float(np.nanmean(faith.values)))
         assert isinstance(rec["sanity"], bool)  # scikit-learn MLP: its layers are re-initialised
+        dele = load_result(out / f"deletion_{method}.npz")
+        assert rec["deletion_auc"] == pytest.approx(float(np.mean(dele.values)))
+        curve = np.asarray(rec["deletion_curve"])
+        assert curve.ndim == 1 and curve.size >= 2 and np.all((curve >= 0) & (curve <= 1))
+    assert "treeshap" not in local["methods"]  # an MLP: not a tree model, so not in the default list
+    assert "deletion curves" in (out / "report.html").read_text()
     ks = load_result(out / "local_kernelshap.npz")
     # KernelSHAP efficiency: attributions sum to f(x) - E_background f in the explained space
     assert np.all(np.isfinite(ks.values))
@@ -161,6 +167,7 @@ def test_torch_cnn_on_png_images_end_to_end(tmp_path):
     cfg = tmp_path / "a.toml"
     cfg.write_text('sections = ["performance", "local", "training_data", "generalisation", "glassbox"]\n'
                    '[local]\nn_steps = 8\nfaithfulness_runs = 10\nrows = [0, 1, 2]\nn_misclassified = 1\n'
+                   'methods = ["saliency", "integrated_gradients", "occlusion", "gradient_shap", "deeplift", "gradcam"]\n'
                    '[training_data]\nmax_train = 150\nn_test = 2\n[generalisation]\nmax_train = 200\n')
     out = tmp_path / "o"
     with warnings.catch_warnings():
@@ -178,6 +185,10 @@ def test_torch_cnn_on_png_images_end_to_end(tmp_path):
     assert sec["performance"]["numbers"]["predicted"] == pred.tolist()
     local = sec["local"]["numbers"]
     assert {"saliency", "integrated_gradients", "occlusion"} <= set(local["methods"])
+    # the captum-family methods either ran or say why not (a TorchScript module cannot take module hooks)
+    for name in ("gradient_shap", "deeplift", "gradcam"):
+        assert name in local["methods"] or name in local["unavailable"], name
+    print({k: v for k, v in local["unavailable"].items()})
     ig = load_result(out / "local_integrated_gradients.npz")
     assert ig.values.shape == (len(local["rows"]), 1, 8, 8)
     # IG completeness: attributions sum to f(x) - f(baseline) up to the recorded gap
@@ -199,3 +210,30 @@ def test_size_budget_drops_figures_from_the_last_sections_first(tabular):
     # the summary keeps its confusion matrix while later sections lose their figures first
     summary = small.split('id="section-local"')[0]
     assert "data:image/png;base64," in summary
+
+
+def test_tree_models_get_exact_treeshap_by_default(tmp_path):
+    import skops.io as sio
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from scrutiny.attribution import TreeSHAP
+
+    files = tabular_files(tmp_path)
+    p = files["paths"]
+    n = files["n_train"]
+    gb = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0).fit(files["X"][:n], files["y"][:n])
+    sio.dump(gb, tmp_path / "gb.skops")
+    (tmp_path / "local.toml").write_text('sections = ["local"]\n[local]\nsanity = false\nfaithfulness_runs = 10\n')
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["audit", "-m", str(tmp_path / "gb.skops"), "-d", str(p["test"]), "--train", str(p["train"]),
+                     "-c", str(tmp_path / "local.toml"), "--budget", "fast", "-o", str(out), "--quiet"])
+    assert code == 0
+    _, sec = _sections(out)
+    local = sec["local"]["numbers"]
+    assert "treeshap" in local["methods"]
+    saved = load_result(out / "local_treeshap.npz")
+    X = files["X"][n:][local["rows"]]
+    direct = TreeSHAP(gb).explain(X, target=np.asarray(local["predicted"]))
+    np.testing.assert_allclose(saved.values, direct.values, atol=1e-12)

@@ -25,8 +25,9 @@ from ..exceptions import InvalidParameterError
 __all__ = ["SECTIONS", "METHODS", "DEFAULTS", "BUDGETS", "load_config"]
 
 SECTIONS = ("performance", "local", "dmm_men", "training_data", "generalisation", "glassbox")
-METHODS = ("saliency", "integrated_gradients", "smoothgrad", "occlusion", "kernelshap", "lime")
-GRADIENT_METHODS = ("saliency", "integrated_gradients", "smoothgrad")
+METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "deeplift", "gradcam", "occlusion",
+           "kernelshap", "lime", "treeshap")
+GRADIENT_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "deeplift", "gradcam")
 
 DEFAULTS: dict[str, Any] = {
     "sections": list(SECTIONS),

@@ -64,6 +64,13 @@ def _section_figures(out: Path, sec: dict, plots: Any, max_gallery: int, names: 
                 for i, r in enumerate(n["rows"][:max_gallery]):
                     _figure(figs, notes, f"{method}, row {r}", lambda exp=exp, i=i, r=r: plots.attribution_bars(
                         exp.values[i], list(exp.feature_names or names or []) or None, title=f"{method}: row {r}"))
+        curves = {m: np.asarray(rec["deletion_curve"], dtype=float) for m, rec in n["methods"].items()
+                  if rec.get("deletion_curve")}
+        if curves:
+            t = len(next(iter(curves.values())))
+            _figure(figs, notes, "deletion curves (lower is more faithful)", lambda: plots.faithfulness_curve(
+                np.linspace(0.0, 1.0, t), curves, title="deletion: probability of the explained class",
+                ylabel="probability"))
     elif name == "dmm_men":
         for cls, rec in n["classes"].items():
             if not rec["components"]:

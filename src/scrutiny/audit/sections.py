@@ -123,15 +123,31 @@ def chosen_rows(ctx: AuditContext, pred: np.ndarray) -> tuple[list[int], list[in
     return rows, wrong
 
 
+def _is_script_module(obj: Any) -> bool:
+    import torch
+
+    return isinstance(obj, torch.jit.ScriptModule)
+
+
 def _explainers(ctx: AuditContext, requested: list[str]) -> tuple[dict, dict]:
     """name -> factory for the methods that apply; name -> reason for those that do not."""
-    from ..attribution import LIME, IntegratedGradients, KernelSHAP, Occlusion, Saliency, SmoothGrad
+    from ..attribution import (LIME, DeepLIFT, GradCAM, GradientSHAP, IntegratedGradients, KernelSHAP, Occlusion,
+                               Saliency, SmoothGrad, TreeSHAP)
+    from ..exceptions import ScrutinyError
 
     cfg, m, ds, seed = ctx.config["local"], ctx.model.adapter, ctx.data, ctx.seed
     image = ds.image_shape is not None
     torch = ctx.model.kind == "torch"
-    default = (["saliency", "integrated_gradients", "occlusion"] if torch else []) + \
+    default = (["saliency", "integrated_gradients", "gradient_shap", "deeplift", "occlusion"] if torch else []) + \
+              (["gradcam"] if torch and image else []) + \
               (["occlusion", "lime"] if image and not torch else []) + ([] if image else ["kernelshap", "lime"])
+    tree_reason = None
+    if not torch and not image:
+        try:  # exact Shapley values when the model is a scikit-learn tree ensemble: the default then
+            TreeSHAP(ctx.model.obj).explain(ds.X[:1])  # model checks happen on use; one row costs milliseconds
+            default = ["treeshap"] + default
+        except ScrutinyError as exc:
+            tree_reason = str(exc).splitlines()[0]
     names = requested or list(dict.fromkeys(default))
     background = (ctx.train or ds).X
     background = background[np.random.default_rng(seed).choice(len(background), min(50, len(background)), replace=False)]
@@ -146,6 +162,11 @@ def _explainers(ctx: AuditContext, requested: list[str]) -> tuple[dict, dict]:
         "integrated_gradients": lambda: IntegratedGradients(m, n_steps=int(cfg["n_steps"])),
         "smoothgrad": lambda: SmoothGrad(m, n_samples=max(8, int(cfg["n_samples"]) // 20), noise_level=0.15,
                                          random_state=seed),
+        "gradient_shap": lambda: GradientSHAP(m, background, n_samples=max(8, int(cfg["n_samples"]) // 20),
+                                              random_state=seed),
+        "deeplift": lambda: DeepLIFT(m),
+        "gradcam": lambda: GradCAM(m),
+        "treeshap": lambda: TreeSHAP(ctx.model.obj, feature_names=feature_names(ds)),
         "occlusion": lambda: Occlusion(m, **occ),
         "kernelshap": lambda: KernelSHAP(m, background, n_samples=int(cfg["n_samples"]), random_state=seed),
         "lime": (lambda: LIME(m, mode="image", segments="grid", segment_params={"cell": (cell, cell)},
@@ -157,6 +178,13 @@ def _explainers(ctx: AuditContext, requested: list[str]) -> tuple[dict, dict]:
         if name in GRADIENT_METHODS and not torch:
             unavailable[name] = (f"{name} needs input gradients; the {ctx.model.format} model is a black box "
                                  "(perturbation methods only).")
+        elif name in ("deeplift", "gradcam") and torch and _is_script_module(ctx.model.obj):
+            unavailable[name] = (f"{name} needs module hooks, which TorchScript modules do not take; audit a "
+                                 "state_dict with --arch (or a torch.export archive) to get it.")
+        elif name == "gradcam" and not image:
+            unavailable[name] = "gradcam needs convolutional feature maps (image models)."
+        elif name == "treeshap" and (torch or image or tree_reason):
+            unavailable[name] = f"treeshap needs a scikit-learn tree model ({tree_reason or 'this model is not one'})."
         elif name == "kernelshap" and image:
             unavailable[name] = "kernelshap on raw pixels is too costly; occlusion and image LIME cover images."
         else:
@@ -166,7 +194,8 @@ def _explainers(ctx: AuditContext, requested: list[str]) -> tuple[dict, dict]:
 
 def local(ctx: AuditContext) -> SectionOutput:
     from ..diagnostics import sanity_check
-    from ..metrics import faithfulness_correlation
+    from ..exceptions import ScrutinyError
+    from ..metrics import deletion_curve, faithfulness_correlation
 
     cfg, ds = ctx.config["local"], ctx.data
     pred = _predicted(ctx, ds.X)
@@ -178,16 +207,28 @@ def local(ctx: AuditContext) -> SectionOutput:
     files: list = []
     methods, params = {}, {}
     bar = ctx.progress(len(factories), "local explanations")
+    n_units = int(np.prod(X.shape[1:]))
+    substrate = 0.0 if ds.image_shape is not None else (ctx.train or ds).X.mean(axis=0)
     for name, make in factories.items():
-        explainer = make()
-        exp = explainer.explain(X, target=target)
+        try:
+            explainer = make()
+            exp = explainer.explain(X, target=target)
+        except ScrutinyError as exc:  # e.g. Grad-CAM on a network without a convolution: recorded, shown
+            unavailable[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            bar.update()
+            continue
         _save(ctx, exp, f"local_{name}.npz", files)
+        # deletion curve (RISE): about 20 steps whatever the input size
+        dele = deletion_curve(ctx.model.adapter, X, exp, step=max(1, n_units // 20), substrate=substrate, target=target)
+        _save(ctx, dele, f"deletion_{name}.npz", files)
         faith = faithfulness_correlation(ctx.model.adapter, X, exp, target=target, n_runs=int(cfg["faithfulness_runs"]),
                                          random_state=ctx.seed)
         _save(ctx, faith, f"faithfulness_{name}.npz", files)
         record = {"faithfulness": [None if not np.isfinite(v) else float(v) for v in faith.values],
                   "faithfulness_mean": float(np.nanmean(faith.values)) if np.isfinite(faith.values).any() else None,
-                  "top_features": top_features(exp.values, names), "sanity": None, "sanity_reason": None}
+                  "top_features": top_features(exp.values, names), "sanity": None, "sanity_reason": None,
+                  "deletion_auc": float(np.mean(dele.values)),
+                  "deletion_curve": np.mean(np.asarray(dele.extras["curves"], dtype=float), axis=0).tolist()}
         if cfg["sanity"] and len(idx) >= 2:
             try:
                 with warnings.catch_warnings():
