@@ -112,8 +112,14 @@ def test_input_errors_exit_2_with_one_actionable_line(files, tmp_path, capsys):
     wide = tmp_path / "wide.csv"
     wide.write_text("a,b,label\n1,2,0\n3,4,1\n")
     cases.append((["-m", str(p["model"]), "-d", str(wide)], "the model cannot take rows of shape (2,)", "--data/--model"))
-    for args, first, second in cases:
-        assert main(["audit", *args, "-o", str(tmp_path / "o"), "--quiet"]) == 2, args
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    base = ["-m", str(p["model"]), "-d", str(p["test"]), "-c", str(p["config"]), "--budget", "fast"]
+    outs = {len(cases): afile, len(cases) + 1: afile / "sub"}
+    cases.append((base, f"--output-dir '{afile}' exists and is not a folder", "give a folder path"))
+    cases.append((base, f"--output-dir '{afile / 'sub'}' cannot be created", "give a writable folder"))
+    for i, (args, first, second) in enumerate(cases):
+        assert main(["audit", *args, "-o", str(outs.get(i, tmp_path / "o")), "--quiet"]) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("scrutiny audit: error: ") and first in err and second in err, err
         assert len(err.splitlines()) == 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -132,12 +133,26 @@ def _audit(args: argparse.Namespace) -> int:
     if train is not None and train.dataset.X.shape[1:] != data.dataset.X.shape[1:]:
         raise ScrutinyError(f"--train rows have shape {train.dataset.X.shape[1:]} but --data rows have "
                             f"{data.dataset.X.shape[1:]}; they must match.")
-    out = Path(args.output_dir)
+    out = _output_dir(args.output_dir)
     trail = run_audit(model, data, out, train=train, config=config, seed=args.seed, jobs=args.jobs,
                       quiet=args.quiet, strict=args.strict, argv=["scrutiny"] + list(args._argv))
     say = _say(args)
     _summary(trail, out, say)
     return _gate(trail, args.fail_on, say)
+
+
+def _output_dir(path: str) -> Path:
+    """The output folder, created now so that a bad path fails before any work, with the fix."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ScrutinyError(f"--output-dir {path!r} exists and is not a folder; give a folder path.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScrutinyError(f"--output-dir {path!r} cannot be created ({exc.strerror}); give a writable folder.") from None
+    if not os.access(out, os.W_OK):
+        raise ScrutinyError(f"--output-dir {path!r} is not writable; give a writable folder.")
+    return out
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -165,6 +180,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     say = _say(args)
+    _output_dir(args.output_dir)
     trails = run_demo(args, say)
     code = max((_gate(t, args.fail_on, say) for t in trails), default=0)
     say(f"Demo finished in {time.perf_counter() - t0:.1f} s")
@@ -188,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ScrutinyError as exc:
+        _err(f"scrutiny {args.command}: error: {exc}")
+        return 2
+    except OSError as exc:  # a file system failure during the run (disk full, permissions): one line, not a traceback
         _err(f"scrutiny {args.command}: error: {exc}")
         return 2
 
