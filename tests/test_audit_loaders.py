@@ -11,6 +11,8 @@ from scrutiny.audit import load_config, load_data, load_model, sniff_model_forma
 from scrutiny.audit.loaders import check_compatible, sha256_file
 from scrutiny.exceptions import DataFormatError, InvalidParameterError
 
+from _audit_helpers import onnx_linear
+
 torch = pytest.importorskip("torch")
 
 
@@ -21,21 +23,6 @@ def linear():
     with torch.no_grad():
         expected = net(torch.as_tensor(X, dtype=torch.float32)).numpy()
     return net, X, expected
-
-
-def _onnx_file(path, W, b):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
-        "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, W.shape[0]])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, W.shape[1]])],
-        [numpy_helper.from_array(W.astype(np.float32), "W"), numpy_helper.from_array(b.astype(np.float32), "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
 
 
 def test_torchscript_export_and_state_dict_give_the_module_outputs(tmp_path, linear):
@@ -84,7 +71,7 @@ def test_skops_and_onnx(tmp_path):
     assert m.kind == "sklearn"
     np.testing.assert_allclose(m.adapter.predict(X), est.predict_proba(X), rtol=1e-12)
     W, b = rng.normal(size=(4, 3)), rng.normal(size=3)
-    _onnx_file(tmp_path / "m.onnx", W, b)
+    onnx_linear(tmp_path / "m.onnx", W, b)
     m = load_model(tmp_path / "m.onnx")
     z = X @ W + b
     p = np.exp(z - z.max(1, keepdims=True))

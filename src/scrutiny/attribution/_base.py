@@ -125,12 +125,7 @@ class Explainer(ParamsMixin):
         X = np.asarray(self.model.check_input(X), dtype=np.float64)
         self._check(X)
         with blas_guard(self.model):
-            if target is None:
-                target = self.model.default_target(X)
-            else:
-                if self.model.n_outputs is None:
-                    self.model.predict(X[:1])
-                target = check_target(target, X.shape[0], self.model.n_outputs)
+            target = self._resolve_target(X, target)
             rng = check_random_state(params["random_state"]) if "random_state" in params else None
             raw = self._explain(X, target, rng)
         _check_finite(type(self).__name__, raw)
@@ -145,6 +140,14 @@ class Explainer(ParamsMixin):
             stderr=raw.stderr,
             extras=dict(raw.extras or {}),
         )
+
+    def _resolve_target(self, X: np.ndarray, target: Any) -> np.ndarray:
+        """``target`` as one output index per row; None: the model's default (the predicted class)."""
+        if target is None:
+            return self.model.default_target(X)
+        if self.model.n_outputs is None:  # learn the output count from one row
+            self.model.predict(X[:1])
+        return check_target(target, X.shape[0], self.model.n_outputs)
 
     def _check(self, X: np.ndarray) -> None:
         """Extra input checks of a method (shapes of baselines, backgrounds, segments)."""

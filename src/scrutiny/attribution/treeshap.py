@@ -344,12 +344,7 @@ class TreeSHAP(Explainer):
         X = np.asarray(self.model.check_input(X), dtype=np.float64)
         trees = self._trees()
         self._check_X(X, trees)
-        if target is None:
-            target = self.model.default_target(X)
-        else:
-            if self.model.n_outputs is None:
-                self.model.predict(X[:1])
-            target = check_target(target, X.shape[0], self.model.n_outputs)
+        target = self._resolve_target(X, target)
         Xt = self._as_tree_input(X, trees)
         t = trees
         d = t.n_features
