@@ -226,21 +226,57 @@ def switch_classifier(X):
 
 
 def test_local_explainer_recovers_the_regime_of_the_image_and_random_does_not():
-    """Issue 26's synthetic check: the default explanation's top-5 superpixels are the ones that
-    drive the image's own regime; the mixture's average slope mixes the regimes, and a random
-    ranking (the same test's floor) misses them."""
+    """Issue 26's synthetic check. The paper's rule (``summary="component"``, the slopes of the
+    image's own component h*) recovers the top-5 superpixels of the image's regime, which the
+    mixture's average slope mixes with the other regime's. The default projection ranks the
+    switch (segment 0: hiding it leaves the regime) first, then the regime's strongest superpixels.
+    A random ranking (the same test's floor) misses them."""
     model = as_model(switch_classifier, output="probability")
     X = np.ones((2, 1, 12, 12))  # image 0: segment 0 on (regime A)
-    X[1, 0, :2, :2] = 0.0  # image 1: segment 0 off (regime B)
-    ex = DMMMENExplainer(model, segments="grid", segment_params={"cell": 2}, random_state=0,
-                         dmm_params={"n_jobs": 1})
-    e = quiet(ex.explain, X, target=1)
+    X[1, 0, :2, :2] = 0.0  # image 1: segment 0 off (regime B); with baseline 0 it is inert
+    kw = dict(segments="grid", segment_params={"cell": 2}, random_state=0, dmm_params={"n_jobs": 1})
+    e = quiet(DMMMENExplainer(model, summary="component", **kw).explain, X, target=1)
     assert set(e.extras["segment_ranking"][0, :5].tolist()) == {1, 2, 3, 4, 5}
     assert set(e.extras["segment_ranking"][1, :5].tolist()) == {10, 11, 12, 13, 14}
     assert set(np.argsort(-e.extras["mixture_segment_values"][0])[:5].tolist()) != {1, 2, 3, 4, 5}
+    np.testing.assert_array_equal(e.extras["segment_values"], e.extras["component_segment_values"])
+    assert e.extras["inert_segments"][1, 0] and not e.extras["inert_segments"][0].any()
+    assert e.extras["segment_values"][1, 0] == 0.0  # an inert superpixel gets exactly 0
+    p = quiet(DMMMENExplainer(model, **kw).explain, X, target=1)  # summary="projection"
+    np.testing.assert_array_equal(p.extras["segment_values"], p.extras["projection_segment_values"])
+    assert p.extras["segment_ranking"][0, 0] == 0  # the switch
+    # the projection averages over every mask, half of which hide the switch: after it come the
+    # regime's three strongest superpixels (the other regime's strongest may follow)
+    assert {1, 2, 3} <= set(p.extras["segment_ranking"][0, 1:5].tolist())
+    assert set(p.extras["segment_ranking"][1, :5].tolist()) == {10, 11, 12, 13, 14}
     rng = np.random.default_rng(0)
     hits = [len(set(rng.permutation(36)[:5].tolist()) & {1, 2, 3, 4, 5}) for _ in range(200)]
     assert np.mean(np.array(hits) == 5) < 0.01  # a random ranking essentially never recovers them
+
+
+def and_classifier(X):
+    """P(class 1) = 0.05 + 0.9 * [segment 3 on AND segment 8 on] * (0.5 + 0.5 * mean of segments
+    1, 2, 4): an interaction, as a digit that needs two strokes (6x6 grid, cell 2 on 12x12)."""
+    img = X.reshape(len(X), 12, 12)
+    means = img.reshape(len(X), 6, 2, 6, 2).mean(axis=(2, 4)).reshape(len(X), 36)
+    gate = (means[:, 3] > 0.5) & (means[:, 8] > 0.5)
+    p = 0.05 + 0.9 * gate * (0.5 + 0.5 * means[:, [1, 2, 4]].mean(axis=1))
+    return np.stack([1 - p, p], axis=1)
+
+
+def test_projection_keeps_both_halves_of_an_interaction():
+    """The default summary ranks both superpixels of an AND first: hiding either drops the
+    probability from 0.95 to 0.05. The slopes of one component cannot carry that jump (a mask
+    that hides one of them belongs to another component), which is why the per-image default is
+    the projection (benchmarks/table1.py, DMM-MEN image, keep-top-20 and deletion AUC)."""
+    model = as_model(and_classifier, output="probability")
+    X = np.ones((1, 1, 12, 12))
+    e = quiet(DMMMENExplainer(model, segments="grid", segment_params={"cell": 2}, random_state=0,
+                              dmm_params={"n_jobs": 1}).explain, X, target=1)
+    assert set(e.extras["segment_ranking"][0, :2].tolist()) == {3, 8}
+    lo, hi = e.extras["segment_ci"][0, 3]
+    assert lo <= e.extras["segment_values"][0, 3] <= hi and lo > 0.1  # a credible interval away from 0
+    assert e.extras["converged"][0] or np.isfinite(e.extras["rhat_explanation"][0])
 
 
 def test_uniform_size_masks():

@@ -32,10 +32,12 @@ from ._perturbation._common import check_budget
 from ._perturbation._compose import chunk_rows, compose_images, evaluate, resolve_fills, resolve_segments
 from ._perturbation._design import TAG_SAMPLER, TAG_UNIFORM_SIZE, bernoulli_masks, root_seed, stream
 
-__all__ = ["DMMMENExplainer", "uniform_size_masks"]
+__all__ = ["DMMMENExplainer", "inert_segments", "uniform_size_masks"]
 
 #: ``space`` options: the response the surrogate is fitted to
 SPACES = Options("auto", "raw", "probability", "log_odds")
+#: ``summary`` options: the posterior summary that ranks the superpixels
+SUMMARIES = Options("projection", "component")
 
 
 def uniform_size_masks(seed: int, n_features: int, m: int) -> np.ndarray:
@@ -58,14 +60,29 @@ def uniform_size_masks(seed: int, n_features: int, m: int) -> np.ndarray:
     return Z
 
 
+def inert_segments(image: np.ndarray, fill: np.ndarray, labels: np.ndarray, n_segments: int) -> np.ndarray:
+    """Superpixels that hiding leaves unchanged: every pixel (every channel) equals the fill.
+
+    Returns
+    -------
+    ndarray of shape (n_segments,), bool
+    """
+    same = np.all(np.asarray(image) == np.asarray(fill), axis=0) if np.ndim(image) == 3 else image == fill
+    changed = np.bincount(labels.ravel(), weights=~same.ravel(), minlength=n_segments)[:n_segments]
+    return changed == 0
+
+
 class DMMMENExplainer(Explainer):
     """DMM-MEN individual explanations of images over superpixels (Guo et al. 2018, section 4.2).
 
-    For each image: segment it into superpixels, draw ``n_samples`` on/off masks (the number of
-    hidden superpixels uniform on ``{1..S}``; the first mask keeps every superpixel), render the
-    masked images (hidden superpixels replaced by ``baseline``), take the black box's response
-    (``space``: by default its probability) for the target class on them, fit :class:`DMMMEN` to ``(masks, responses)`` and explain the image
-    by the coefficients of the component of the unperturbed (all-ones) row,
+    For each image: segment it into superpixels, draw ``n_samples`` on/off masks over the
+    superpixels that hiding can change (the number hidden uniform on ``{1..A}``; the first mask
+    keeps every superpixel), render the masked images (hidden superpixels replaced by
+    ``baseline``), take the black box's response (``space``: by default its probability) for the
+    target class on them, fit :class:`DMMMEN` to ``(masks, responses)`` and summarise the
+    posterior (``summary``): by default, the least-squares projection of the fitted mixture onto
+    the masks, averaged over the posterior draws (with 95 % credible intervals); or, the paper's
+    rule, the coefficients of the component of the unperturbed (all-ones) row,
     ``h* = argmax_h pi_h N(y* | b0_h + 1' beta_h, sigma2_h)``. Every input gets its own fit.
 
     Parameters
@@ -98,6 +115,12 @@ class DMMMENExplainer(Explainer):
         baseline image and explains the response by the superpixels' slopes (the reference point
         of Shapley values and Integrated Gradients). ``None``: the paper's fit, with an
         intercept per component. See Notes.
+    summary : {"projection", "component"}, default="projection"
+        What ranks the superpixels. ``"projection"``: per posterior draw, every mask's fitted
+        response (its component's regression) regressed on the masks; the slopes averaged over
+        draws. It carries the jumps between components, e.g. a superpixel whose removal moves
+        the image to another regime. ``"component"``: the slopes of ``h*``, the image's own
+        regime (the paper's rule). See Notes.
     n_components, n_priors : int, default=6, 3
         ``J`` and ``K`` of DMM-MEN.
     n_iter, n_burnin, n_chains : int, default=1000, 500, 2
@@ -120,32 +143,49 @@ class DMMMENExplainer(Explainer):
     Notes
     -----
     ``explain(X, target)`` returns an :class:`~scrutiny.explanation.Explanation` whose
-    ``values`` have the input's shape (every pixel holds its superpixel's coefficient in
-    component ``h*``) and whose ``base_values`` are the baseline image's response (anchored
-    fits) or ``h*``'s intercept (``anchor=None``). ``extras``:
+    ``values`` have the input's shape (every pixel holds its superpixel's value under
+    ``summary``) and whose ``base_values`` are the baseline image's response (anchored fits) or
+    the summary's intercept (``anchor=None``). ``extras``:
 
-    * ``segments`` (n, H, W), ``n_segments`` (n,);
-    * ``segment_values`` (n, S_max) the coefficients, ``segment_ci`` (n, S_max, 2) their 95 %
-      credible intervals (zero-padded), ``segment_ranking`` (n, S_max) superpixels by
-      decreasing coefficient (padded with -1; the top-k segments are ``[:, :k]``);
-    * ``mixture_segment_values`` (n, S_max): the posterior mean of ``sum_h pi_h beta_h``, the
-      mixture's average slope. The paper explains by ``h*`` alone; this ranking is kept beside
-      it because ``h*`` is fitted on masks near the unperturbed image, where a saturated logit
-      barely moves, so its ranking beyond the first few superpixels is weak (the paper's
-      keep-top-k test of both rankings against random segments: ``benchmarks/dmm_men.py``,
-      section 4b);
+    * ``segments`` (n, H, W), ``n_segments`` (n,), ``inert_segments`` (n, S_max) bool: the
+      superpixels that equal their fill (hiding them changes nothing), which get exactly 0 and
+      stay out of the design and the fit;
+    * ``segment_values`` (n, S_max) the values under ``summary``, ``segment_ci`` (n, S_max, 2)
+      their 95 % credible intervals (zero-padded), ``segment_ranking`` (n, S_max) superpixels by
+      decreasing value (padded with -1; the top-k segments are ``[:, :k]``);
+    * both summaries whatever ``summary`` is: ``projection_segment_values`` /
+      ``projection_segment_ci`` and ``component_segment_values`` / ``component_segment_ci``
+      (``h*``'s coefficients); ``mixture_segment_values`` (n, S_max): the posterior mean of
+      ``sum_h pi_h beta_h``, the mixture's average slope;
     * ``component`` (n,), ``component_proba`` (n,) its plug-in probability for the
       unperturbed image, ``component_weight`` (n,) its mixture weight;
     * ``response`` (n,) the response (in ``space``) of the image itself, ``baseline_response``
-      (n,) that of the baseline image, ``local_pred`` (n,) the component's prediction for the
-      image (``base_values + sum(beta)``);
+      (n,) that of the baseline image, ``local_pred`` (n,) the summary's prediction for the
+      image (``base_values + sum(values)``);
     * ``converged`` (n,) bool (every label-invariant R-hat of the kept chain(s) below
-      ``rhat_threshold``), ``rhat_loglik`` (n,), ``rhat_explanation`` (n,) the largest R-hat of
-      the explaining component's top-10 coefficients (the numbers the explanation reports),
-      ``topk_jaccard`` (n,) the between-chain overlap of the top-10 superpixels of ``h*`` (NaN
-      with one kept chain), ``n_chains_used`` (n,), ``fit_time`` (n,) seconds per fit. A
+      ``rhat_threshold``), ``rhat_loglik`` (n,), ``rhat_explanation`` (n,) the largest split
+      R-hat of the summary's top-10 values (the numbers the explanation reports),
+      ``topk_jaccard`` (n,) the between-chain overlap of the top-10 superpixels (NaN with one
+      kept chain), ``n_chains_used`` (n,), ``fit_time`` (n,) seconds per fit. A
       :class:`~scrutiny.exceptions.ConvergenceWarning` per call names the inputs whose fits
       have not converged or whose chains disagree.
+
+    Decisions on the summary (``benchmarks/table1.py``: the paper's keep-top-20 test and the
+    deletion AUC, next to LIME and random segments):
+
+    * **The projection, not ``h*``, by default.** A mixture whose weights do not depend on the
+      mask explains a response that collapses when one key superpixel is hidden by putting the
+      masks that hide it in another component: the jump is carried by the allocation, not by any
+      slope, so ``h*``'s slopes miss that superpixel (the ``and_classifier`` test: a digit that
+      needs two strokes; on MNIST a few images in every forty lose their class when ``h*``'s
+      top 20 are kept). The projection reads the whole fitted mixture, allocations included.
+    * **``h*`` is kept** (``summary="component"``): on a black box with two regimes
+      (``tests/test_dmm_men_explain.py``) it recovers the image's own regime, which the
+      projection, an average over every mask, mixes with the other regime's after ranking the
+      switch first.
+    * **Inert superpixels are left out.** On MNIST most SLIC superpixels are blank background
+      equal to the baseline 0; left in the fit, an anchored component spreads the response's
+      level over them and ranks them above strokes. Their effect is known to be exactly 0.
 
     Decisions on the response and the fit (the figures: ``benchmarks/table1.py``, the paper's
     keep-top-20 test, and ``benchmarks/_dmm_faithful_explore.py``, every response, start, chain
@@ -160,10 +200,7 @@ class DMMMENExplainer(Explainer):
       explains a response that jumps when one key superpixel is hidden by two components with
       different intercepts and near-zero slopes, and the ranking is lost (a few images in every
       fifty). Without intercepts, on the response relative to the baseline image, every
-      component must explain the response by slopes; ``h*`` then ranks as faithfully as LIME.
-    * **``h*``, the paper's rule, is kept**: on a black box with two regimes
-      (``tests/test_dmm_men_explain.py``) it recovers the regime of the image, which the
-      mixture's average slope (``mixture_segment_values``) does not.
+      component must explain the response by slopes.
 
     Decisions on speed and convergence (the figures: ``benchmarks/table1.py`` prints the time per
     explanation and the share of converged fits; ``benchmarks/dmm_men.py``, section 4, the
@@ -202,6 +239,7 @@ class DMMMENExplainer(Explainer):
         "sampling": [Options("uniform_size", "bernoulli")],
         "space": [SPACES],
         "anchor": [Options("baseline"), None],
+        "summary": [SUMMARIES],
         "n_components": [Interval(int, 1, None)],
         "n_priors": [Interval(int, 1, None)],
         "n_iter": [Interval(int, 1, None)],
@@ -232,6 +270,7 @@ class DMMMENExplainer(Explainer):
         sampling: str = "uniform_size",
         space: str = "auto",
         anchor: str | None = "baseline",
+        summary: str = "projection",
         n_components: int = 6,
         n_priors: int = 3,
         n_iter: int = 1000,
@@ -250,6 +289,7 @@ class DMMMENExplainer(Explainer):
         self.sampling = sampling
         self.space = space
         self.anchor = anchor
+        self.summary = summary
         self.n_components = n_components
         self.n_priors = n_priors
         self.n_iter = n_iter
@@ -334,6 +374,8 @@ class DMMMENExplainer(Explainer):
         seg_values = np.zeros((n, S_max))
         mix_values = np.zeros((n, S_max))
         seg_ci = np.zeros((n, S_max, 2))
+        comp_values, proj_values = np.zeros((n, S_max)), np.zeros((n, S_max))
+        comp_ci, proj_ci = np.zeros((n, S_max, 2)), np.zeros((n, S_max, 2))
         ranking = np.full((n, S_max), -1, dtype=np.int64)
         scalars = {k: np.zeros(n) for k in ("component_proba", "component_weight", "response", "baseline_response",
                                              "local_pred",
@@ -343,11 +385,30 @@ class DMMMENExplainer(Explainer):
         chains_used = np.zeros(n, dtype=np.int64)
         intercept = np.zeros(n)
         fills = resolve_fills(self.baseline, X, labels, n_seg, owner)
+        inert_all = np.zeros((n, S_max), dtype=bool)
         with chain_pool(int(params["n_jobs"])):  # one process pool for every image's fit
             for i in range(n):
                 S = int(n_seg[i])
-                Z = self._masks(seed, S)
                 image, lab, fill = X[i], labels[i], fills[i]
+                # A superpixel that equals its fill (MNIST's blank background with baseline 0) is
+                # never changed by hiding it: its effect is exactly 0, so it gets 0 and stays out of
+                # the fit. Left in, an anchored component spreads the response's level over it and
+                # ranks blank superpixels above the strokes (benchmarks/table1.py, DMM-MEN image).
+                inert = inert_segments(image, fill, lab, S)
+                inert_all[i, :S] = inert
+                active = np.flatnonzero(~inert)
+                A = active.size
+                if A == 0:  # nothing to explain: every superpixel already equals the baseline
+                    out0 = evaluate(self.model, space, 1, lambda s, e: image[None].astype(np.float32, copy=False),
+                                    rows_per_chunk)[0, target[i]]
+                    intercept[i] = scalars["response"][i] = scalars["baseline_response"][i] = out0
+                    scalars["local_pred"][i] = out0
+                    for key in ("component_proba", "rhat_loglik", "rhat_explanation", "topk_jaccard"):
+                        scalars[key][i] = np.nan
+                    converged[i] = True
+                    continue
+                Z = np.ones((int(self.n_samples), S))
+                Z[:, active] = self._masks(seed, A)  # the design is over the superpixels that can change
 
                 # one model pass over the masks and, last, the baseline image (every superpixel
                 # hidden): the anchor of the fit
@@ -361,21 +422,29 @@ class DMMMENExplainer(Explainer):
                 if anchored:
                     y = y - y_off
                 start = time.perf_counter()
+                Za = Z[:, active]
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)  # summarised once below
                     try:
-                        est = DMMMEN(**params).fit(Z, y)
+                        est = DMMMEN(**params).fit(Za, y)
                     except InvalidParameterError as exc:
                         raise InvalidParameterError(f"{owner}: fitting DMM-MEN to input {i} failed: {exc}") from exc
-                P = est.component_proba(Z[:1], y[:1])[0]
+                P = est.component_proba(Za[:1], y[:1])[0]
                 h = int(np.argmax(P))
-                beta = est.coef_[h]
+                comp_values[i, active] = est.coef_[h]
+                comp_ci[i, active] = est.coef_ci_[h]
+                proj, proj_b = projection_draws(est, Za)  # (chains, draws, A), (chains, draws)
+                proj_b0 = float(proj_b.mean())
+                proj_values[i, active] = proj.mean(axis=(0, 1))
+                proj_ci[i, active] = np.percentile(proj.reshape(-1, A), [2.5, 97.5], axis=0).T
+                by_projection = self.summary == "projection"
+                beta = (proj_values if by_projection else comp_values)[i, :S]
                 seg_values[i, :S] = beta
-                mix_values[i, :S] = est.coef_mixture_
-                seg_ci[i, :S] = est.coef_ci_[h]
+                seg_ci[i, :S] = (proj_ci if by_projection else comp_ci)[i, :S]
+                mix_values[i, active] = est.coef_mixture_
                 ranking[i, :S] = np.argsort(-beta, kind="stable")
                 component[i] = h
-                intercept[i] = y_off if anchored else est.intercept_[h]
+                intercept[i] = y_off if anchored else (proj_b0 if by_projection else est.intercept_[h])
                 converged[i] = est.converged_
                 scalars["component_proba"][i] = P[h]
                 scalars["component_weight"][i] = est.weights_[h]
@@ -383,8 +452,9 @@ class DMMMENExplainer(Explainer):
                 scalars["baseline_response"][i] = y_off
                 scalars["local_pred"][i] = intercept[i] + beta.sum()
                 scalars["rhat_loglik"][i] = est.rhat_.get("loglik", np.nan)
-                scalars["rhat_explanation"][i] = self._rhat_explanation(est, h, min(10, S))
-                scalars["topk_jaccard"][i] = self._topk_jaccard(est, h, min(10, S))
+                draws = proj if by_projection else np.stack([np.asarray(d["beta"])[:, h, :] for d in est.draws_])
+                scalars["rhat_explanation"][i] = _rhat_top(draws, min(10, A))
+                scalars["topk_jaccard"][i] = _topk_jaccard(draws, min(10, A))
                 chains_used[i] = est.chains_used_.size
                 scalars["fit_time"][i] = time.perf_counter() - start
         self._warn_unconverged(converged, scalars, n)
@@ -397,7 +467,12 @@ class DMMMENExplainer(Explainer):
             "segment_values": seg_values,
             "segment_ci": seg_ci,
             "segment_ranking": ranking,
+            "inert_segments": inert_all,
             "mixture_segment_values": mix_values,
+            "component_segment_values": comp_values,
+            "component_segment_ci": comp_ci,
+            "projection_segment_values": proj_values,
+            "projection_segment_ci": proj_ci,
             "component": component,
             "converged": converged,
             "n_chains_used": chains_used,
@@ -435,26 +510,45 @@ class DMMMENExplainer(Explainer):
     def _rhat_threshold(self) -> float:
         return float(dict(self.dmm_params or {}).get("rhat_threshold", 1.05))
 
-    @staticmethod
-    def _rhat_explanation(est: Any, h: int, k: int) -> float:
-        """Largest split R-hat of component ``h``'s top-k coefficients over the kept chains' draws.
 
-        The label-invariant R-hats behind ``converged`` include the prior terms of empty
-        components (the log joint), which the explanation never reads; this one measures the
-        numbers it reports (the draws are relabelled, so ``h`` names one component throughout).
-        """
-        from ..surrogate import rhat
+def projection_draws(est: Any, Z: np.ndarray) -> np.ndarray:
+    """Per posterior draw, the least-squares projection of the fitted mixture onto the masks.
 
-        beta = np.stack([np.asarray(d["beta"])[:, h, :] for d in est.draws_])  # (chains, T, p)
-        top = np.argsort(-beta.mean(axis=(0, 1)), kind="stable")[:k]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return float(np.nanmax(np.atleast_1d(rhat(beta[:, :, top]))))
+    In draw ``t`` every mask ``i`` has a component ``z_i`` and a fitted response
+    ``b0_{z_i} + Z_i beta_{z_i}``; regressing these fitted responses on ``Z`` (with an intercept
+    when the fit has them) gives the linear explanation that best reproduces the whole fitted
+    mixture, the jumps between components included. Returns the slopes, shape
+    (chains, draws, p), one row per kept draw, and the intercepts (chains, draws), 0 without.
+    """
+    fit_intercept = bool(getattr(est, "fit_intercept", True))
+    D = np.column_stack([np.ones(len(Z)), Z]) if fit_intercept else Z
+    pinv = np.linalg.pinv(D)  # (p [+1], n): one solve shared by every draw
+    out, b = [], []
+    for d in est.draws_:
+        beta, b0, z = np.asarray(d["beta"]), np.asarray(d["intercept"]), np.asarray(d["z"]).astype(np.int64)
+        means = np.einsum("ip,tjp->tij", Z, beta) + b0[:, None, :]  # (T, n, J)
+        fitted = np.take_along_axis(means, z[:, :, None], axis=2)[:, :, 0]  # (T, n)
+        coef = fitted @ pinv.T
+        out.append(coef[:, 1:] if fit_intercept else coef)
+        b.append(coef[:, 0] if fit_intercept else np.zeros(len(coef)))
+    return np.stack(out), np.stack(b)
 
-    @staticmethod
-    def _topk_jaccard(est: Any, h: int, k: int) -> float:
-        """Jaccard overlap of the top-k (signed) coefficients of component ``h`` between chains."""
-        if len(est.draws_) < 2:
-            return float("nan")
-        tops = [set(np.argsort(-d["beta"][:, h].mean(axis=0), kind="stable")[:k].tolist()) for d in est.draws_]
-        pairs = [(a, b) for i, a in enumerate(tops) for b in tops[i + 1:]]
-        return float(np.mean([len(a & b) / len(a | b) for a, b in pairs]))
+
+def _rhat_top(draws: np.ndarray, k: int) -> float:
+    """Largest split R-hat of the top-k (by posterior mean) of per-chain draws (chains, T, p):
+    the convergence of the numbers the explanation reports. The label-invariant R-hats behind
+    ``converged`` include the prior terms of empty components, which the explanation never reads."""
+    from ..surrogate import rhat
+
+    top = np.argsort(-draws.mean(axis=(0, 1)), kind="stable")[:k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.nanmax(np.atleast_1d(rhat(draws[:, :, top]))))
+
+
+def _topk_jaccard(draws: np.ndarray, k: int) -> float:
+    """Jaccard overlap of the top-k (signed) values between chains (NaN with one chain)."""
+    if draws.shape[0] < 2:
+        return float("nan")
+    tops = [set(np.argsort(-c.mean(axis=0), kind="stable")[:k].tolist()) for c in draws]
+    pairs = [(a, b) for i, a in enumerate(tops) for b in tops[i + 1:]]
+    return float(np.mean([len(a & b) / len(a | b) for a, b in pairs]))
