@@ -111,7 +111,7 @@ def test_fitted_attributes_shapes_and_predictions(small_fit):
     assert len(model.draws_) == 2 and model.draws_[0]["beta"].shape == (60, 4, p)
     assert model.trace_[0]["loglik"].shape == (120,)
     assert model.diagnostics_["topk_jaccard"].shape == (4,) and model.diagnostics_["topk_jaccard_halves"].shape == (4,)
-    assert set(model.rhat_) >= {"loglik", "logjoint", "alpha", "n_occupied", "pi", "sigma2"}
+    assert set(model.rhat_) >= {"loglik", "logjoint", "logjoint_occupied", "alpha", "n_occupied", "pi", "sigma2"}
     pred = model.predict(X)
     assert pred.shape == (n,) and np.all(np.isfinite(pred))
     # sum_h pi_h (b0_h + x' beta_h) over the draws, components left empty by a draw's z counted as 0
@@ -284,7 +284,7 @@ def test_auto_stops_when_its_criterion_first_holds(auto_fit):
     for d in m.draws_:
         np.testing.assert_array_equal(d["iteration"], np.arange(m.n_burnin_, m.n_iter_))
     last = m.auto_history_[-1]
-    for name in ("loglik", "logjoint"):  # the criterion on the second half of every chain
+    for name in ("loglik", "logjoint_occupied"):  # the criterion on the second half of every chain
         x = np.stack([tr[name][m.n_burnin_ :] for tr in m.trace_])
         assert rhat(x) == pytest.approx(last[f"rhat_{name}"]) and rhat(x) < 1.05
         assert ess_bulk(x) == pytest.approx(last[f"ess_{name}"]) and ess_bulk(x) > 400

@@ -786,6 +786,7 @@ def test_the_cached_log_densities_change_nothing():
     np.testing.assert_array_equal(st.logdens, C.component_log_densities(st, data.y))
     assert info.loglik == pytest.approx(C.log_likelihood(st, data.y), rel=1e-12)
     assert info.logjoint == pytest.approx(C.log_joint(st, data, priors), rel=1e-12)  # also from the cache
+    assert info.logjoint_occupied == pytest.approx(C.log_joint(st, data, priors, occupied_only=True), rel=1e-12)
     a, _ = step(np.random.default_rng(9), st, data, priors)
     b, _ = step(np.random.default_rng(9), st._replace(logdens=None), data, priors)
     for f in ("z", "beta", "sigma2", "lam1", "alpha"):
@@ -810,3 +811,27 @@ def test_cholesky_draw_jitters_a_singular_precision_and_refuses_an_indefinite_on
                                   np.ones(2, dtype=bool), theta)
     assert done.tolist() == [False, True] and np.all(theta[0] == 0.0)
     np.testing.assert_allclose(theta[1], np.ones(3))  # A = I, h = 0: theta = sigma eps
+
+
+def test_log_joint_of_the_occupied_components_ignores_empty_ones():
+    """The convergence criterion leaves out an empty component's prior terms: changing its
+    parameters moves the full log joint by exactly their prior log density and leaves the
+    occupied-only one unchanged; with every component occupied the two agree."""
+    priors = Priors(n_components=3)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(80, 3))
+    y = X @ [1.0, -1.0, 0.5] + 0.1 * rng.normal(size=80)
+    data = make_data(X, y, priors)
+    st = init(rng, X, y, priors)
+    st = st._replace(z=np.where(np.arange(80) < 40, 0, 1).astype(st.z.dtype))  # component 2 empty
+    full, occ = C.log_joint(st, data, priors), C.log_joint(st, data, priors, occupied_only=True)
+    sigma2 = st.sigma2.copy()
+    sigma2[2] *= 7.0
+    moved = st._replace(sigma2=sigma2)
+    assert C.log_joint(moved, data, priors, occupied_only=True) == pytest.approx(occ, rel=1e-12)
+    # the full log joint moves (sigma2's inverse-gamma prior and the elastic-net prior of beta,
+    # whose scale is sigma2, both of the empty component)
+    assert abs(C.log_joint(moved, data, priors) - full) > 1e-3
+    assert occ != pytest.approx(full)  # the empty component's terms are not zero
+    every = st._replace(z=(np.arange(80) % 3).astype(st.z.dtype))
+    assert C.log_joint(every, data, priors, occupied_only=True) == pytest.approx(C.log_joint(every, data, priors))

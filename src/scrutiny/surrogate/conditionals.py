@@ -99,8 +99,16 @@ __all__ = [
 # --------------------------------------------------------------------------- log joint
 
 
-def log_joint(state: State, data: Data, priors: Priors, logdens: np.ndarray | None = None) -> float:
+def log_joint(state: State, data: Data, priors: Priors, logdens: np.ndarray | None = None,
+              occupied_only: bool = False) -> float:
     """Complete-data log joint density with ``tau`` integrated out (label-invariant).
+
+    ``occupied_only=True`` leaves out the prior terms of the components without samples
+    (``sigma2``, ``b0``, ``beta`` and ``c`` of an empty component, which the sampler draws afresh
+    from their prior every sweep): the convergence criterion of :class:`DMMMEN`, because those
+    heavy-tailed prior draws move the full log joint's R-hat although no fitted quantity
+    depends on them (``tests/test_surrogate_sampler.py``; ``benchmarks/table1.py`` prints the
+    share of converged per-image fits).
 
     ``log p(y, z, u, alpha, b0, beta, sigma2, c, w, lam)``; the stick variables enter through
     ``log(1 - u_j)``; the Jacobian of ``pi`` is not included (densities are w.r.t. ``u``).
@@ -115,7 +123,7 @@ def log_joint(state: State, data: Data, priors: Priors, logdens: np.ndarray | No
         logdens, state.z, state.log1m_u, float(state.alpha), state.sigma2, state.intercept, state.beta, state.c,
         state.w, state.lam1, state.lam2, float(priors.alpha_shape), float(priors.alpha_rate),
         float(priors.sigma2_shape), float(priors.sigma2_scale), float(s0),
-        float(math.lgamma(K * ae) - K * math.lgamma(ae)), ae, *_lambda_prior_args(priors),
+        float(math.lgamma(K * ae) - K * math.lgamma(ae)), ae, *_lambda_prior_args(priors), bool(occupied_only),
     ))
 
 
@@ -126,8 +134,11 @@ def _gamma_logpdf1(x, shape, rate):
 
 @jit
 def _log_joint(logdens, z, log1m_u, alpha, sigma2, intercept, beta, c, w, lam1, lam2,
-               alpha_shape, alpha_rate, s2_shape, s2_scale, s0, dir_norm, ae, a1, a2, rate):
+               alpha_shape, alpha_rate, s2_shape, s2_scale, s0, dir_norm, ae, a1, a2, rate, occupied_only):
     J, p = beta.shape
+    occupied = np.zeros(J, dtype=np.bool_)
+    for i in range(z.shape[0]):
+        occupied[z[i]] = True
     l1, l2 = _beta_norms(beta)
     out = 0.0
     for i in range(z.shape[0]):  # log pi_z + log N(y | ...): the (i, z_i) entries
@@ -136,6 +147,8 @@ def _log_joint(logdens, z, log1m_u, alpha, sigma2, intercept, beta, c, w, lam1, 
         out += math.log(alpha) + (alpha - 1.0) * log1m_u[j]
     out += _gamma_logpdf1(alpha, alpha_shape, alpha_rate)
     for j in range(J):
+        if occupied_only and not occupied[j]:
+            continue
         s2 = sigma2[j]
         out += s2_shape * math.log(s2_scale) - math.lgamma(s2_shape) - (s2_shape + 1.0) * math.log(s2) - s2_scale / s2
         if s0 == s0:  # an intercept with a N(0, s0^2) prior

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: Trace entries that do not depend on the component labels.
-LABEL_INVARIANT = ("loglik", "logjoint", "alpha", "n_occupied")
+LABEL_INVARIANT = ("loglik", "logjoint", "logjoint_occupied", "alpha", "n_occupied")
 
 
 def _as_chains(x, name="x") -> np.ndarray:
@@ -283,7 +283,7 @@ def chain_diagnostics(
     """
     out: dict = {"rhat": {}, "ess_bulk": {}, "ess_tail": {}}
     series = {}
-    for name in ("loglik", "logjoint", "n_occupied"):
+    for name in ("loglik", "logjoint", "logjoint_occupied", "n_occupied"):
         if all(name in tr for tr in traces):
             L = min(len(tr[name]) for tr in traces)
             series[name] = np.stack([np.asarray(tr[name][n_burnin:L], dtype=float) for tr in traces])

@@ -118,6 +118,8 @@ class Info(NamedTuple):
         Mixture log-likelihood ``sum_i log sum_j pi_j N(y_i | ...)`` after the sweep (label-invariant).
     logjoint : float
         Complete-data log joint with ``tau`` integrated out (label-invariant).
+    logjoint_occupied : float
+        The same without the prior terms of empty components (the convergence criterion).
     n_occupied : int
         Number of components with at least one sample.
     n_moved : int
@@ -134,6 +136,7 @@ class Info(NamedTuple):
 
     loglik: float
     logjoint: float
+    logjoint_occupied: float
     n_occupied: int
     n_moved: int
     sigma2_evals: int
@@ -289,6 +292,7 @@ def step(
     info = Info(
         loglik=mixture_log_likelihood(logdens),
         logjoint=log_joint(new, data, priors, logdens),
+        logjoint_occupied=log_joint(new, data, priors, logdens, occupied_only=True),
         n_occupied=int(np.count_nonzero(counts)),
         n_moved=n_moved,
         sigma2_evals=int(s2_evals),
@@ -403,7 +407,8 @@ def _run_chain(rng, X, y, priors, n_iter, n_burnin, thin, callback, settings, in
     for name in ("loglik", "logjoint"):
         draws[name] = np.empty(T)
     draws["iteration"] = keep.copy()
-    trace = {f: np.empty(n_iter, dtype=float if f in ("loglik", "logjoint") else np.int64) for f in Info._fields}
+    trace = {f: np.empty(n_iter, dtype=float if f.startswith(("loglik", "logjoint")) else np.int64)
+             for f in Info._fields}
     trace["time"] = np.empty(n_iter)
     t0 = time.perf_counter()
     slot = 0
