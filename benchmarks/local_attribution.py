@@ -33,14 +33,15 @@ Tasks
    the same sigma, ``abs=False``, ``nt_samples_batch_size`` 4 (4 x 64 = 256 rows) and None.
    Errors against ours at 1,024 IG steps / 4,096 plain Monte Carlo SmoothGrad samples; IG
    agreement ours vs captum at 50 steps is reported separately.
-4. **Overhead ratio** for every one of ours: total time / time of the model alone on the same
-   rows in the same chunks (replayed with numpy's BLAS on one thread, as in scrutiny's explainers,
-   so that OpenBLAS workers left spinning by earlier numpy work do not slow the replay). The chunks are recorded by running ours once through a module
-   that logs the batch sizes (and whether a gradient was taken); the replay sends float32
-   tensors of those sizes through the bare model (``inference_mode`` forward, or
-   forward + ``autograd.grad`` of the selected outputs). For KernelSHAP the table also shows
-   the floor: a hand-fused torch loop doing only what every KernelSHAP must (build the
-   coalition rows, run the model, softmax, average over the background), no checks or
+4. **Overhead ratio** (in ``lime``, ``kernelshap`` and ``gradients``) for every one of ours:
+   total time / time of the model alone on the same rows in the same chunks (replayed with
+   numpy's BLAS on one thread, as in scrutiny's explainers, so that OpenBLAS workers left
+   spinning by earlier numpy work do not slow the replay). The chunks are recorded by running
+   ours once through a module that logs the batch sizes (and whether a gradient was taken); the
+   replay sends float32 tensors of those sizes through the bare model (``inference_mode``
+   forward, or forward + ``autograd.grad`` of the selected outputs). For KernelSHAP the table
+   also shows the floor: a hand-fused torch loop doing only what every KernelSHAP must (build
+   the coalition rows, run the model, softmax, average over the background), no checks or
    regression (``fused_kernelshap``).
 5. **Accuracy at equal budget, low dimension** (``lowdim``; :mod:`_local_lowdim`): KernelSHAP
    vs shap at 1,024 coalitions on held-out models with 8-16 features (wine MLP and GBM,
@@ -59,6 +60,7 @@ Usage::
     python benchmarks/local_attribution.py                       # full run (several minutes)
     python benchmarks/local_attribution.py --quick               # smoke run
     python benchmarks/local_attribution.py --tasks lime --datasets mnist --repeats 5 --json out.json
+    python benchmarks/local_attribution.py --quick --tasks kernelshap trees   # any of the keys above
 """
 
 from __future__ import annotations
