@@ -61,8 +61,8 @@ def bench(args: argparse.Namespace, res: Any) -> None:
     """Add the GradientSHAP, DeepLIFT and Grad-CAM rows (and notes) to ``res``."""
     import torch
     from captum.attr import DeepLift, GradientShap, LayerAttribution, LayerGradCam
-    from local_attribution import Case, channels_last_copy, load_cnn, log, predicted, rel_err, seeded_error
-    from _common import time_cases
+    from _common import Case, time_cases
+    from _local_shared import channels_last_copy, load_cnn, log, predicted, rel_err, seeded_error
     from torch import nn
 
     from scrutiny.attribution import DeepLIFT, GradCAM, GradientSHAP

@@ -4,9 +4,13 @@ One run, same model, same inputs, same budget for every library; times are media
 ``--repeats`` interleaved rounds after a warm-up (the order of the cases rotates each
 round, so a change in machine load hits every library alike).
 
+This file is the driver (arguments, task dispatch, footnotes, JSON); the sections live in private
+modules: tasks 1-4 in :mod:`_local_speed` (helpers shared with :mod:`_local_gradients`, and the
+tables, in :mod:`_local_shared`), tasks 5-8 in the modules named below.
+
 Tasks
 -----
-1. **Image LIME** (digits CNN, MNIST CNN; ``--n-images`` test images, 1,000 samples each).
+1. **Image LIME** (``lime``; digits CNN, MNIST CNN; ``--n-images`` test images, 1,000 samples each).
    Both libraries get the *same* superpixels (SLIC from :func:`scrutiny.data.segment`:
    ``n_segments=16`` on 8x8 digits, 50 on MNIST), hidden superpixels set to 0, the same
    kernel (cosine distance, width 0.25) and ridge (alpha 1), and explain the predicted
@@ -15,13 +19,13 @@ Tasks
    labels, no progress bar; ``batch_size=10`` (its default) and 256 (our model batch).
    Error: mean over images of the relative L2 distance of the superpixel coefficients to
    a high-budget reference (ours at 2**15 samples; lime estimates the same quantity).
-2. **Tabular KernelSHAP** (breast cancer, a zoo MLP (30-128-64-2, ReLU) trained on
+2. **Tabular KernelSHAP** (``kernelshap``; breast cancer, a zoo MLP (30-128-64-2, ReLU) trained on
    standardised features; ``--n-tabular`` test rows; the same 20 training rows as background
    for both; 2*30 + 2048 = 2,108 coalitions = shap's "auto"; shap ``l1_reg=False``; P(benign)
    explained). 2**30 coalitions cannot be enumerated, so the error is measured against two
    high-budget references: ours at 2**17 coalitions and shap at 2**15 coalitions (different
    seeds from the timed runs).
-3. **Integrated Gradients** (50 Gauss-Legendre steps, zero baseline) and **SmoothGrad**
+3. **Integrated Gradients** (``gradients``; 50 Gauss-Legendre steps, zero baseline) and **SmoothGrad**
    (50 noisy copies, sigma = 0.15 absolute, signed gradients) on the MNIST CNN (digits CNN
    when the MNIST files are missing), 64 test images, logit of the predicted class.
    captum: ``IntegratedGradients`` with ``internal_batch_size=256`` (our model batch) and
@@ -29,14 +33,15 @@ Tasks
    the same sigma, ``abs=False``, ``nt_samples_batch_size`` 4 (4 x 64 = 256 rows) and None.
    Errors against ours at 1,024 IG steps / 4,096 plain Monte Carlo SmoothGrad samples; IG
    agreement ours vs captum at 50 steps is reported separately.
-4. **Overhead ratio** for every one of ours: total time / time of the model alone on the same
-   rows in the same chunks (replayed with numpy's BLAS on one thread, as in scrutiny's explainers,
-   so that OpenBLAS workers left spinning by earlier numpy work do not slow the replay). The chunks are recorded by running ours once through a module
-   that logs the batch sizes (and whether a gradient was taken); the replay sends float32
-   tensors of those sizes through the bare model (``inference_mode`` forward, or
-   forward + ``autograd.grad`` of the selected outputs). For KernelSHAP the table also shows
-   the floor: a hand-fused torch loop doing only what every KernelSHAP must (build the
-   coalition rows, run the model, softmax, average over the background), no checks or
+4. **Overhead ratio** (in ``lime``, ``kernelshap`` and ``gradients``) for every one of ours:
+   total time / time of the model alone on the same rows in the same chunks (replayed with
+   numpy's BLAS on one thread, as in scrutiny's explainers, so that OpenBLAS workers left
+   spinning by earlier numpy work do not slow the replay). The chunks are recorded by running
+   ours once through a module that logs the batch sizes (and whether a gradient was taken); the
+   replay sends float32 tensors of those sizes through the bare model (``inference_mode``
+   forward, or forward + ``autograd.grad`` of the selected outputs). For KernelSHAP the table
+   also shows the floor: a hand-fused torch loop doing only what every KernelSHAP must (build
+   the coalition rows, run the model, softmax, average over the background), no checks or
    regression (``fused_kernelshap``).
 5. **Accuracy at equal budget, low dimension** (``lowdim``; :mod:`_local_lowdim`): KernelSHAP
    vs shap at 1,024 coalitions on held-out models with 8-16 features (wine MLP and GBM,
@@ -55,6 +60,7 @@ Usage::
     python benchmarks/local_attribution.py                       # full run (several minutes)
     python benchmarks/local_attribution.py --quick               # smoke run
     python benchmarks/local_attribution.py --tasks lime --datasets mnist --repeats 5 --json out.json
+    python benchmarks/local_attribution.py --quick --tasks kernelshap trees   # any of the keys above
 """
 
 from __future__ import annotations
@@ -64,43 +70,17 @@ import os
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime's per-sample progress bar (set before tqdm is imported)
 
 import argparse
-import copy
 import sys
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-from _common import (
-    DEFAULT_DATA_DIR,
-    Case,
-    Gate,
-    environment,
-    format_table,
-    set_threads,
-    summary,
-    time_cases,
-    write_json,
-)
-from torch import nn
-
-from scrutiny.attribution import LIME, IntegratedGradients, KernelSHAP, SmoothGrad
-from scrutiny.data import load_breast_cancer, segment, train_test_split
-from scrutiny.models import as_model, auto_batch_size
-from scrutiny.zoo import make_model, reference_model, train_model
+from _common import DEFAULT_DATA_DIR, Gate, environment, set_threads, write_json
+from _local_shared import Results, log, report
+from _local_speed import bench_gradients, bench_kernelshap, bench_lime
 
 TASKS = ("lime", "kernelshap", "gradients", "lowdim", "clime", "gradmethods", "trees")
 LIME_DATASETS = ("digits", "mnist")
-SLIC_SEGMENTS = {"digits": 16, "mnist": 50}
-LIME_PEER_BATCHES = (10, 256)
-SIGMA = 0.15
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -141,528 +121,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ig_steps, args.ig_ref_steps = 50, (128 if q else 1024)
     args.sg_samples, args.sg_ref_samples = 50, (256 if q else 4096)
     return args
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class Recorder(nn.Module):
-    """Passes through to ``inner`` and logs (batch size, gradient taken) of every call."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.calls: list[tuple[int, bool]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls.append((int(x.shape[0]), bool(torch.is_grad_enabled() and x.requires_grad)))
-        return self.inner(x)
-
-
-def channels_last_copy(module: nn.Module) -> nn.Module:
-    """The module with channels-last convolution weights (a copy): the layout scrutiny's
-    ``TorchModel`` runs convolutions in by default, given to the peers as well so that they are
-    timed on the same fast model."""
-    return copy.deepcopy(module).to(memory_format=torch.channels_last).eval()
-
-
-def record_calls(module: nn.Module, run: Callable[[nn.Module], Any]) -> list[tuple[int, bool]]:
-    rec = Recorder(module).eval()
-    run(rec)
-    return rec.calls
-
-
-def replay(module: nn.Module, calls: list[tuple[int, bool]], pool: torch.Tensor, targets: torch.Tensor) -> Callable[[], None]:
-    """The model alone on the recorded chunks: float32 slices of ``pool`` (contiguous views),
-    convolutions in the channels-last layout scrutiny uses (``channels_last_copy``)."""
-    if any(isinstance(m, nn.Conv2d) for m in module.modules()):
-        module = channels_last_copy(module)
-    need = max(n for n, _ in calls)
-    if need > pool.shape[0]:
-        reps = -(-need // pool.shape[0])
-        pool = pool.repeat((reps,) + (1,) * (pool.ndim - 1)).contiguous()
-        targets = targets.repeat(reps)
-
-    from threadpoolctl import threadpool_limits
-
-    def run() -> None:
-        # the same BLAS setting scrutiny's explainers use around torch models (one thread, so
-        # no OpenBLAS workers left spinning by earlier numpy work compete with torch's pool)
-        with threadpool_limits(1, user_api="blas"):
-            for n, grad in calls:
-                if grad:
-                    x = pool[:n].clone().requires_grad_(True)
-                    out = module(x)
-                    sel = out.gather(1, targets[:n, None]).sum()
-                    torch.autograd.grad(sel, x)
-                else:
-                    with torch.inference_mode():
-                        module(pool[:n])
-
-    return run
-
-
-def rel_err(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Per-row relative L2 distance."""
-    v = values.reshape(len(values), -1)
-    r = ref.reshape(len(ref), -1)
-    return np.linalg.norm(v - r, axis=1) / np.maximum(np.linalg.norm(r, axis=1), 1e-300)
-
-
-def seeded_error(values: Callable[[int], np.ndarray], err: Callable[[np.ndarray], np.ndarray], seeds: int) -> dict:
-    """Mean over inputs of the per-input error, for ``seeds`` seeds; mean and per-seed values.
-
-    Several seeds matter because ours shares one perturbation design across all inputs of a
-    call (common random numbers): the errors of one call share one design's luck. The mean,
-    not the median, over inputs: with one design per call the expected median of the
-    (right-skewed) errors is higher than with a design per input (lime, shap) at equal
-    per-input accuracy (image LIME on MNIST, independent rows, 5 seeds: mean 0.117 for both
-    libraries, median 0.114 ours vs 0.112 lime)."""
-    per_seed = [float(np.mean(err(values(s)))) for s in range(seeds)]
-    se = float(np.std(per_seed, ddof=1) / np.sqrt(seeds)) if seeds > 1 else float("nan")
-    return {"mean": float(np.mean(per_seed)), "se": se, "per_seed": per_seed}
-
-
-def not_worse(ours: dict, peer: dict) -> bool:
-    """Ours' mean error is below the peer's, or above it by less than two standard errors of
-    the difference (seed noise)."""
-    se = np.hypot(ours["se"], peer["se"])
-    return bool(ours["mean"] <= peer["mean"] or (np.isfinite(se) and ours["mean"] - peer["mean"] < 2 * se))
-
-
-def fmt_time(s: dict[str, float]) -> str:
-    def one(t: float) -> str:
-        return f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.2f} s"
-
-    flag = "" if s.get("contended_kept", 0) == 0 else f" ({s['n']}/{s['n'] + s['contended_kept']})"
-    return f"{one(s['median'])} [{one(s['min'])}]{flag}"
-
-
-def fmt_err(e: Any) -> str:
-    if e is None:
-        return "-"
-    if isinstance(e, dict):
-        return f"{e['mean']:.4f}" + (f"±{e['se']:.4f}" if np.isfinite(e.get("se", np.nan)) else "")
-    if isinstance(e, (tuple, list)):
-        return " | ".join(fmt_err(x) for x in e)
-    return f"{e:.4f}" if isinstance(e, float) else str(e)
-
-
-class Results:
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.overhead: list[dict[str, Any]] = []
-        self.notes: dict[str, Any] = {}
-        self.footnotes: list[str] = []
-
-    def add(self, **row: Any) -> dict[str, Any]:
-        self.rows.append(row)
-        return row
-
-    def timing(self, key: str, cases: list[Case], gate: Gate) -> dict[str, dict[str, Any]]:
-        """Summaries per case over the uncontended samples (all samples if none is), also stored
-        (with every sample and the cores other processes used during it) in the notes."""
-        out = {}
-        for c in cases:
-            clean = [t for t, o in zip(c.times, c.others) if not (gate.enabled and o > gate.threshold)]
-            out[c.key] = summary(clean or c.times) | {
-                "samples": c.times, "others_cores": c.others, "retaken": c.rejected,
-                "contended_kept": len(c.times) - len(clean), "used_contended": not clean,
-            }
-        self.notes.setdefault(key, {})["timing"] = out
-        return out
-
-    def add_overhead(self, task: str, method: str, calls: list[tuple[int, bool]], ours: dict, model: dict) -> None:
-        self.overhead.append({"task": task, "method": method, "rows": sum(c for c, _ in calls),
-                              "n_calls": len(calls), "chunk": max(c for c, _ in calls), "ours": ours,
-                              "model": model, "ratio": ours["median"] / model["median"]})
-
-
-# --------------------------------------------------------------------------- models and data
-
-
-def load_cnn(dataset: str, data_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
-    t0 = time.perf_counter()
-    model, info = reference_model("cnn", dataset, data_dir=data_dir)
-    log(f"cnn/{dataset}: test accuracy {info['test_accuracy']:.4f} "
-        f"({'cached' if info['from_cache'] else 'trained'}, {time.perf_counter() - t0:.1f} s)")
-    return model.eval(), info
-
-
-def breast_cancer_mlp() -> tuple[nn.Module, dict[str, Any]]:
-    ds = load_breast_cancer()
-    train, test = train_test_split(ds, test_size=0.25, random_state=0, stratify=True)
-    mu, sd = train.X.mean(axis=0), train.X.std(axis=0)
-    Xtr, Xte = (train.X - mu) / sd, (test.X - mu) / sd
-    mlp = make_model("mlp", (30,), 2, random_state=0)
-    train_model(mlp, Xtr, train.y, epochs=60, lr=1e-3, minibatch_size=32, random_state=0)
-    mlp.eval()
-    with torch.inference_mode():
-        acc = float((mlp(torch.as_tensor(Xte, dtype=torch.float32)).argmax(1).numpy() == test.y).mean())
-    log(f"mlp/breast_cancer: test accuracy {acc:.4f}")
-    return mlp, {"Xtr": Xtr, "Xte": Xte, "yte": test.y, "test_accuracy": acc}
-
-
-def predicted(model: nn.Module, X: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        return model(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
-
-
-# --------------------------------------------------------------------------- task 1: image LIME
-
-
-def bench_lime(dataset: str, args: argparse.Namespace, res: Results) -> None:
-    from lime.lime_image import LimeImageExplainer
-
-    try:
-        cnn, info = load_cnn(dataset, args.data_dir)
-    except FileNotFoundError as exc:
-        log(f"image LIME on {dataset}: skipped ({exc})")
-        res.notes[f"lime_{dataset}"] = {"skipped": str(exc)}
-        return
-    X = info["test"].X[: args.n_images]
-    n = len(X)
-    target = predicted(cnn, X)
-    segs = segment(X, method="slic", n_segments=SLIC_SEGMENTS[dataset])
-    n_seg = segs.reshape(n, -1).max(axis=1) + 1
-    m = args.lime_samples
-    task = f"image LIME / {dataset} CNN"
-    log(f"{task}: {n} images {X.shape[1:]}, superpixels {int(n_seg.min())}-{int(n_seg.max())}, {m} samples")
-
-    def ours(model: nn.Module = cnn, samples: int = m, seed: int = 0):
-        return LIME(model, mode="image", segments=segs, baseline=0.0, n_samples=samples,
-                    random_state=seed).explain(X, target=target)
-
-    fast_cnn = channels_last_copy(cnn)
-
-    def lime_predict(batch: np.ndarray, module: nn.Module = cnn) -> np.ndarray:  # (b, H, W, 3) from gray2rgb
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch[..., 0], dtype=np.float32))[:, None]
-            return torch.softmax(module(x), dim=1).numpy()
-
-    def lime_run(batch_size: int, idx: range | None = None, seed: int = 0, module: nn.Module = cnn) -> np.ndarray:
-        explainer = LimeImageExplainer(feature_selection="none", random_state=seed)
-        out = np.zeros((n, int(n_seg.max())))
-        for i in idx if idx is not None else range(n):
-            exp = explainer.explain_instance(
-                X[i, 0], lambda b: lime_predict(b, module), labels=(int(target[i]),), top_labels=None, hide_color=0,
-                num_samples=m, batch_size=batch_size, segmentation_fn=lambda img, s=segs[i]: s, random_seed=0,
-            )
-            for f, w in exp.local_exp[int(target[i])]:
-                out[i, f] = w
-        return out
-
-    # errors against a high-budget reference (untimed; lime's result does not depend on batch_size)
-    ref = ours(samples=args.lime_ref_samples, seed=12345).extras["segment_values"]
-
-    def err(v: np.ndarray) -> np.ndarray:
-        return np.array([np.linalg.norm(v[i, : n_seg[i]] - ref[i, : n_seg[i]]) / np.linalg.norm(ref[i, : n_seg[i]])
-                         for i in range(n)])
-
-    e_ours = seeded_error(lambda s: ours(seed=s).extras["segment_values"], err, args.error_seeds)
-    e_lime = seeded_error(lambda s: lime_run(256, seed=s), err, args.error_seeds)
-    v_ours, v_lime = ours().extras["segment_values"], lime_run(256)
-    agree = float(np.median([np.corrcoef(v_ours[i, : n_seg[i]], v_lime[i, : n_seg[i]])[0, 1] for i in range(n)]))
-
-    calls = record_calls(cnn, lambda mod: ours(model=mod))
-    pool = torch.as_tensor(X, dtype=torch.float32).contiguous()
-    cases = [Case("ours", lambda: ours())]
-    for bs in LIME_PEER_BATCHES:
-        cases.append(Case(f"lime bs={bs}", lambda bs=bs: lime_run(bs),
-                          warmup=lambda bs=bs: lime_run(bs, range(min(2, n)))))
-        cases.append(Case(f"lime bs={bs} CL", lambda bs=bs: lime_run(bs, module=fast_cnn),
-                          warmup=lambda bs=bs: lime_run(bs, range(min(2, n)), module=fast_cnn)))
-    cases.append(Case("model only", replay(cnn, calls, pool, torch.as_tensor(target))))
-    time_cases(cases, args.repeats, log, args.gate)
-    t = res.timing(f"lime_{dataset}", cases, args.gate)
-    budget = f"{m} samples x {n} img"
-    res.add(task=task, method="LIME", library="scrutiny", config=f"defaults (model batch {auto_batch_size(int(np.prod(X.shape[1:])))})", budget=budget,
-            time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
-    for bs in LIME_PEER_BATCHES:
-        for k, layout in ((f"lime bs={bs}", ""), (f"lime bs={bs} CL", ", channels-last model")):
-            sp = t[k]["median"] / t["ours"]["median"]
-            res.add(task=task, method="LIME", library="lime", config=f"batch_size={bs}{layout}", budget=budget,
-                    time=t[k], speedup=f"{sp:.2f}x", error=e_lime, goal="ours >= 5x faster", met=bool(sp >= 5.0))
-    res.add_overhead(task, "LIME", calls, t["ours"], t["model only"])
-    bound = {bs: t[f"lime bs={bs} CL"]["median"] / t["model only"]["median"] for bs in LIME_PEER_BATCHES}
-    res.notes[f"lime_{dataset}"].update({
-        "n_images": n, "superpixels_min": int(n_seg.min()), "superpixels_max": int(n_seg.max()),
-        "reference": f"scrutiny LIME, {args.lime_ref_samples} samples, seed 12345",
-        "error_ours": e_ours, "error_lime": e_lime, "median_pearson_ours_vs_lime": agree,
-        "amdahl_bound_vs_lime": {str(k): v for k, v in bound.items()},
-    })
-    res.footnotes.append(
-        f"{task}: superpixels {int(n_seg.min())}-{int(n_seg.max())}; median Pearson ours vs lime {agree:.3f}. "
-        f"The model alone on the same {sum(c for c, _ in calls):,} rows takes {fmt_time(t['model only'])}, so no "
-        "library evaluating those rows can beat lime (given the same channels-last model) by more than "
-        + " / ".join(f"{bound[bs]:.1f}x (bs={bs})" for bs in LIME_PEER_BATCHES) + ".")
-
-
-# --------------------------------------------------------------------------- task 2: KernelSHAP
-
-
-def fused_kernelshap(mlp: nn.Module, X: np.ndarray, bg: np.ndarray, m: int) -> Callable[[], None]:
-    """The least work any KernelSHAP must do on top of the model, written as one hand-fused torch
-    loop: coalition rows built with ``torch.where`` into one reused buffer, the model in batches
-    of whole coalitions (about 2,048 rows), softmax and the background average in torch. No
-    checks, no sampling, no regression: its overhead ratio bounds what a library can reach."""
-    rng = np.random.default_rng(0)
-    B, D = bg.shape
-    Xt, bt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(bg, dtype=torch.float32)
-    mask = torch.as_tensor(rng.random((m, D)) < 0.5)
-    per_call = max(1, 2048 // B)  # coalitions per model call
-    per_chunk = per_call * 8
-    buf = torch.empty(per_chunk * B, D)
-    w = torch.full((1, B, 1), 1.0 / B)
-
-    def run() -> None:
-        with torch.inference_mode():
-            for x in Xt:
-                for lo in range(0, m, per_chunk):
-                    hi = min(m, lo + per_chunk)
-                    rows = buf[: (hi - lo) * B]
-                    torch.where(mask[lo:hi, None, :], x, bt, out=rows.view(hi - lo, B, D))
-                    for s in range(0, rows.shape[0], per_call * B):
-                        p = torch.softmax(mlp(rows[s:s + per_call * B]), dim=1)
-                        (p.view(-1, B, p.shape[1]) * w).sum(1)
-
-    return run
-
-
-def bench_kernelshap(args: argparse.Namespace, res: Results) -> None:
-    import shap
-
-    mlp, d = breast_cancer_mlp()
-    rng = np.random.default_rng(0)
-    bg = d["Xtr"][rng.choice(len(d["Xtr"]), 20, replace=False)]
-    X = d["Xte"][: args.n_tabular]
-    n, B, M = len(X), len(bg), X.shape[1]
-    budget = args.shap_budget
-    task = "KernelSHAP / breast cancer MLP"
-    log(f"{task}: {n} rows, {M} features, background {B}, {budget} coalitions")
-
-    def f(A: np.ndarray) -> np.ndarray:  # what shap sees: P(benign)
-        with torch.inference_mode():
-            return torch.softmax(mlp(torch.as_tensor(A, dtype=torch.float32)), dim=1)[:, 1].double().numpy()
-
-    def ours(model: Any = mlp, samples: int = budget, seed: int = 0) -> np.ndarray:
-        return KernelSHAP(model, background=bg, n_samples=samples, random_state=seed).explain(X, target=1).values
-
-    def shap_run(samples: int = budget, seed: int = 0, rows: np.ndarray = X) -> np.ndarray:
-        np.random.seed(seed)  # shap's KernelExplainer samples with the global numpy RNG
-        explainer = shap.KernelExplainer(f, bg, link="identity")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return np.asarray(explainer.shap_values(rows, nsamples=samples, l1_reg=False, silent=True))
-
-    # references (untimed): ours with a large model batch (speed only), shap at 2**15
-    t0 = time.perf_counter()
-    ref_ours = ours(model=as_model(mlp, batch_size=65536), samples=args.shap_ref_ours, seed=777)
-    t1 = time.perf_counter()
-    ref_shap = shap_run(samples=args.shap_ref_shap, seed=778)
-    t2 = time.perf_counter()
-    ref_dist = float(np.median(rel_err(ref_shap, ref_ours)))
-    log(f"  references: ours@{args.shap_ref_ours} {t1 - t0:.1f} s, shap@{args.shap_ref_shap} {t2 - t1:.1f} s; "
-        f"median rel. distance between them {ref_dist:.4f}")
-    big = as_model(mlp, batch_size=8192)
-    e_ours = [seeded_error(lambda s: ours(model=big, seed=s), lambda v, r=r: rel_err(v, r), args.error_seeds)
-              for r in (ref_ours, ref_shap)]
-    e_shap = [seeded_error(lambda s: shap_run(seed=s), lambda v, r=r: rel_err(v, r), args.error_seeds)
-              for r in (ref_ours, ref_shap)]
-    v_ours, v_shap = ours(), shap_run()
-    gap = f(X) - f(bg).mean()  # efficiency: sum phi = f(x) - E f(background)
-    eff_ours, eff_shap = np.abs(v_ours.sum(1) - gap).max(), np.abs(v_shap.sum(1) - gap).max()
-
-    calls = record_calls(mlp, lambda mod: ours(model=mod))
-    calls_big = record_calls(mlp, lambda mod: ours(model=as_model(mod, batch_size=8192)))
-    pool = torch.as_tensor(np.concatenate([X, bg]), dtype=torch.float32)
-    ones = torch.ones(len(pool), dtype=torch.long)
-    cases = [
-        Case("ours", lambda: ours()),
-        Case("ours bs8192", lambda: ours(model=big)),
-        Case("shap", lambda: shap_run(), warmup=lambda: shap_run(rows=X[:2])),
-        Case("model only", replay(mlp, calls, pool, ones)),
-        Case("model only bs8192", replay(mlp, calls_big, pool, ones)),
-        Case("fused floor", fused_kernelshap(mlp, X, bg, budget)),
-    ]
-    time_cases(cases, args.repeats, log, args.gate)
-    t = res.timing("kernelshap", cases, args.gate)
-    label = f"{budget} coalitions x {n} rows, bg {B}"
-    sp = t["shap"]["median"] / t["ours"]["median"]
-    sp_big = t["shap"]["median"] / t["ours bs8192"]["median"]
-    res.add(task=task, method="KernelSHAP", library="scrutiny", config=f"defaults (model batch {auto_batch_size(M)})", budget=label,
-            time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
-    res.add(task=task, method="KernelSHAP", library="scrutiny", config="as_model(mlp, batch_size=8192)",
-            budget=label, time=t["ours bs8192"], speedup=f"{sp_big:.2f}x vs shap", error=e_ours, goal="", met=None)
-    no_worse = all(not_worse(e_ours[j], e_shap[j]) for j in range(2))
-    res.add(task=task, method="KernelSHAP", library="shap", config="KernelExplainer, l1_reg=False", budget=label,
-            time=t["shap"], speedup=f"{sp:.2f}x", error=e_shap, goal="ours >= 3x faster, error <= shap's",
-            met=bool(sp >= 3.0 and no_worse))
-    res.add_overhead(task, "KernelSHAP", calls, t["ours"], t["model only"])
-    res.add_overhead(task + " (model batch 8192)", "KernelSHAP", calls_big, t["ours bs8192"], t["model only bs8192"])
-    res.add_overhead(task + " (hand-fused torch pipeline: the floor)", "KernelSHAP", calls, t["fused floor"],
-                     t["model only"])
-    res.notes["kernelshap"].update({
-        "n_rows": n, "background": B, "features": M, "budget": budget, "mlp_test_accuracy": d["test_accuracy"],
-        "errors": f"mean over seeds of the median relative L2 vs [ours@{args.shap_ref_ours}, "
-                  f"shap@{args.shap_ref_shap}]",
-        "error_ours": e_ours, "error_shap": e_shap, "reference_distance": ref_dist,
-        "efficiency_max_abs_ours": float(eff_ours), "efficiency_max_abs_shap": float(eff_shap),
-        "speedup_vs_shap_default": sp, "speedup_vs_shap_bs8192": sp_big, "error_no_worse": no_worse,
-    })
-    res.footnotes.append(
-        f"{task}: errors are 'vs ours@{args.shap_ref_ours} | vs shap@{args.shap_ref_shap}' (mean ± s.e. over "
-        f"{args.error_seeds} seeds; 'no worse' = not above shap's by 2 s.e. of the difference); the two references "
-        f"differ by {ref_dist:.4f}; efficiency max |sum phi - (f(x) - E f)|: ours {eff_ours:.1e}, shap {eff_shap:.1e}.")
-
-
-# --------------------------------------------------------------------------- task 3: IG and SmoothGrad
-
-
-def bench_gradients(args: argparse.Namespace, res: Results) -> None:
-    from captum.attr import IntegratedGradients as CaptumIG
-    from captum.attr import NoiseTunnel
-    from captum.attr import Saliency as CaptumSaliency
-
-    try:
-        cnn, info = load_cnn("mnist", args.data_dir)
-        dataset = "mnist"
-    except FileNotFoundError as exc:
-        log(f"MNIST missing ({exc}); IG/SmoothGrad fall back to the digits CNN")
-        cnn, info = load_cnn("digits", args.data_dir)
-        dataset = "digits"
-    X = info["test"].X[: args.n_grad_images]
-    n = len(X)
-    target = predicted(cnn, X)
-    xt = torch.as_tensor(X, dtype=torch.float32)
-    tt = torch.as_tensor(target)
-    S, K = args.ig_steps, args.sg_samples
-
-    # ---- Integrated Gradients
-    def ours_ig(model: nn.Module = cnn, steps: int = S):
-        return IntegratedGradients(model, n_steps=steps).explain(X, target=target)
-
-    fast_cnn = channels_last_copy(cnn)
-
-    def captum_ig(ibs: int | None, module: nn.Module = cnn) -> torch.Tensor:
-        return CaptumIG(module).attribute(xt, baselines=torch.zeros_like(xt), target=tt, n_steps=S,
-                                       method="gausslegendre", internal_batch_size=ibs)
-
-    task = f"IG / {dataset} CNN"
-    log(f"{task}: {n} images, {S} steps (reference {args.ig_ref_steps})")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = ours_ig(steps=args.ig_ref_steps).values
-        e_ours = ours_ig()
-    v_captum = captum_ig(256).detach().numpy().astype(np.float64)
-    v_ours = e_ours.values
-    diff = rel_err(v_ours, v_captum)
-    with torch.inference_mode():
-        logits = cnn(xt)
-        delta = (logits[torch.arange(n), tt] - cnn(torch.zeros_like(xt))[0, tt]).double().numpy()
-    gap_captum = np.abs(v_captum.reshape(n, -1).sum(1) - delta) / np.abs(delta)
-    calls = record_calls(cnn, lambda mod: ours_ig(model=mod))
-    cases = [Case("ours", lambda: ours_ig())]
-    for ibs in (256, None):
-        cases.append(Case(f"captum ibs={ibs}", lambda ibs=ibs: captum_ig(ibs)))
-    cases.append(Case("captum ibs=256 CL", lambda: captum_ig(256, fast_cnn)))
-    cases.append(Case("model only", replay(cnn, calls, xt, tt)))
-    time_cases(cases, args.repeats, log, args.gate)
-    t = res.timing("ig", cases, args.gate)
-    budget = f"{S} steps x {n} img"
-    res.add(task=task, method="IG", library="scrutiny", config=f"defaults (gausslegendre, model batch {auto_batch_size(int(np.prod(X.shape[1:])))})",
-            budget=budget, time=t["ours"], speedup="-", error=float(np.median(rel_err(v_ours, ref))), goal="",
-            met=None)
-    for k, config in (("captum ibs=256", "internal_batch_size=256"), ("captum ibs=None", "internal_batch_size=None"),
-                      ("captum ibs=256 CL", "internal_batch_size=256, channels-last model")):
-        sp = t[k]["median"] / t["ours"]["median"]
-        res.add(task=task, method="IG", library="captum", config=config, budget=budget,
-                time=t[k], speedup=f"{sp:.2f}x", error=float(np.median(rel_err(v_captum, ref))),
-                goal="ours no slower", met=bool(sp >= 1.0))
-    res.add_overhead(task, "IG", calls, t["ours"], t["model only"])
-    ig = {
-        "dataset": dataset, "n_images": n, "steps": S, "reference": f"scrutiny IG, {args.ig_ref_steps} GL steps",
-        "ours_vs_captum_rel_l2_median": float(np.median(diff)), "ours_vs_captum_rel_l2_max": float(diff.max()),
-        "ours_vs_captum_max_abs_over_max_abs": float(np.abs(v_ours - v_captum).max() / np.abs(v_captum).max()),
-        "completeness_gap_median_ours": float(np.median(e_ours.extras["relative_gap"])),
-        "completeness_gap_median_captum": float(np.median(gap_captum)),
-    }
-    res.notes["ig"].update(ig)
-    res.footnotes.append(
-        f"{task}: ours vs captum at {S} GL steps: relative L2 median {ig['ours_vs_captum_rel_l2_median']:.1e}, "
-        f"max {ig['ours_vs_captum_rel_l2_max']:.1e}; max |diff| / max |phi| "
-        f"{ig['ours_vs_captum_max_abs_over_max_abs']:.1e}; median relative completeness gap ours "
-        f"{ig['completeness_gap_median_ours']:.4f}, captum {ig['completeness_gap_median_captum']:.4f}.")
-
-    # ---- SmoothGrad
-    def ours_sg(model: nn.Module = cnn, samples: int = K, seed: int = 0, antithetic: bool = True):
-        return SmoothGrad(model, n_samples=samples, noise_level=SIGMA, noise_scale="absolute",
-                          antithetic=antithetic, random_state=seed).explain(X, target=target).values
-
-    def captum_sg(nsbs: int | None, seed: int = 0, module: nn.Module = cnn) -> torch.Tensor:
-        torch.manual_seed(seed)
-        return NoiseTunnel(CaptumSaliency(module)).attribute(xt, nt_type="smoothgrad", nt_samples=K,
-                                                          nt_samples_batch_size=nsbs, stdevs=SIGMA, target=tt,
-                                                          abs=False)
-
-    task = f"SmoothGrad / {dataset} CNN"
-    log(f"{task}: {n} images, {K} samples, sigma {SIGMA} (reference {args.sg_ref_samples} MC samples)")
-    ref = ours_sg(samples=args.sg_ref_samples, seed=999, antithetic=False)
-    e_ours = seeded_error(lambda s: ours_sg(seed=s), lambda v: rel_err(v, ref), args.error_seeds)
-    e_ours_plain = seeded_error(lambda s: ours_sg(seed=s, antithetic=False), lambda v: rel_err(v, ref),
-                                args.error_seeds)
-    e_captum = seeded_error(lambda s: captum_sg(None, s).detach().numpy().astype(np.float64),
-                            lambda v: rel_err(v, ref), args.error_seeds)
-    calls = record_calls(cnn, lambda mod: ours_sg(model=mod))
-    nsbs_fair = max(1, 256 // n)
-    cases = [Case("ours", lambda: ours_sg())]
-    for nsbs in (nsbs_fair, None):
-        cases.append(Case(f"captum nsbs={nsbs}", lambda nsbs=nsbs: captum_sg(nsbs)))
-    cases.append(Case(f"captum nsbs={nsbs_fair} CL", lambda: captum_sg(nsbs_fair, module=fast_cnn)))
-    cases.append(Case("model only", replay(cnn, calls, xt, tt)))
-    time_cases(cases, args.repeats, log, args.gate)
-    t = res.timing("smoothgrad", cases, args.gate)
-    budget = f"{K} samples x {n} img"
-    res.add(task=task, method="SmoothGrad", library="scrutiny", config=f"defaults (antithetic, model batch {auto_batch_size(int(np.prod(X.shape[1:])))})",
-            budget=budget, time=t["ours"], speedup="-", error=e_ours, goal="", met=None)
-    for k, config in ((f"captum nsbs={nsbs_fair}", f"nt_samples_batch_size={nsbs_fair}"),
-                      ("captum nsbs=None", "nt_samples_batch_size=None"),
-                      (f"captum nsbs={nsbs_fair} CL", f"nt_samples_batch_size={nsbs_fair}, channels-last model")):
-        sp = t[k]["median"] / t["ours"]["median"]
-        res.add(task=task, method="SmoothGrad", library="captum", config=config,
-                budget=budget, time=t[k], speedup=f"{sp:.2f}x", error=e_captum, goal="ours no slower",
-                met=bool(sp >= 1.0))
-    res.add_overhead(task, "SmoothGrad", calls, t["ours"], t["model only"])
-    res.notes["smoothgrad"].update({
-        "dataset": dataset, "n_images": n, "samples": K, "sigma": SIGMA,
-        "reference": f"scrutiny SmoothGrad, {args.sg_ref_samples} plain MC samples, seed 999",
-        "error_ours_antithetic": e_ours, "error_ours_plain": e_ours_plain, "error_captum": e_captum,
-    })
-    res.footnotes.append(f"{task}: ours without antithetic pairs has error {e_ours_plain['mean']:.4f} "
-                         f"(antithetic {e_ours['mean']:.4f}, captum {e_captum['mean']:.4f}).")
-
-
-# --------------------------------------------------------------------------- report
-
-
-def report(res: Results) -> str:
-    header = ["task", "method", "library (config)", "budget", "time median [min]", "ours x faster",
-              "error vs ref", "goal", "met?"]
-    rows = []
-    for r in res.rows:
-        met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
-        rows.append([r["task"], r["method"], f"{r['library']} ({r['config']})", r["budget"], fmt_time(r["time"]),
-                     r["speedup"], fmt_err(r["error"]), r["goal"] or "-", met])
-    out = [format_table(header, rows, right=(4, 5, 6))]
-    if res.overhead:
-        header = ["task", "rows through model", "model calls (max rows)", "ours median [min]",
-                  "model alone median [min]", "overhead ratio", "goal", "met?"]
-        rows = [[o["task"], f"{o['rows']:,}", f"{o['n_calls']} ({o['chunk']})", fmt_time(o["ours"]),
-                 fmt_time(o["model"]), f"{o['ratio']:.2f}", "<= 1.2", "yes" if o["ratio"] <= 1.2 else "NO"]
-                for o in res.overhead]
-        out += ["", "Overhead: total time / model evaluations alone (same rows, same chunks)",
-                format_table(header, rows, right=(1, 3, 4, 5))]
-    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
