@@ -184,3 +184,39 @@ def test_backend_in_audit_toml(files, tmp_path, capsys):
     cfg.write_text(SMALL + '[distributed]\nbackend = "dask"\nschedular = "tcp://127.0.0.1:8786"\n')
     assert main(args) == 2
     assert "unknown key distributed.'schedular'" in capsys.readouterr().err
+
+
+
+TORCH = """
+sections = ["local"]
+[local]
+n_samples = 100
+faithfulness_runs = 10
+n_misclassified = 1
+methods = ["saliency", "integrated_gradients", "occlusion"]
+"""
+
+
+def test_torch_audit_on_a_dask_scheduler_matches_serial(client, files, tmp_path):
+    """A zoo MLP state_dict: its explanations, deletion curves and the sanity checks of its randomised
+    copies (shipped as weights + architecture) on the workers, numbers equal to the serial run's."""
+    from scrutiny.zoo import make_model
+
+    torch.save(make_model("mlp", 5, 2, random_state=0).state_dict(), tmp_path / "mlp.pt")
+    (tmp_path / "audit.toml").write_text(TORCH)
+    p = files["paths"]
+
+    def args(out, *extra):
+        return ["audit", "-m", str(tmp_path / "mlp.pt"), "--arch", "mlp", "-d", str(p["test"]), "--train",
+                str(p["train"]), "-c", str(tmp_path / "audit.toml"), "-o", str(tmp_path / out), "-q", *extra]
+
+    assert main(args("serial")) == 0
+    with distributed.get_task_stream(client=client) as stream:
+        assert main(args("dask", "--backend", "dask", "--scheduler", client.scheduler.address)) == 0
+    assert {"explain_chunk", "metric_chunk"} <= _task_names(stream)
+    serial = json.loads((tmp_path / "serial" / "audit.json").read_text())
+    dask = json.loads((tmp_path / "dask" / "audit.json").read_text())
+    methods = serial["sections"][0]["numbers"]["methods"]
+    assert sorted(methods) == ["integrated_gradients", "occlusion", "saliency"]
+    assert all(m["sanity"] is not None for m in methods.values()), methods
+    assert _numbers(dask) == _numbers(serial)
