@@ -84,6 +84,12 @@ def test_sanity_check_backend_errors_name_the_fix(client):
                                                     r"backend='dask'.*pass backend='serial'"):
         sanity_check(grad_times_input, net, X, backend="dask")
     sanity_check(grad_times_input, net, X, tests=("cascading",), n_permutations=9)  # serial: fine
+    from scrutiny.attribution import SmoothGrad
+
+    with pytest.raises(InvalidParameterError, match=r"Generator random_state.*int random_state"):
+        sanity_check(SmoothGrad(net, n_samples=4, random_state=np.random.default_rng(0)), net, X, backend="process")
+    with pytest.raises(InvalidParameterError, match="n_workers"):
+        sanity_check(Saliency(net), net, X, backend="process", n_workers=0)
 
     class NumpyHead(torch.nn.Module):  # torch.jit.script cannot compile it: it cannot be shipped
         def __init__(self):

@@ -45,6 +45,7 @@ _CONSTRAINTS = {
     "n_permutations": [Interval(int, 1, None)],
     "batch_size": [Interval(int, 1, None), None],
     "n_jobs": [Interval(int, 1, None)],
+    "n_workers": [Interval(int, 1, None), None],
     "random_state": ["random_state"],
     "metric": [Options(*METRICS)],
 }
@@ -55,6 +56,7 @@ _HINTS = {
     "n_permutations": "999 gives p-values down to 0.001.",
     "batch_size": "None explains all rows at once; it never changes a result.",
     "n_jobs": "1, or the number of cores (stages run in threads).",
+    "n_workers": "None (one per core), or the size of the process pool / local Dask cluster to start.",
     "random_state": "an int seed, a Generator or None.",
 }
 
@@ -354,7 +356,7 @@ def sanity_check(
     """
     validate_params("sanity_check", {"threshold": threshold, "n_noise": n_noise, "noise_level": noise_level,
                                      "n_permutations": n_permutations, "batch_size": batch_size, "n_jobs": n_jobs,
-                                     "random_state": random_state, "metric": metric}, _CONSTRAINTS, _HINTS)
+                                     "n_workers": n_workers, "random_state": random_state, "metric": metric}, _CONSTRAINTS, _HINTS)
     seed0 = _base_seed(random_state)
     if isinstance(tests, str) or not tests or any(t not in TESTS for t in tests) or len(set(tests)) != len(tests):
         raise InvalidParameterError(f"tests must be a non-empty subset of {TESTS}; got {tests!r}.")
@@ -521,6 +523,12 @@ def _check_backend(named: dict, backend: Any) -> None:
                 f"sanity_check: explainers[{name!r}] is a callable f(model, X, target), which runs only in this "
                 f"process, but backend={backend!r}; pass backend='serial', or a scrutiny explainer (e.g. "
                 "Saliency(model)) to run on workers."
+            )
+        if isinstance(e.get_params(deep=False).get("random_state"), np.random.Generator):
+            raise InvalidParameterError(
+                f"sanity_check: explainers[{name!r}] has a Generator random_state, which the serial check advances "
+                f"from one model to the next and backend={backend!r} cannot; give it an int random_state (the same "
+                "result on every backend), or pass backend='serial'."
             )
 
 
