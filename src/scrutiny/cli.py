@@ -7,7 +7,10 @@ that says what to do).
 Commands
 --------
 scrutiny audit --model M --data D [--train T] [--config audit.toml] [--budget B] -o OUT
+              [--backend {serial,process,dask}] [--scheduler ADDRESS] [--workers N]
     Audit a saved model on saved data: OUT/report.html, OUT/audit.json and one .npz per result.
+    The local explanations, their deletion curves and sanity checks run on the backend
+    (--scheduler: a running Dask scheduler); the results are the same on every backend.
 scrutiny report OUT
     Rebuild OUT/report.html from OUT/audit.json and the saved .npz results.
 scrutiny diff OLD/audit.json NEW/audit.json [--json]
@@ -64,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--train-labels", default=None, help="IDX label file for an IDX --train")
     audit.add_argument("--config", "-c", default=None, help="audit.toml (sections, rows, methods, sample counts)")
     audit.add_argument("--output-dir", "-o", default="scrutiny-audit", help="output folder (default: %(default)s)")
+    audit.add_argument("--backend", default=None, choices=("serial", "process", "dask"),
+                       help="where the per-row work runs (default: audit.toml's distributed.backend, else serial); "
+                       "never changes a result")
+    audit.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="with --backend dask: connect to this Dask scheduler (tcp://host:8786) instead of "
+                       "starting a local cluster")
+    audit.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="workers of the process pool or local Dask cluster (default: one per core)")
     _common(audit)
     audit.set_defaults(func=_audit)
 
@@ -120,12 +131,14 @@ def _summary(trail: dict, out: Path, say) -> None:
 def _audit(args: argparse.Namespace) -> int:
     from .audit import check_compatible, load_config, load_data, load_model, run_audit
     from .audit.checks import parse_checks
+    from .audit.config import resolve_execution
 
     if args.fail_on:
         parse_checks(args.fail_on)  # a typo is a usage error before minutes of work
     if args.jobs < 1:
         raise ScrutinyError(f"--jobs must be at least 1; got {args.jobs}.")
     config = load_config(args.config, args.budget)
+    execution = resolve_execution(config, args.backend, args.scheduler, args.workers)  # usage errors first
     data = load_data(args.data, label=args.label, labels=args.labels)
     train = load_data(args.train, label=args.label, labels=args.train_labels, what="--train") if args.train else None
     model = load_model(args.model, arch=args.arch, data=data.dataset)
@@ -135,7 +148,8 @@ def _audit(args: argparse.Namespace) -> int:
                             f"{data.dataset.X.shape[1:]}; they must match.")
     out = _output_dir(args.output_dir)
     trail = run_audit(model, data, out, train=train, config=config, seed=args.seed, jobs=args.jobs,
-                      quiet=args.quiet, strict=args.strict, argv=["scrutiny"] + list(args._argv))
+                      quiet=args.quiet, strict=args.strict, argv=["scrutiny"] + list(args._argv),
+                      backend=execution["backend"], scheduler=execution["scheduler"], n_workers=execution["workers"])
     say = _say(args)
     _summary(trail, out, say)
     return _gate(trail, args.fail_on, say)

@@ -11,6 +11,10 @@ Example ``audit.toml``::
     rows = [0, 5]            # rows of --data always explained (plus misclassified ones)
     n_misclassified = 2
     methods = ["kernelshap", "lime"]
+    [distributed]            # where the per-row work runs (never changes a result)
+    backend = "dask"         # serial (default), process or dask
+    scheduler = "tcp://10.0.0.5:8786"   # connect to this Dask scheduler (else a local cluster)
+    workers = 0              # workers of a pool or local cluster scrutiny starts (0: one per core)
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from typing import Any
 
 from ..exceptions import InvalidParameterError
 
-__all__ = ["SECTIONS", "METHODS", "DEFAULTS", "BUDGETS", "load_config"]
+__all__ = ["SECTIONS", "METHODS", "BACKENDS", "DEFAULTS", "BUDGETS", "load_config", "resolve_execution"]
 
 SECTIONS = ("performance", "local", "dmm_men", "training_data", "generalisation", "glassbox")
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "deeplift", "gradcam", "occlusion",
            "kernelshap", "lime", "treeshap")
+BACKENDS = ("serial", "process", "dask")
+_SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
 GRADIENT_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "deeplift", "gradcam")
 
 DEFAULTS: dict[str, Any] = {
@@ -46,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "generalisation": {"max_train": 600, "nnk_k": 15, "n_candidates": 8},
     "glassbox": {"cv": 3, "time_limit": 10.0},  # seconds per rule-list / risk-score fit
     "report": {"max_gallery": 12, "max_bytes": 6_000_000},
+    # where the local explanations, their deletion curves and sanity checks run (scrutiny.distributed);
+    # kept out of the trail's config (audit.json records it as "execution")
+    "distributed": {"backend": "serial", "scheduler": "", "workers": 0},
 }
 
 BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -98,3 +107,52 @@ def load_config(path: str | Path | None = None, budget: str = "standard") -> dic
         raise InvalidParameterError(f"unknown method {bad[0]!r} in local.methods; valid methods: {', '.join(METHODS)}.")
     config["budget"] = budget
     return config
+
+
+def _valid_address(address: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(address)
+        port = u.port
+    except ValueError:
+        return False
+    return u.scheme in _SCHEDULER_SCHEMES and bool(u.hostname) and port is not None and 0 < port and \
+        u.path in ("", "/") and not u.query and not u.fragment
+
+
+def resolve_execution(config: dict, backend: str | None = None, scheduler: str | None = None,
+                      workers: int | None = None) -> dict[str, Any]:
+    """The backend, scheduler address and worker count of an audit: the command line's
+    (``--backend``, ``--scheduler``, ``--workers``; None: not given) over ``config["distributed"]``.
+
+    Returns ``{"backend", "scheduler" (None: none), "workers" (None: one per core)}``; a scheduler
+    without the dask backend, a malformed address or a bad worker count is an
+    :class:`InvalidParameterError` naming the option, the value and the fix.
+    """
+    cfg = config.get("distributed", DEFAULTS["distributed"])
+    b_name = "--backend" if backend is not None else "distributed.backend"
+    s_name = "--scheduler" if scheduler is not None else "distributed.scheduler"
+    w_name = "--workers" if workers is not None else "distributed.workers"
+    backend = cfg.get("backend", "serial") if backend is None else backend
+    scheduler = (cfg.get("scheduler") or None) if scheduler is None else scheduler
+    workers = (cfg.get("workers") or None) if workers is None else workers
+    if backend not in BACKENDS:
+        raise InvalidParameterError(f"{b_name} must be one of {', '.join(BACKENDS)}; got {backend!r}.")
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or not _valid_address(scheduler):
+            raise InvalidParameterError(f"{s_name} {scheduler!r} is not a Dask scheduler address; give one like "
+                                        "tcp://127.0.0.1:8786 (scheme://host:port).")
+        if backend != "dask":
+            raise InvalidParameterError(f"{s_name} {scheduler!r} needs --backend dask (the backend is {backend!r}); "
+                                        f"add --backend dask, or drop {s_name}.")
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InvalidParameterError(f"{w_name} must be a positive number of workers; got {workers!r}.")
+        if backend == "serial":
+            raise InvalidParameterError(f"{w_name} {workers} sizes a process pool or a local Dask cluster, but the "
+                                        f"backend is serial; add --backend process or --backend dask, or drop {w_name}.")
+        if scheduler is not None:
+            raise InvalidParameterError(f"{w_name} {workers} sizes a cluster scrutiny starts, but {s_name} connects "
+                                        f"to a running one (its own workers are used); drop {w_name}.")
+    return {"backend": backend, "scheduler": scheduler, "workers": workers}

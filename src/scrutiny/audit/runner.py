@@ -3,7 +3,8 @@
 ``run_audit`` is what ``scrutiny audit`` calls. Sections run in ``config["sections"]`` order;
 with ``jobs > 1`` the independent sections run in threads (torch and numpy release the GIL in
 their kernels). A failing section is recorded with its error and the audit goes on, unless
-``strict``.
+``strict``. The per-row work of the local section (explanations, deletion curves, sanity checks)
+runs on ``backend`` through :mod:`scrutiny.distributed`, with the same results on every backend.
 """
 
 from __future__ import annotations
@@ -76,20 +77,57 @@ def run_section(name: str, fn: Any, ctx: AuditContext, strict: bool) -> dict:
 
 def run_audit(model: LoadedModel, data: LoadedData, out: str | Path, *, train: LoadedData | None = None,
               config: dict, seed: int = 0, jobs: int = 1, quiet: bool = False, strict: bool = False,
-              argv: Sequence[str] | None = None) -> dict:
-    """Run every configured section and write ``audit.json`` and ``report.html`` to ``out``; returns the trail."""
+              argv: Sequence[str] | None = None, backend: str | None = None, scheduler: str | None = None,
+              n_workers: int | None = None) -> dict:
+    """Run every configured section and write ``audit.json`` and ``report.html`` to ``out``; returns the trail.
+
+    ``backend`` (``"serial"``, ``"process"`` or ``"dask"``), ``scheduler`` (a Dask scheduler
+    address to connect to) and ``n_workers`` (workers of a pool or local cluster started here)
+    override ``config["distributed"]``; they never change a result, and the trail records them
+    as ``execution``.
+    """
+    from .config import resolve_execution
+
+    execution = resolve_execution(config, backend, scheduler, n_workers)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    executor, owned = open_executor(execution)
+    try:
+        return _run(model, data, out, train, config, seed, jobs, quiet, strict, argv, execution, executor)
+    finally:
+        if owned:
+            executor.close()
+
+
+def open_executor(execution: dict) -> tuple[Any, bool]:
+    """The executor of a resolved execution (``"serial"`` for serial) and whether to close it; a
+    scheduler that cannot be reached is a :class:`~scrutiny.exceptions.InvalidParameterError`."""
+    if execution["backend"] == "serial":
+        return "serial", False
+    from ..distributed import make_executor
+    from ..exceptions import InvalidParameterError
+
+    address = execution["scheduler"]
+    try:
+        return make_executor(address or execution["backend"], execution["workers"])
+    except (OSError, TimeoutError) as exc:
+        if address is None:
+            raise
+        raise InvalidParameterError(f"--scheduler {address!r}: cannot connect ({exc}); start the scheduler there, "
+                                    "or fix the address.") from None
+
+
+def _run(model, data, out, train, config, seed, jobs, quiet, strict, argv, execution, executor) -> dict:
     from .report import write_report
     from .trail import build_trail, write_trail
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
     def progress(total: int, label: str) -> ProgressBar:
         return ProgressBar(total, label, enabled=not quiet)
 
     ctx = AuditContext(model, data.dataset, train.dataset if train is not None else None, config, out, seed, jobs,
-                       progress)
+                       progress, executor)
     functions = section_functions()
     names = [n for n in config["sections"]]
     if jobs > 1:
@@ -99,7 +137,8 @@ def run_audit(model: LoadedModel, data: LoadedData, out: str | Path, *, train: L
     else:
         records = [run_section(n, functions[n], ctx, strict) for n in names]
     trail = build_trail(model, data, train, config, records, seed=seed, argv=argv,
-                        seconds=time.perf_counter() - t0)
+                        seconds=time.perf_counter() - t0,
+                        execution={**execution, "workers": getattr(executor, "n_workers", 1)})
     write_trail(trail, out)
     write_report(out, trail)
     return trail

@@ -33,6 +33,7 @@ class AuditContext(NamedTuple):
     seed: int
     jobs: int
     progress: Callable[[int, str], Any]  # (total, label) -> bar with .update(n=1) and .close()
+    backend: Any = "serial"  # "serial" or a scrutiny.distributed Executor: where the per-row work runs
 
 
 class SectionOutput(NamedTuple):
@@ -192,10 +193,62 @@ def _explainers(ctx: AuditContext, requested: list[str]) -> tuple[dict, dict]:
     return ok, unavailable
 
 
+def _serial(ctx: AuditContext) -> bool:
+    return isinstance(ctx.backend, str) and ctx.backend == "serial"
+
+
+def _explained(ctx: AuditContext, factories: dict, X: np.ndarray, target: np.ndarray):
+    """Yields ``(name, explainer, Explanation or the ScrutinyError it raised)`` per method. Serial:
+    one method after the other, in this process. Another backend: every method's rows go through
+    :func:`scrutiny.distributed.explain` (one task of all rows, so a row meets the very batch it
+    meets serially), the methods submitted at once so that the workers run them side by side."""
+    from ..exceptions import ScrutinyError
+
+    def one(name: str, make: Callable) -> tuple:
+        try:
+            explainer = make()
+            if _serial(ctx):
+                return name, explainer, explainer.explain(X, target=target)
+            from ..distributed import explain
+
+            return name, explainer, explain(explainer, X, target, backend=ctx.backend, chunk_size=max(1, len(X)))
+        except ScrutinyError as exc:  # e.g. Grad-CAM on a network without a convolution: recorded, shown
+            return name, None, exc
+
+    if _serial(ctx) or len(factories) < 2:
+        for name, make in factories.items():
+            yield one(name, make)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(factories)) as pool:
+        futures = [pool.submit(one, name, make) for name, make in factories.items()]
+        for f in futures:
+            yield f.result()
+
+
+def _deletion(ctx: AuditContext, X: np.ndarray, exp: Any, target: np.ndarray, step: int, substrate: Any) -> Any:
+    """The deletion curve (RISE) of an explanation; per row, so it goes through
+    :func:`scrutiny.distributed.evaluate_metric` on a backend other than serial (explanations
+    ranked by superpixels keep them, which an array of values cannot carry: those run here)."""
+    from ..metrics import deletion_curve
+
+    extras = exp.extras or {}
+    if _serial(ctx) or extras.get("segments") is not None and extras.get("segment_values") is not None:
+        return deletion_curve(ctx.model.adapter, X, exp, step=step, substrate=substrate, target=target)
+    import dataclasses
+
+    from ..distributed import evaluate_metric
+
+    dele = evaluate_metric(deletion_curve, ctx.model.adapter, X, exp, target=target, backend=ctx.backend,
+                           chunk_size=max(1, len(X)), step=step, substrate=substrate)
+    # the rows travel as an array of values; the curve ranked the explanation's own method's values
+    return dataclasses.replace(dele, params={**dele.params, "attributions": exp.method})
+
+
 def local(ctx: AuditContext) -> SectionOutput:
     from ..diagnostics import sanity_check
-    from ..exceptions import ScrutinyError
-    from ..metrics import deletion_curve, faithfulness_correlation
+    from ..metrics import faithfulness_correlation
 
     cfg, ds = ctx.config["local"], ctx.data
     pred = _predicted(ctx, ds.X)
@@ -209,18 +262,17 @@ def local(ctx: AuditContext) -> SectionOutput:
     bar = ctx.progress(len(factories), "local explanations")
     n_units = int(np.prod(X.shape[1:]))
     substrate = 0.0 if ds.image_shape is not None else (ctx.train or ds).X.mean(axis=0)
-    for name, make in factories.items():
-        try:
-            explainer = make()
-            exp = explainer.explain(X, target=target)
-        except ScrutinyError as exc:  # e.g. Grad-CAM on a network without a convolution: recorded, shown
-            unavailable[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    for name, explainer, exp in _explained(ctx, factories, X, target):
+        if explainer is None:
+            unavailable[name] = f"{type(exp).__name__}: {str(exp).splitlines()[0]}"
             bar.update()
             continue
         _save(ctx, exp, f"local_{name}.npz", files)
         # deletion curve (RISE): about 20 steps whatever the input size
-        dele = deletion_curve(ctx.model.adapter, X, exp, step=max(1, n_units // 20), substrate=substrate, target=target)
+        dele = _deletion(ctx, X, exp, target, max(1, n_units // 20), substrate)
         _save(ctx, dele, f"deletion_{name}.npz", files)
+        # in this process on every backend: its random subsets are drawn for the whole batch, so it
+        # is not split into tasks (scrutiny.distributed.PARTITION_INVARIANT_METRICS)
         faith = faithfulness_correlation(ctx.model.adapter, X, exp, target=target, n_runs=int(cfg["faithfulness_runs"]),
                                          random_state=ctx.seed)
         _save(ctx, faith, f"faithfulness_{name}.npz", files)
@@ -234,7 +286,8 @@ def local(ctx: AuditContext) -> SectionOutput:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     sc = sanity_check(explainer, ctx.model.obj if ctx.model.kind != "onnx" else ctx.model.adapter, X,
-                                      target=target, tests=("cascading",), n_permutations=99, random_state=ctx.seed)
+                                      target=target, tests=("cascading",), n_permutations=99, random_state=ctx.seed,
+                                      backend=ctx.backend)
                 _save(ctx, sc, f"sanity_{name}.npz", files)
                 record["sanity"] = bool(np.all(sc.passed))
             except Exception as exc:  # a model whose layers cannot be re-initialised: recorded, not fatal

@@ -113,7 +113,8 @@ def training_data(ctx: AuditContext) -> SectionOutput:
                                                           check_optimum="ignore"),
                   "representer": lambda: RepresenterPoints(ctx.model.obj)}
         for name, make in makers.items():
-            try:
+            try:  # in this process on every backend: scrutiny.distributed.attribute refits on each worker,
+                # and its influence scores match these only to float rounding (seen: 7e-17), not bit for bit
                 est = make().fit(Xtr, ytr)
                 att = est.attribute(Xte, target=pred[test])
             except Exception as exc:  # e.g. a scripted module without a penultimate layer

@@ -2,8 +2,9 @@
 
 Keys: ``scrutiny_version``, ``created`` (UTC), ``argv``, ``seed``, ``budget``, ``config``,
 ``model`` (path, format, kind, sha256), ``data`` / ``train`` (path, format, sha256, shape),
-``versions`` (python, numpy, torch, scikit-learn, ... as installed), ``sections`` (one record
-per section: status, reason/error, seconds, params, numbers, files) and ``seconds``.
+``versions`` (python, numpy, torch, scikit-learn, ... as installed), ``execution`` (``backend``,
+``scheduler``, ``workers``: where the per-row work ran; never changes a number), ``sections`` (one
+record per section: status, reason/error, seconds, params, numbers, files) and ``seconds``.
 """
 
 from __future__ import annotations
@@ -54,17 +55,20 @@ def _plain(obj: Any) -> Any:
 
 
 def build_trail(model: Any, data: Any, train: Any, config: dict, records: list, *, seed: int,
-                argv: Sequence[str] | None, seconds: float) -> dict:
+                argv: Sequence[str] | None, seconds: float, execution: dict | None = None) -> dict:
     from .. import __version__
 
     return {
         "scrutiny_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": list(argv) if argv is not None else None,
-        "seed": seed, "budget": config.get("budget"), "config": config,
+        "seed": seed, "budget": config.get("budget"),
+        "config": {k: v for k, v in config.items() if k != "distributed"},  # recorded as "execution"
         "model": {"path": model.path, "format": model.format, "kind": model.kind, "sha256": model.sha256},
         "data": _data_record(data), "train": _data_record(train),
-        "versions": library_versions(), "sections": records, "seconds": round(seconds, 3),
+        "versions": library_versions(),
+        "execution": dict(execution) if execution else {"backend": "serial", "scheduler": None, "workers": 1},
+        "sections": records, "seconds": round(seconds, 3),
     }
 
 

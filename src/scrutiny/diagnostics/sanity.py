@@ -45,6 +45,7 @@ _CONSTRAINTS = {
     "n_permutations": [Interval(int, 1, None)],
     "batch_size": [Interval(int, 1, None), None],
     "n_jobs": [Interval(int, 1, None)],
+    "n_workers": [Interval(int, 1, None), None],
     "random_state": ["random_state"],
     "metric": [Options(*METRICS)],
 }
@@ -55,6 +56,7 @@ _HINTS = {
     "n_permutations": "999 gives p-values down to 0.001.",
     "batch_size": "None explains all rows at once; it never changes a result.",
     "n_jobs": "1, or the number of cores (stages run in threads).",
+    "n_workers": "None (one per core), or the size of the process pool / local Dask cluster to start.",
     "random_state": "an int seed, a Generator or None.",
 }
 
@@ -220,13 +222,16 @@ def _named(explainers: Any) -> dict[str, Any]:
     return items
 
 
-def _explain_fn(explainer: Any) -> Callable[[Any, np.ndarray, np.ndarray], np.ndarray]:
-    """f(model adapter, X, target) -> attributions, rebuilding the explainer on the given model."""
+def _explain_fn(explainer: Any, runner: Callable | None = None) -> Callable[[Any, np.ndarray, np.ndarray], np.ndarray]:
+    """f(model adapter, X, target) -> attributions, rebuilding the explainer on the given model;
+    ``runner(explainer, X, target) -> Explanation`` runs it (None: in this process)."""
     if hasattr(explainer, "explain") and hasattr(explainer, "get_params"):
         params = explainer.get_params(deep=False)
 
         def run(model: Any, X: np.ndarray, target: np.ndarray) -> np.ndarray:
-            return np.asarray(type(explainer)(**{**params, "model": model}).explain(X, target=target).values)
+            rebuilt = type(explainer)(**{**params, "model": model})
+            exp = rebuilt.explain(X, target=target) if runner is None else runner(rebuilt, X, target)
+            return np.asarray(exp.values)
 
         return run
     return lambda model, X, target: np.asarray(explainer(model, X, target), dtype=np.float64)
@@ -269,6 +274,8 @@ def sanity_check(
     batch_size: int | None = None,
     n_jobs: int = 1,
     random_state: Any = 0,
+    backend: Any = "serial",
+    n_workers: int | None = None,
 ) -> SanityCheckResult:
     """Model-parameter and data randomisation checks of explanations (Adebayo et al. 2018).
 
@@ -314,6 +321,16 @@ def sanity_check(
         Rows explained per call (never changes a result).
     n_jobs : int, default=1
         Stages explained in parallel threads (never changes a result).
+    backend : str, dask.distributed.Client or Executor, default="serial"
+        Where the explanations of X under the original and every randomised model run:
+        ``"serial"`` (this process), ``"process"``, ``"dask"`` or a scheduler address, as in
+        :func:`scrutiny.distributed.explain`; never changes a result. Each model travels to the
+        workers as data (weights + architecture for zoo networks, TorchScript for other torch
+        modules, skops for scikit-learn), and the stages are submitted concurrently (at least one
+        per worker). Only scrutiny explainers run on workers: a callable ``f(model, X, target)``
+        always runs in this process, and is refused with another backend.
+    n_workers : int, optional
+        Size of the process pool or local Dask cluster a ``"process"``/``"dask"`` backend starts.
     random_state : int, numpy.random.Generator or None, default=0
         The one source of randomness (an int gives the same result on every call).
 
@@ -339,12 +356,13 @@ def sanity_check(
     """
     validate_params("sanity_check", {"threshold": threshold, "n_noise": n_noise, "noise_level": noise_level,
                                      "n_permutations": n_permutations, "batch_size": batch_size, "n_jobs": n_jobs,
-                                     "random_state": random_state, "metric": metric}, _CONSTRAINTS, _HINTS)
+                                     "n_workers": n_workers, "random_state": random_state, "metric": metric}, _CONSTRAINTS, _HINTS)
     seed0 = _base_seed(random_state)
     if isinstance(tests, str) or not tests or any(t not in TESTS for t in tests) or len(set(tests)) != len(tests):
         raise InvalidParameterError(f"tests must be a non-empty subset of {TESTS}; got {tests!r}.")
     tests = [t for t in TESTS if t in tests]
     named = _named(explainers)
+    _check_backend(named, backend)
     tgt = _target(model)
     X = np.asarray(tgt.adapter.check_input(check_array(X, "X", ndim=None)), dtype=np.float64)
     if X.shape[0] < 2:
@@ -373,7 +391,6 @@ def sanity_check(
         stages += [_Stage(f"cascading:{n}", tuple(top_down[:k + 1])) for k, n in enumerate(top_down)]
     if "independent" in tests:
         stages += [_Stage(f"independent:{n}", (n,)) for n in all_layers[::-1]]
-    data_acc = None
     if "data" in tests:
         if X_train is None or y_train is None:
             raise InvalidParameterError("the 'data' test needs X_train and y_train (the model's training data).")
@@ -385,7 +402,21 @@ def sanity_check(
         span = (X.reshape(X.shape[0], -1).max(axis=1) - X.reshape(X.shape[0], -1).min(axis=1))
         scale = (noise_level * span).reshape((-1,) + (1,) * (X.ndim - 1))
         noise = rng.standard_normal((n_noise,) + X.shape) * scale[None]
-    fns = {name: _explain_fn(e) for name, e in named.items()}
+    executor, owned, runner = _runner(backend, n_workers)
+    try:
+        return _check(named, tgt, X, target, tests, stages, all_layers, metrics, metric, threshold, noise, n_noise,
+                      noise_level, n_permutations, batch_size, n_jobs, seed0, X_train, y_train, train_params,
+                      executor, runner)
+    finally:
+        if owned:
+            executor.close()
+
+
+def _check(named, tgt, X, target, tests, stages, all_layers, metrics, metric, threshold, noise, n_noise, noise_level,
+           n_permutations, batch_size, n_jobs, seed0, X_train, y_train, train_params, executor, runner):
+    """The check proper, the explanations run by ``runner`` (None: in this process)."""
+    fns = {name: _explain_fn(e, runner) for name, e in named.items()}
+    data_acc = None
     if target is None:
         target = tgt.adapter.default_target(X)
     else:
@@ -422,8 +453,9 @@ def sanity_check(
             out.append((values, time.perf_counter() - t0))
         return out
 
-    if n_jobs > 1 and n_st > 1:
-        with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
+    threads = max(int(n_jobs), 1 if executor is None else 2 * executor.n_workers)  # keep every worker busy
+    if threads > 1 and n_st > 1:
+        with ThreadPoolExecutor(max_workers=min(threads, n_st)) as pool:
             per_stage = list(pool.map(run, range(n_st)))
     else:
         per_stage = [run(k) for k in range(n_st)]
@@ -455,7 +487,7 @@ def sanity_check(
         params = e.get_params(deep=False) if hasattr(e, "get_params") else {}
         if params.get("random_state") is not None:
             reseeded = type(e)(**{**params, "model": tgt.adapter, "random_state": _base_seed(params["random_state"]) + 1})
-            again = _explain(_explain_fn(reseeded), tgt.adapter, X, target, noise, batch_size)
+            again = _explain(_explain_fn(reseeded, runner), tgt.adapter, X, target, noise, batch_size)
             for m, name in enumerate(metrics):
                 ceiling[i, m] = similarity(name, originals[i], again)
 
@@ -480,6 +512,44 @@ def sanity_check(
     return SanityCheckResult(explainers=list(named), stages=[s.name for s in stages], metrics=metrics, tests=tests,
                              similarity=sim, baseline=base, p_values=pvals, passed=passed, params=params,
                              extras={"seconds": seconds, "ceiling": ceiling})
+
+
+def _check_backend(named: dict, backend: Any) -> None:
+    if isinstance(backend, str) and backend == "serial" or backend is None:
+        return
+    for name, e in named.items():
+        if not (hasattr(e, "explain") and hasattr(e, "get_params")):
+            raise InvalidParameterError(
+                f"sanity_check: explainers[{name!r}] is a callable f(model, X, target), which runs only in this "
+                f"process, but backend={backend!r}; pass backend='serial', or a scrutiny explainer (e.g. "
+                "Saliency(model)) to run on workers."
+            )
+        if isinstance(e.get_params(deep=False).get("random_state"), np.random.Generator):
+            raise InvalidParameterError(
+                f"sanity_check: explainers[{name!r}] has a Generator random_state, which the serial check advances "
+                f"from one model to the next and backend={backend!r} cannot; give it an int random_state (the same "
+                "result on every backend), or pass backend='serial'."
+            )
+
+
+def _runner(backend: Any, n_workers: int | None) -> tuple[Any, bool, Callable | None]:
+    """(executor or None, whether it is ours to close, runner(explainer, X, target) or None)."""
+    if isinstance(backend, str) and backend == "serial" or backend is None:
+        return None, False, None
+    from ..distributed import explain, make_executor
+
+    executor, owned = make_executor(backend, n_workers)
+
+    def run(explainer: Any, X: np.ndarray, target: np.ndarray) -> Any:
+        try:
+            return explain(explainer, X, target, backend=executor, chunk_size=max(1, X.shape[0]))
+        except CapabilityError as exc:
+            raise CapabilityError(
+                f"sanity_check(backend={getattr(executor, 'name', backend)!r}): the model or a randomised copy of it "
+                f"cannot be sent to the workers. {exc} Or run the check with backend='serial'."
+            ) from exc
+
+    return executor, owned, run
 
 
 def _base_seed(random_state: Any) -> int:
