@@ -68,9 +68,8 @@ class DMMMEN(ParamsMixin):
         Number ``K`` of elastic-net priors.
     n_iter : int or "auto", default=2000
         Sweeps per chain, burn-in included. ``"auto"``: extend the chains in blocks of 250
-        sweeps (``AUTO_BLOCK``), checked after each, until R-hat of ``loglik`` and
-        ``logjoint_occupied`` (the log joint without empty components' prior terms) is
-        below ``rhat_threshold`` and their bulk ESS above ``AUTO_MIN_ESS`` (400), or ``max_iter``
+        sweeps (``AUTO_BLOCK``), checked after each, until R-hat of ``loglik`` and ``logjoint_occupied``
+        is below ``rhat_threshold`` and their bulk ESS above ``AUTO_MIN_ESS`` (400), or ``max_iter``
         / ``max_time`` runs out; the first half of every chain is burn-in (the reasons: see
         :mod:`scrutiny.surrogate._auto`). Without ``max_time``, the draws depend only on the seed.
     n_burnin : int, default=1000
@@ -167,16 +166,13 @@ class DMMMEN(ParamsMixin):
         Rao-Blackwellised: a component left empty by a draw's allocations contributes its prior
         mean, 0, instead of its prior draw (same posterior mean, finite Monte Carlo variance).
     rhat_, ess_ : dict
-        Rank-normalised split R-hat and bulk ESS of ``loglik``, ``logjoint``,
-        ``logjoint_occupied``, ``alpha``, ``n_occupied`` (label-invariant) and of relabelled
-        ``pi`` and ``sigma2``.
+        Split R-hat and bulk ESS of the label-invariant ``loglik``, ``logjoint``,
+        ``logjoint_occupied``, ``alpha``, ``n_occupied`` and relabelled ``pi``, ``sigma2``.
     diagnostics_ : dict
         Everything from :func:`~scrutiny.surrogate.convergence.chain_diagnostics`.
     converged_ : bool
-        Whether the R-hats of ``loglik``, ``logjoint_occupied``, ``alpha`` and ``n_occupied``
-        are below ``rhat_threshold`` (``"auto"``: whether the stopping criterion was met). The
-        full ``logjoint`` is reported, not used: an empty component's parameters are fresh
-        prior draws, whose heavy-tailed density moves it without any fitted quantity moving.
+        R-hats of ``loglik``, ``logjoint_occupied``, ``alpha``, ``n_occupied`` below
+        ``rhat_threshold`` (``"auto"``: the stopping criterion met); see ``log_joint``.
     n_iter_, n_burnin_ : int
         Sweeps run and discarded per chain.
     stop_reason_ : {"n_iter", "converged", "max_iter", "max_time"}
@@ -399,8 +395,7 @@ class DMMMEN(ParamsMixin):
         self.diagnostics_ = diag
         self.rhat_ = diag["rhat"]
         self.ess_ = diag["ess_bulk"]
-        # the log joint of the occupied components, not the full one (see log_joint's
-        # occupied_only); traces saved before it existed fall back to the full log joint
+        # the occupied components' log joint (log_joint's occupied_only); old traces: the full one
         joint = "logjoint_occupied" if "logjoint_occupied" in diag["rhat"] else "logjoint"
         invariant = [diag["rhat"][k] for k in ("loglik", joint, "alpha", "n_occupied") if k in diag["rhat"]]
         worst = float(np.nanmax(invariant)) if invariant else np.nan
