@@ -171,8 +171,7 @@ class DMMMEN(ParamsMixin):
     diagnostics_ : dict
         Everything from :func:`~scrutiny.surrogate.convergence.chain_diagnostics`.
     converged_ : bool
-        R-hats of ``loglik``, ``logjoint_occupied``, ``alpha``, ``n_occupied`` below
-        ``rhat_threshold`` (``"auto"``: the stopping criterion met); see ``log_joint``.
+        R-hats of ``loglik``, ``logjoint_occupied``, ``alpha``, ``n_occupied`` < ``rhat_threshold`` (or "auto" met).
     n_iter_, n_burnin_ : int
         Sweeps run and discarded per chain.
     stop_reason_ : {"n_iter", "converged", "max_iter", "max_time"}
