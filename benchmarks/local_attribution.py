@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         import _local_clime
 
         log("SmoothGrad vs its matching C-LIME (sample cost against d; robustness):")
-        cl = _local_clime.run(_local_clime.parse_args(["--quick"] if args.quick else []))
+        cl = _local_clime.run(_local_clime.parse_args(["--data-dir", str(args.data_dir)] + (["--quick"] if args.quick else [])))
         res.notes["clime"] = cl
         print(_local_clime.format_finite(cl["finite_sample"]) + "\n\n" + _local_clime.format_robust(cl["robustness"]))
     total = time.perf_counter() - start

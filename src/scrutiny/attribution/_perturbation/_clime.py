@@ -63,7 +63,7 @@ class CLIME(Explainer):
     absolute noise 0.25) differ, so with defaults the two converge to different vectors.
     ``CLIME.matching(smoothgrad)`` builds the C-LIME with SmoothGrad's space and noise, whose
     population value is SmoothGrad's (Agarwal et al., Theorem 1); it needs about ``d`` times
-    more samples for the same error (``python benchmarks/local_attribution.py --sections
+    more samples for the same error (``python benchmarks/local_attribution.py --tasks
     clime`` measures the factor).
 
     ``values`` have the input's shape (the slope per input element), ``stderr`` the sandwich
