@@ -288,6 +288,7 @@ def run_combo(dataset: str, model_name: str, args) -> dict[str, Any]:
             log(f"  {name}: skipped ({exc})")
             continue
         seconds = (time.perf_counter() - t0) / len(X)
+        log(f"  {name}: {seconds:.3f} s per explanation")
         for name, e in [(name, e)] + [(x.method, x) for x in ctx.pop("extra_rows", [])]:
             s = score(net, X, y_true, segs, e, args)
             scores[name] = s
@@ -301,7 +302,6 @@ def run_combo(dataset: str, model_name: str, args) -> dict[str, Any]:
                         f"{np.mean(s['road']):.3f}"]
             row += [f"{seconds:.3f}", "" if paper is None else f"{paper[0]:.2f} / {paper[1]:.2f}"]
             rows.append(row)
-        log(f"  {name}: {seconds:.3f} s per explanation")
     header = ["method", "mean P % [95% CI]", "kept % [95% CI]", "acc % (true)"]
     if args.curves:
         header += ["deletion AUC (lower)", "insertion AUC", "ROAD"]
