@@ -3,7 +3,8 @@
 The paper's problem (class 1, its 6,000 training and 1,000 test images, n = 7,000, the 300
 highest-variance pixels, J = 6, K = 3, two chains in two processes) fitted with
 ``DMMMEN(n_iter="auto", max_time=--max-time)`` for ``--trouser-seeds`` seeds. Goal (issue 20):
-converged (R-hat of the log-likelihood and log joint < 1.05, their bulk ESS > 400) in at least
+converged (R-hat of the log-likelihood and of the log joint of the occupied components < 1.05,
+their bulk ESS > 400) in at least
 9 of 10 seeds within 120 s. Per seed: whether it converged, why it stopped, the sweeps run, the
 fit time, the last check's R-hat and ESS and the first check that passed each part of the
 criterion (which part binds when a fit times out). Summary: seeds converged, median fit time.
@@ -20,6 +21,8 @@ from _common import format_table
 
 from scrutiny.exceptions import ConvergenceWarning
 from scrutiny.surrogate import DMMMEN
+
+JOINT = "logjoint_occupied"  # the criterion's log joint: without empty components' prior terms
 
 
 def log(msg: str) -> None:
@@ -58,10 +61,11 @@ def auto_section(args: Any, black_box) -> dict[str, Any] | None:
         s = {
             "seed": seed, "converged": bool(est.converged_), "stop_reason": est.stop_reason_,
             "sweeps": int(est.n_iter_), "fit_seconds": float(est.fit_time_),
-            "rhat_loglik": last["rhat_loglik"], "rhat_logjoint": last["rhat_logjoint"],
-            "ess_loglik": last["ess_loglik"], "ess_logjoint": last["ess_logjoint"],
-            "first_rhat_ok": _first(hist, lambda h: max(h["rhat_loglik"], h["rhat_logjoint"]) < thr),
-            "first_ess_ok": _first(hist, lambda h: min(h["ess_loglik"], h["ess_logjoint"]) > 400),
+            "rhat_loglik": last["rhat_loglik"], "rhat_logjoint": last[f"rhat_{JOINT}"],
+            "ess_loglik": last["ess_loglik"], "ess_logjoint": last[f"ess_{JOINT}"],
+            "first_rhat_ok": _first(hist, lambda h: max(h["rhat_loglik"], h[f"rhat_{JOINT}"]) < thr),
+            "first_ess_ok": _first(hist, lambda h: min(h["ess_loglik"], h[f"ess_{JOINT}"]) > 400),
+            "rhat_logjoint_full": float(est.rhat_.get("logjoint", np.nan)),
             "sweeps_per_second_per_chain": float(np.mean([len(t["loglik"]) / t["time"][-1] for t in est.trace_])),
             "history": hist,
         }
@@ -77,8 +81,8 @@ def auto_section(args: Any, black_box) -> dict[str, Any] | None:
     med_conv = float(np.median([s["fit_seconds"] for s in runs if s["converged"]])) if n_conv else None
     print("\n6. DMM-MEN Fashion Trouser with n_iter='auto', max_time=%g s (J = 6, K = 3, 2 chains in 2 processes)\n"
           % args.max_time + format_table(
-              ["seed", "converged", "stopped by", "sweeps", "fit", "sweeps/s/chain", "R-hat loglik / logjoint",
-               "ESS loglik / logjoint", "R-hat ok at", "ESS ok at"], rows, right=(3, 4, 5)), flush=True)
+              ["seed", "converged", "stopped by", "sweeps", "fit", "sweeps/s/chain", "R-hat loglik / logjoint (occupied)",
+               "ESS loglik / logjoint (occupied)", "R-hat ok at", "ESS ok at"], rows, right=(3, 4, 5)), flush=True)
     print(f"converged in {n_conv} of {len(runs)} seeds (goal: 9 of 10) within {args.max_time:g} s; median fit "
           f"time {med:.1f} s (of the converged: {'-' if med_conv is None else f'{med_conv:.1f} s'})", flush=True)
     return {"runs": runs, "converged": n_conv, "seeds": len(runs), "median_seconds": med,
