@@ -607,3 +607,15 @@ def test_dmmmen_explainer_contract(rng_guard, tmp_path):
     for key, value in e.extras.items():
         np.testing.assert_array_equal(back.extras[key], value, err_msg=key)
     assert back.params["space"] == "auto" and back.params["n_samples"] == 120
+
+
+def test_a_blank_image_has_nothing_to_explain():
+    """Every superpixel equals the baseline: no fit, every value exactly 0, the response recorded."""
+    model = as_model(switch_classifier, output="probability")
+    X = np.zeros((1, 1, 12, 12))
+    e = DMMMENExplainer(model, segments="grid", segment_params={"cell": 2}, random_state=0,
+                        dmm_params={"n_jobs": 1}).explain(X, target=1)
+    assert e.extras["inert_segments"].all() and np.all(e.values == 0.0)
+    assert e.extras["converged"][0] and np.isnan(e.extras["rhat_explanation"][0])
+    np.testing.assert_allclose(e.extras["response"], model.predict_proba(X)[:, 1])
+    np.testing.assert_allclose(e.base_values, model.predict_proba(X)[:, 1])
