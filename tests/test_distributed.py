@@ -24,6 +24,8 @@ from scrutiny.exceptions import CapabilityError, InvalidParameterError
 
 distributed = pytest.importorskip("dask.distributed", reason="the dask extra is not installed: pip install 'scrutiny[dask]'")
 
+from _dask_helpers import loopback_client  # noqa: E402
+
 
 class RowLocal(torch.nn.Module):
     """Logits ``3 * sum_j tanh(x_j * w_kj)``: no BLAS, so a row's output ignores the batch."""
@@ -45,16 +47,8 @@ class Unscriptable(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
-    c = distributed.Client(cluster)
-    import importlib
-
-    for module in ("scrutiny.attribution", "scrutiny.data_attribution", "scrutiny.metrics"):
-        c.run(importlib.import_module, module)  # both workers import at once, not one per first task
-    yield c
-    c.close()
-    cluster.close()
+    with loopback_client(distributed, ("scrutiny.attribution", "scrutiny.data_attribution", "scrutiny.metrics")) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -23,19 +23,13 @@ from _audit_helpers import tabular_files
 
 distributed = pytest.importorskip("dask.distributed", reason="the dask extra is not installed: pip install 'scrutiny[dask]'")
 
+from _dask_helpers import loopback_client  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
-    c = distributed.Client(cluster)
-    import importlib
-
-    for module in ("scrutiny.attribution", "scrutiny.metrics", "scrutiny.distributed"):
-        c.run(importlib.import_module, module)  # both workers import at once, not one per first task
-    yield c
-    c.close()
-    cluster.close()
+    with loopback_client(distributed, ("scrutiny.attribution", "scrutiny.metrics", "scrutiny.distributed")) as c:
+        yield c
 
 
 def _task_names(stream) -> set:
