@@ -89,6 +89,7 @@ __all__ = [
     "sample_sigma2",
     "sample_xi",
     "log_joint",
+    "log_joint_parts",
     "log_likelihood",
     "component_log_densities",
     "mixture_log_likelihood",
@@ -115,16 +116,23 @@ def log_joint(state: State, data: Data, priors: Priors, logdens: np.ndarray | No
     ``logdens``, if given, must be :func:`component_log_densities` of this state: its entries
     ``(i, z_i)`` are the first two terms. Compiled (:func:`_log_joint`).
     """
+    return log_joint_parts(state, data, priors, logdens)[1 if occupied_only else 0]
+
+
+def log_joint_parts(state: State, data: Data, priors: Priors,
+                    logdens: np.ndarray | None = None) -> tuple[float, float]:
+    """``(log_joint(...), log_joint(..., occupied_only=True))`` in one pass (the sampler traces both)."""
     if logdens is None:
         logdens = component_log_densities(state, data.y)
     s0 = priors.intercept_scale if data.intercept else math.nan
     ae, K = float(priors.alpha_e), priors.n_priors
-    return float(_log_joint(
+    full, occupied = _log_joint(
         logdens, state.z, state.log1m_u, float(state.alpha), state.sigma2, state.intercept, state.beta, state.c,
         state.w, state.lam1, state.lam2, float(priors.alpha_shape), float(priors.alpha_rate),
         float(priors.sigma2_shape), float(priors.sigma2_scale), float(s0),
-        float(math.lgamma(K * ae) - K * math.lgamma(ae)), ae, *_lambda_prior_args(priors), bool(occupied_only),
-    ))
+        float(math.lgamma(K * ae) - K * math.lgamma(ae)), ae, *_lambda_prior_args(priors),
+    )
+    return float(full), float(occupied)
 
 
 @jit
@@ -134,28 +142,32 @@ def _gamma_logpdf1(x, shape, rate):
 
 @jit
 def _log_joint(logdens, z, log1m_u, alpha, sigma2, intercept, beta, c, w, lam1, lam2,
-               alpha_shape, alpha_rate, s2_shape, s2_scale, s0, dir_norm, ae, a1, a2, rate, occupied_only):
+               alpha_shape, alpha_rate, s2_shape, s2_scale, s0, dir_norm, ae, a1, a2, rate):
+    """(full log joint, log joint without the empty components' prior terms)."""
     J, p = beta.shape
     occupied = np.zeros(J, dtype=np.bool_)
     for i in range(z.shape[0]):
         occupied[z[i]] = True
     l1, l2 = _beta_norms(beta)
     out = 0.0
+    empty = 0.0  # the prior terms of components without samples
     for i in range(z.shape[0]):  # log pi_z + log N(y | ...): the (i, z_i) entries
         out += logdens[i, z[i]]
     for j in range(J - 1):  # sticks u_j ~ Beta(1, alpha)
         out += math.log(alpha) + (alpha - 1.0) * log1m_u[j]
     out += _gamma_logpdf1(alpha, alpha_shape, alpha_rate)
     for j in range(J):
-        if occupied_only and not occupied[j]:
-            continue
         s2 = sigma2[j]
-        out += s2_shape * math.log(s2_scale) - math.lgamma(s2_shape) - (s2_shape + 1.0) * math.log(s2) - s2_scale / s2
+        t = s2_shape * math.log(s2_scale) - math.lgamma(s2_shape) - (s2_shape + 1.0) * math.log(s2) - s2_scale / s2
         if s0 == s0:  # an intercept with a N(0, s0^2) prior
-            out += -0.5 * (LOG_2PI + 2.0 * math.log(s0)) - 0.5 * (intercept[j] / s0) ** 2
-        out += en_logpdf_sum1(l1[j], l2[j], p, lam1[c[j]], lam2[c[j]], s2) + math.log(w[c[j]])
+            t += -0.5 * (LOG_2PI + 2.0 * math.log(s0)) - 0.5 * (intercept[j] / s0) ** 2
+        t += en_logpdf_sum1(l1[j], l2[j], p, lam1[c[j]], lam2[c[j]], s2) + math.log(w[c[j]])
+        if occupied[j]:
+            out += t
+        else:
+            empty += t
     out += dir_norm  # w ~ Dir(ae)
     for k in range(w.shape[0]):
         out += (ae - 1.0) * math.log(w[k])
         out += _gamma_logpdf1(lam1[k], a1, rate) + _gamma_logpdf1(lam2[k], a2, rate)
-    return out
+    return out + empty, out

@@ -72,7 +72,7 @@ from .conditionals import (
     component_log_densities,
     component_stats,
     fitted_values,
-    log_joint,
+    log_joint_parts,
     mixture_log_likelihood,
     prior_xi,
     rescale_penalties,
@@ -289,10 +289,11 @@ def step(
     # kept in the state for the next sweep's z step, which needs exactly these densities
     logdens = component_log_densities(new, data.y)
     new = new._replace(logdens=logdens)
+    logjoint, logjoint_occupied = log_joint_parts(new, data, priors, logdens)
     info = Info(
         loglik=mixture_log_likelihood(logdens),
-        logjoint=log_joint(new, data, priors, logdens),
-        logjoint_occupied=log_joint(new, data, priors, logdens, occupied_only=True),
+        logjoint=logjoint,
+        logjoint_occupied=logjoint_occupied,
         n_occupied=int(np.count_nonzero(counts)),
         n_moved=n_moved,
         sigma2_evals=int(s2_evals),
