@@ -172,25 +172,49 @@ def test_interventional_equals_brute_force_over_all_coalitions(name):
             np.testing.assert_allclose(e.extras["output"][r], v(frozenset(range(D))), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_leaf_tables_equal_the_recursive_kernel(name):
-    """explain uses the leaf tables for these shallow trees; the recursive kernel (used for deep
-    forests and by the interaction values) must give the same numbers."""
-    from scrutiny.attribution._treeshap_tables import build_tables, path_dependent_tables
+def _both_kernels(flat, Xq, block):
+    from scrutiny.attribution._treeshap_linear import path_dependent_linear, quadrature
 
+    shape = (Xq.shape[0], flat.n_features, flat.value.shape[1])
+    recursive, linear = np.zeros(shape), np.zeros(shape)
+    kern.path_dependent(Xq, flat.left, flat.right, flat.feature, flat.threshold, flat.missing_left, flat.cover,
+                        flat.value, flat.roots, flat.max_depth, recursive)
+    t_nodes, t_weights = quadrature(flat.max_depth)
+    for s in range(0, Xq.shape[0], block):
+        path_dependent_linear(Xq[s:s + block], flat.left, flat.right, flat.feature, flat.threshold,
+                              flat.missing_left, flat.cover, flat.value, flat.roots, flat.max_depth, t_nodes,
+                              t_weights, linear[s:s + block])
+    return recursive, linear
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_linear_kernel_equals_the_recursive_kernel(name):
+    """explain uses the one-pass (Linear TreeSHAP) kernel; the recursive kernel (zero covers,
+    interaction values) must give the same numbers, and the row blocking must not matter."""
     model, X = _fit(name)
     flat = flatten(model)
     Xq = np.ascontiguousarray(X[:40].astype(np.float32).astype(np.float64) if flat.float32_input else X[:40])
-    shape = (40, D, flat.value.shape[1])
-    recursive, tabled = np.zeros(shape), np.zeros(shape)
-    kern.path_dependent(Xq, flat.left, flat.right, flat.feature, flat.threshold, flat.missing_left, flat.cover,
-                        flat.value, flat.roots, flat.max_depth, recursive)
-    tables = build_tables(flat.left, flat.right, flat.feature, flat.cover, flat.roots)
-    assert tables is not None
-    path_dependent_tables(Xq, flat.left, flat.feature, flat.threshold, flat.missing_left, flat.value, flat.roots,
-                          *tables, tabled)
-    np.testing.assert_allclose(tabled, recursive, rtol=0, atol=1e-12)
-    assert build_tables(flat.left, flat.right, flat.feature, flat.cover, flat.roots, budget=10) is None
+    recursive, linear = _both_kernels(flat, Xq, block=40)
+    np.testing.assert_allclose(linear, recursive, rtol=0, atol=1e-12)
+    _, blocked = _both_kernels(flat, Xq, block=7)
+    np.testing.assert_array_equal(blocked, linear)
+
+
+def test_linear_kernel_on_deep_trees_with_repeated_features_and_missing_values():
+    """Depth 14 on 3 features: every path splits on each feature many times (the telescoping
+    over a feature's splits), with NaN routed by the learned side."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 3))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.sin(3 * np.nan_to_num(X[:, 0])) + np.nan_to_num(X[:, 1]) * np.nan_to_num(X[:, 2])
+    model = ensemble.RandomForestRegressor(n_estimators=4, max_depth=14, random_state=0).fit(X, y)
+    flat = flatten(model)
+    assert flat.max_depth >= 12
+    Xq = np.ascontiguousarray(X[:30].astype(np.float32).astype(np.float64))
+    recursive, linear = _both_kernels(flat, Xq, block=16)
+    np.testing.assert_allclose(linear, recursive, rtol=0, atol=1e-11)
+    e = TreeSHAP(model).explain(X[:30])
+    np.testing.assert_allclose(e.values.sum(1) + e.base_values, e.extras["output"], rtol=0, atol=1e-11)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -241,16 +265,27 @@ def test_efficiency_on_a_larger_ensemble_and_n_jobs_invariance():
         assert np.abs(gap).max() < 1e-10
 
 
-def test_recursive_kernel_is_used_past_the_table_budget(monkeypatch):
-    from scrutiny.attribution import _treeshap_tables
+def test_recursive_kernel_is_used_where_a_cover_is_zero(monkeypatch):
+    """The one-pass kernel divides by covers: a zero cover (zero sample weights) routes to the
+    recursive kernel, with the same values elsewhere."""
+    from scrutiny.attribution import _treeshap_linear, treeshap as treeshap_mod
 
     model, X = _fit("GB-clf3")
-    tabled = TreeSHAP(model).explain(X[:20])
-    monkeypatch.setattr(_treeshap_tables, "TABLE_BUDGET", 0)
+    linear = TreeSHAP(model).explain(X[:20])
+    flat = flatten(model)
+    leaf = int(np.flatnonzero(flat.left < 0)[0])
+    zeroed = flat._replace(cover=np.where(np.arange(flat.cover.shape[0]) == leaf, 0.0, flat.cover))
+    monkeypatch.setattr(treeshap_mod, "flatten", lambda *a, **k: zeroed)
+
+    def refuse(*args):
+        raise AssertionError("the one-pass kernel ran on a zero cover")
+
+    monkeypatch.setattr(_treeshap_linear, "path_dependent_linear", refuse)
     recursive = TreeSHAP(model).explain(X[:20])
-    np.testing.assert_allclose(recursive.values, tabled.values, rtol=0, atol=1e-12)
+    assert np.isfinite(recursive.values).all()
     np.testing.assert_allclose(recursive.values.sum(1) + recursive.base_values, recursive.extras["output"],
                                rtol=0, atol=1e-12)
+    assert not np.allclose(recursive.values, linear.values)  # the zeroed cover did reach the game
 
 
 def test_default_target_is_the_predicted_class():

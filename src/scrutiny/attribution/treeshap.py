@@ -21,7 +21,7 @@ from ..explanation import Explanation
 from ._base import Explainer, RawAttribution, _record
 from ._gradient import FEATURE_NAMES_CONSTRAINT, SPACES
 from . import _treeshap_kernels as kern
-from . import _treeshap_tables as tables_mod
+from . import _treeshap_linear as linear
 from ._treeshap_trees import FlatTrees, flatten
 
 __all__ = ["TreeSHAP"]
@@ -279,15 +279,15 @@ class TreeSHAP(Explainer):
         K = trees.value.shape[1]
         d = trees.n_features
         t = trees
-        # Leaf tables when they fit their budget (shallow trees), else the recursive kernel.
-        tables = None
-        if bg is None:
-            tables = tables_mod.build_tables(t.left, t.right, t.feature, t.cover, t.roots,
-                                             budget=tables_mod.TABLE_BUDGET)
-        if tables is not None:
+        if bg is None and t.cover.min() > 0:
+            # One pass over the nodes per block of rows (Linear TreeSHAP); the recursive kernel
+            # only where a zero cover rules its divisions out. benchmarks/local_attribution.py
+            # --tasks trees times both forms against shap's TreeExplainer.
+            t_nodes, t_weights = linear.quadrature(t.max_depth)
+
             def call(s, e, out):
-                tables_mod.path_dependent_tables(Xt[s:e], t.left, t.feature, t.threshold, t.missing_left, t.value,
-                                                 t.roots, *tables, out)
+                linear.path_dependent_linear(Xt[s:e], t.left, t.right, t.feature, t.threshold, t.missing_left,
+                                             t.cover, t.value, t.roots, t.max_depth, t_nodes, t_weights, out)
         elif bg is None:
             def call(s, e, out):
                 kern.path_dependent(Xt[s:e], t.left, t.right, t.feature, t.threshold, t.missing_left, t.cover,
