@@ -25,13 +25,29 @@ __all__ = ["DENSE_BLAS_FLOPS", "blas_guard", "blas_guarded", "blas_limits"]
 DENSE_BLAS_FLOPS = 1e10
 
 
+# threadpoolctl finds the loaded BLAS libraries by scanning the process's shared objects, about
+# a millisecond per scan: more than a Grad-CAM or DeepLIFT pass over a batch costs. The controller
+# is kept and rebuilt only when a module was imported since (which is how a new BLAS arrives).
+_CONTROLLER: dict[str, Any] = {}
+
+
+def _controller() -> Any:
+    import sys
+
+    from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
+
+    n_modules = len(sys.modules)
+    if _CONTROLLER.get("n_modules") != n_modules:
+        _CONTROLLER["controller"] = ThreadpoolController()
+        _CONTROLLER["n_modules"] = n_modules
+    return _CONTROLLER["controller"]
+
+
 def blas_limits(n_threads: int | None) -> Any:
     """A context limiting numpy's BLAS to ``n_threads`` threads (a no-op for ``None``)."""
     if n_threads is None:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
-
-    return threadpool_limits(limits=int(n_threads), user_api="blas")
+    return _controller().limit(limits=int(n_threads), user_api="blas")
 
 
 def _runs_torch(model: Any) -> bool:
