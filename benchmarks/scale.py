@@ -6,7 +6,13 @@ Sections:
   on the digits CNN, with the serial backend and the process and Dask backends on 1 and 2
   workers (every worker and the serial run use one torch and one BLAS thread), in the same run; the
   speed-up of 2 workers over serial and the overhead of Dask over the process backend. Every
-  distributed result is checked equal to the serial one.
+  distributed result is checked equal to the serial one. Every backend is warmed up by a short
+  job first (imports, first-call costs), so the rates compare steady states. The serial backend
+  runs twice: in this process as it starts (``serial``), and again after this process takes the
+  workers' glibc allocator settings (``serial, worker malloc``: ``WORKER_MALLOC_ENV``, which keeps
+  the explainers' large temporary arrays on the heap instead of mapping and unmapping them on
+  every call), so that the speed-up of 2 workers can be read against a like-for-like single
+  process too.
 * ``memory``: peak resident memory (driver + workers, sampled every 50 ms) while explaining
   ``--rows`` (default 100,000) tabular rows with KernelSHAP on the process backend into a
   result store with ``collect=False``, against a run on a tenth of the rows: flat memory means
@@ -43,7 +49,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer images and rows")
     p.add_argument("--sections", nargs="+", default=["throughput", "memory"], choices=["throughput", "memory"])
-    p.add_argument("--images", type=int, default=64, help="images per throughput run")
+    p.add_argument("--images", type=int, default=512, help="images per throughput run")
+    p.add_argument("--chunk", type=int, default=128, help="images per chunk (the distributed backends)")
     p.add_argument("--rows", type=int, default=100_000, help="rows of the memory run")
     p.add_argument("--json", type=Path, default=None)
     return p.parse_args(argv)
@@ -63,6 +70,7 @@ def run_throughput(args, table, record):
     threadpool_limits(1)
     net, _ = reference_model("cnn", "digits")
     n = 16 if args.quick else args.images
+    chunk_size = max(1, min(args.chunk, n // 4))
     X = load_digits().X[:n]
     groups = (np.arange(64).reshape(8, 8) // 8 // 2) * 4 + (np.arange(64).reshape(8, 8) % 8) // 2  # 16 cells
     methods = {
@@ -71,49 +79,66 @@ def run_throughput(args, table, record):
                                  random_state=0),
     }
     startup: dict = {}
-    for name, explainer in methods.items():
-        reference = None
-        base = None
-        for backend, workers in [("serial", 1), ("process", 1), ("process", 2), ("dask", 1), ("dask", 2)]:
-            chunk = max(1, n // (4 * workers))
-            client = None
-            target = backend
-            if backend == "process":
-                # a pool kept across jobs, warmed up by one job: the rate excludes the start-up
-                # (each spawned worker imports torch), which the table reports apart
-                target = ProcessExecutor(workers)
-                with CpuMeter() as warm:
-                    explain(explainer, X[:workers], backend=target, chunk_size=1)
-                startup[(backend, workers)] = round(warm.wall, 2)
-            if backend == "dask":
-                # a LocalCluster on 127.0.0.1 with the workers' glibc settings (see WORKER_MALLOC_ENV)
-                target = DaskExecutor(None, workers)
-                client = target.client
-                with CpuMeter() as warm:
-                    explain(explainer, X[:workers], backend=target, chunk_size=1)  # workers import torch first
-                startup[(backend, workers)] = round(warm.wall, 2)
+    reference: dict = {}
+    base: dict = {}
+    base_malloc: dict = {}
+    # backends outer, methods inner: the plain serial runs of both methods come before this
+    # process takes the workers' allocator settings, which cannot be undone
+    for backend, workers in [("serial", 1), ("serial, worker malloc", 1), ("process", 1), ("process", 2),
+                             ("dask", 1), ("dask", 2)]:
+        target = "serial"
+        if backend == "serial, worker malloc":
+            _worker_malloc()
+        if backend == "process":
+            target = ProcessExecutor(workers)  # a pool kept across jobs
+        if backend == "dask":
+            target = DaskExecutor(None, workers)  # a LocalCluster on 127.0.0.1 (WORKER_MALLOC_ENV on its workers)
+        for name, explainer in methods.items():
+            # a short job first: imports (each spawned worker imports torch) and first-call costs
+            # out of the rate; the table reports it apart
+            with CpuMeter() as warm:
+                explain(explainer, X[:max(2, workers)], backend=target, chunk_size=1)
+            startup[(backend, workers, name)] = round(warm.wall, 2)
             with CpuMeter() as meter:
-                e = explain(explainer, X, backend=target, n_workers=workers, chunk_size=chunk)
-            if client is not None:
-                target.close()
-            if backend == "process":
-                target.close()
-            if reference is None:
-                reference = e
-            same = bool(np.array_equal(e.values, reference.values))
+                e = explain(explainer, X, backend=target, n_workers=workers, chunk_size=chunk_size)
+            reference.setdefault(name, e)
+            same = bool(np.array_equal(e.values, reference[name].values))
             rate = n / meter.wall
-            base = base or rate
-            row = {"method": name, "backend": backend, "workers": workers, "rows_per_s": round(rate, 2),
-                   "speedup_vs_serial": round(rate / base, 2), "identical": same, "wall_s": round(meter.wall, 2),
-                   "startup_s": startup.get((backend, workers), 0.0),
+            base.setdefault(name, rate)
+            if backend == "serial, worker malloc":
+                base_malloc[name] = rate
+            row = {"method": name, "backend": backend, "workers": workers, "chunk": chunk_size,
+                   "rows_per_s": round(rate, 2), "speedup_vs_serial": round(rate / base[name], 2),
+                   "speedup_vs_serial_worker_malloc": round(rate / base_malloc[name], 2) if name in base_malloc
+                   else "-",
+                   "identical": same, "wall_s": round(meter.wall, 2), "warmup_s": startup[(backend, workers, name)],
                    "others_cores": round(meter.others, 2)}
             log(str(row))
             table.append(row)
             record.setdefault("throughput", []).append(row)
+        if backend in ("process", "dask"):
+            target.close()
+    for name in methods:
         by = {(r["backend"], r["workers"]): r["rows_per_s"] for r in table if r["method"] == name}
         record.setdefault("dask_overhead", {})[name] = {
             w: round(by[("process", w)] / by[("dask", w)] - 1, 3) for w in (1, 2)
         }
+
+
+def _worker_malloc() -> None:
+    """This process takes the glibc allocator thresholds the workers start with (mallopt: the
+    environment variables are read only at start-up); a no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    from scrutiny.distributed import WORKER_MALLOC_ENV
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(name)
+    libc.mallopt(-1, WORKER_MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"])  # M_TRIM_THRESHOLD
+    libc.mallopt(-3, WORKER_MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"])  # M_MMAP_THRESHOLD
 
 
 def run_memory(args, record):

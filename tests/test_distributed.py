@@ -153,6 +153,25 @@ def test_influence_queries_over_blocks(client):
     assert np.abs(reference.scores[0] - reference.scores[1]).max() > 1e-4
 
 
+def test_nnk_queries_over_blocks(client):
+    """NNK attribution of test points (their non-negative kernel neighbours among the training
+    points) through the backend: the same neighbours and weights as the serial call."""
+    from scrutiny.distributed import attribute
+    from scrutiny.nnk import NNK
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 6))
+    y = (X[:, 0] + X[:, 2] > 0).astype(np.int64)
+    nnk = NNK(k=10)
+    reference = nnk.fit(X, y).attribute(X[:13])
+    for chunk_size in (1, 7, 64):
+        got = attribute(NNK(k=10), X, y, X[:13], backend=client, chunk_size=chunk_size)
+        np.testing.assert_array_equal(got.scores != 0, reference.scores != 0)  # the same neighbours
+        np.testing.assert_allclose(got.scores, reference.scores, rtol=1e-12, atol=1e-15)
+    assert (reference.scores != 0).sum(axis=1).min() > 0
+    assert not np.array_equal(reference.scores[0] != 0, reference.scores[1] != 0)
+
+
 def test_killed_worker_does_not_change_the_result(client, net, images, tmp_path):
     lime = LIME(net, mode="image", segments="grid", segment_params={"cell": 2}, n_samples=400, random_state=7)
     X = np.concatenate([images] * 3)
