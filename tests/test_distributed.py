@@ -172,6 +172,37 @@ def test_nnk_queries_over_blocks(client):
     assert not np.array_equal(reference.scores[0] != 0, reference.scores[1] != 0)
 
 
+def test_randomization_conditions_run_on_the_cluster(client):
+    """The training runs of randomization_test on two workers: the same curves bit for bit as
+    the serial call (models made by the driver's factory, travelling as zoo weights; an
+    estimator as skops bytes), and a factory whose module cannot travel gets the clear error."""
+    from sklearn.linear_model import SGDClassifier
+
+    from scrutiny.data import load_digits
+    from scrutiny.diagnostics import randomization_test
+    from scrutiny.zoo import make_model
+
+    d = load_digits()
+    X, y = d.X[:400], d.y[:400]
+    kw = dict(corruptions=("true", "random_labels"), n_seeds=2, max_epochs=6, random_state=3)
+
+    def factory(seed):  # a closure is fine: the factory runs in this process
+        return make_model("mlp", (1, 8, 8), 10, seed, hidden=(32,))
+
+    serial = randomization_test(factory, X, y, **kw)
+    on_cluster = randomization_test(factory, X, y, backend=client, **kw)
+    for name in ("curves_train_loss", "curves_train_accuracy", "curves_test_accuracy", "label_change_rate"):
+        np.testing.assert_array_equal(getattr(on_cluster, name), getattr(serial, name))
+    assert serial.label_change_rate[1].min() > 0.5  # the random-label runs did get other labels
+    Xf = X.reshape(400, -1)
+    sgd = SGDClassifier(loss="log_loss", random_state=0)
+    np.testing.assert_array_equal(randomization_test(sgd, Xf, y, backend=client, **kw).curves_train_loss,
+                                  randomization_test(sgd, Xf, y, **kw).curves_train_loss)
+
+    with pytest.raises(CapabilityError, match="randomization_test.*backend='serial'"):
+        randomization_test(lambda seed: Unscriptable(), X, y, backend=client, **kw)
+
+
 def test_killed_worker_does_not_change_the_result(client, net, images, tmp_path):
     lime = LIME(net, mode="image", segments="grid", segment_params={"cell": 2}, n_samples=400, random_state=7)
     X = np.concatenate([images] * 3)

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._validation import Interval, check_array, check_random_state, validate_params
-from ..exceptions import InvalidParameterError
+from ..exceptions import CapabilityError, InvalidParameterError
 from ._trainers import fit_recording, is_torch_module
 from .corruptions import apply_corruption, parse_corruption
 from .results import RandomizationResult
@@ -88,6 +88,8 @@ def randomization_test(
     fit_threshold: float = 0.99,
     train_params: dict | None = None,
     random_state: Any = 0,
+    backend: Any = "serial",
+    n_workers: int | None = None,
 ) -> RandomizationResult:
     """Train the same model on true and randomised data (Zhang et al. 2017) and compare.
 
@@ -122,6 +124,13 @@ def randomization_test(
         fixed across conditions; they update the factory's own config.
     random_state : int, numpy.random.Generator or None, default=0
         The one source of randomness (an int gives the same result on every call).
+    backend : str, dask.distributed.Client or Executor, default="serial"
+        Where the ``len(corruptions) x n_seeds`` training runs go (:mod:`scrutiny.distributed`):
+        ``"process"``, ``"dask"``, a scheduler address... The models are made here by the factory
+        and travel as data (a zoo or TorchScript module, an estimator as skops bytes); each run's
+        corruption comes from ``(random_state, seed index, condition)``, never from the worker.
+    n_workers : int, optional
+        Size of the process pool or local Dask cluster a ``"process"``/``"dask"`` backend starts.
 
     Returns
     -------
@@ -182,41 +191,94 @@ def randomization_test(
     config: dict = {}
     seed_seq = np.random.SeedSequence(seed0)
     seeds = [int(s.generate_state(1)[0]) for s in seed_seq.spawn(n_s)]
+    jobs = []  # (i, j, seed, model, trainer config): every model is made here, from the factory
     for j, seed in enumerate(seeds):
-        for i, cor in enumerate(parsed):
-            rng = _stream(seed0, j, cor.name)
-            Xtr, ytr, Xte = apply_corruption(cor, X, y_arr, X_test, n_classes, rng)
+        for i in range(n_c):
             model, cfg = _factory_model(model_factory, seed)
             cfg.update(extra)
             config = cfg
-            backend = "torch" if is_torch_module(model) else "sklearn"
-            curve = fit_recording(model, Xtr, ytr, Xte, y_te, train_params=cfg, max_epochs=max_epochs,
-                                  stop_at=1.0, seed=seed, classes=classes)
-            n_ep = len(curve.train_accuracy)
-            for key, values in (("train_loss", curve.train_loss), ("train_accuracy", curve.train_accuracy),
-                                ("test_accuracy", curve.test_accuracy)):
-                curves[key][i, j, :n_ep] = values
-            runs["epochs_to_threshold"][i, j] = _first(curve.train_accuracy, fit_threshold)
-            runs["epochs_to_fit"][i, j] = _first(curve.train_accuracy, 1.0)
-            runs["steps_to_threshold"][i, j] = runs["epochs_to_threshold"][i, j] * curve.steps_per_epoch
-            runs["steps_to_fit"][i, j] = runs["epochs_to_fit"][i, j] * curve.steps_per_epoch
-            runs["final_train_loss"][i, j] = curve.train_loss[-1]
-            runs["final_train_accuracy"][i, j] = curve.train_accuracy[-1]
-            runs["test_accuracy"][i, j] = curve.test_accuracy[-1]
-            runs["label_change_rate"][i, j] = float(np.mean(ytr != y_arr))
-            runs["seconds"][i, j] = curve.seconds
+            jobs.append((i, j, seed, model, cfg))
+    backend_kind = "torch" if is_torch_module(jobs[0][3]) else "sklearn"
+    data = {"X": X, "y": y_arr, "X_test": X_test, "y_test": y_te, "n_classes": n_classes, "seed0": seed0,
+            "max_epochs": int(max_epochs), "corruptions": list(corruptions)}
+    if backend is None or isinstance(backend, str) and backend == "serial":
+        outs = [_train_one(data, i, j, seed, model, cfg) for i, j, seed, model, cfg in jobs]
+    else:
+        outs = _train_distributed(data, jobs, backend, n_workers)
+    for (i, j, _, _, _), out in zip(jobs, outs):
+        n_ep = len(out["train_accuracy"])
+        for key in ("train_loss", "train_accuracy", "test_accuracy"):
+            curves[key][i, j, :n_ep] = out[key]
+        runs["epochs_to_threshold"][i, j] = _first(out["train_accuracy"], fit_threshold)
+        runs["epochs_to_fit"][i, j] = _first(out["train_accuracy"], 1.0)
+        runs["steps_to_threshold"][i, j] = runs["epochs_to_threshold"][i, j] * out["steps_per_epoch"]
+        runs["steps_to_fit"][i, j] = runs["epochs_to_fit"][i, j] * out["steps_per_epoch"]
+        runs["final_train_loss"][i, j] = out["train_loss"][-1]
+        runs["final_train_accuracy"][i, j] = out["train_accuracy"][-1]
+        runs["test_accuracy"][i, j] = out["test_accuracy"][-1]
+        runs["label_change_rate"][i, j] = out["label_change_rate"]
+        runs["seconds"][i, j] = out["seconds"]
     prior = np.bincount(y_te, minlength=n_classes) / y_te.shape[0]
     params = {"corruptions": names, "n_seeds": n_s, "max_epochs": int(max_epochs),
               "fit_threshold": float(fit_threshold), "test_size": float(test_size),
               "n_train": int(X.shape[0]), "n_test": int(X_test.shape[0]), "n_classes": n_classes,
               "train_params": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
-              "backend": backend, "random_state": seed0}
+              "backend": backend_kind, "random_state": seed0}
     return RandomizationResult(
         corruptions=names, noise_rate=np.array([c.rate for c in parsed]), seeds=np.array(seeds, dtype=np.int64),
         chance=float(prior.max()), class_prior=prior, curves_train_loss=curves["train_loss"],
         curves_train_accuracy=curves["train_accuracy"], curves_test_accuracy=curves["test_accuracy"],
         params=params, **runs,
     )
+
+
+def _train_one(data: dict, i: int, j: int, seed: int, model: Any, cfg: dict) -> dict:
+    """One run: corrupt the training data (condition i, seed j), train, record the curve."""
+    cor = parse_corruption(data["corruptions"][i])
+    rng = _stream(data["seed0"], j, cor.name)
+    Xtr, ytr, Xte = apply_corruption(cor, data["X"], data["y"], data["X_test"], data["n_classes"], rng)
+    curve = fit_recording(model, Xtr, ytr, Xte, data["y_test"], train_params=cfg, max_epochs=data["max_epochs"],
+                          stop_at=1.0, seed=seed, classes=np.arange(data["n_classes"]))
+    return {"train_loss": np.asarray(curve.train_loss), "train_accuracy": np.asarray(curve.train_accuracy),
+            "test_accuracy": np.asarray(curve.test_accuracy), "steps_per_epoch": int(curve.steps_per_epoch),
+            "label_change_rate": float(np.mean(ytr != data["y"])), "seconds": float(curve.seconds)}
+
+
+def _train_distributed(data: dict, jobs: list, backend: Any, n_workers: int | None) -> list[dict]:
+    """The runs on a scrutiny.distributed backend: the data reach each worker once; each run's
+    model travels as data (zoo or TorchScript weights, skops bytes), never pickled."""
+    from ..distributed import pack_estimator, pack_model, run_tasks
+
+    tasks = []
+    for i, j, seed, model, cfg in jobs:
+        pack = pack_model if is_torch_module(model) else pack_estimator
+        try:
+            spec = pack(model, "the model of model_factory")
+        except CapabilityError as exc:
+            raise CapabilityError(
+                f"randomization_test(backend={backend!r}): {exc} Or run it with backend='serial'."
+            ) from exc
+        tasks.append({"i": i, "j": j, "seed": seed, "model": spec, "cfg": _plain_config(cfg, backend)})
+    return run_tasks(_train_task, data, tasks, backend=backend, n_workers=n_workers)
+
+
+def _plain_config(cfg: dict, backend: Any) -> dict:
+    bad = [k for k, v in cfg.items() if not isinstance(v, (bool, int, float, str, type(None)))]
+    if bad:
+        raise InvalidParameterError(
+            f"randomization_test(backend={backend!r}): the trainer options {bad} are not plain values and cannot "
+            "travel to the workers; pass numbers and strings (optimizer='adam', lr=0.01, ...), or backend='serial'."
+        )
+    return dict(cfg)
+
+
+def _train_task(data: dict, task: dict) -> dict:
+    """A worker's side of :func:`_train_distributed` (top level: sent by reference)."""
+    from ..distributed import unpack_estimator, unpack_model
+
+    spec = task["model"]
+    model = unpack_estimator(spec) if spec["kind"] == "sklearn-estimator" else unpack_model(spec).module
+    return _train_one(data, task["i"], task["j"], task["seed"], model, task["cfg"])
 
 
 def _first(acc: np.ndarray, level: float) -> float:

@@ -11,10 +11,10 @@ and architecture, skops bytes, import paths: :mod:`._shipping`); finished chunks
 """
 
 from ._executor import WORKER_MALLOC_ENV, DaskExecutor, Executor, ProcessExecutor, SerialExecutor, make_executor
-from ._shipping import pack_model, unpack_model
+from ._shipping import pack_estimator, pack_model, unpack_estimator, unpack_model
 from ._store import ResultStore, RunStats
-from .api import PARTITION_INVARIANT_METRICS, attribute, evaluate_metric, explain
+from .api import PARTITION_INVARIANT_METRICS, attribute, evaluate_metric, explain, run_tasks
 
-__all__ = ["explain", "evaluate_metric", "attribute", "ResultStore", "RunStats", "Executor", "SerialExecutor",
-           "ProcessExecutor", "DaskExecutor", "make_executor", "pack_model", "unpack_model",
+__all__ = ["explain", "evaluate_metric", "attribute", "run_tasks", "ResultStore", "RunStats", "Executor", "SerialExecutor",
+           "ProcessExecutor", "DaskExecutor", "make_executor", "pack_model", "unpack_model", "pack_estimator", "unpack_estimator",
            "PARTITION_INVARIANT_METRICS", "WORKER_MALLOC_ENV"]

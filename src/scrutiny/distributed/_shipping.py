@@ -33,7 +33,7 @@ import numpy as np
 from ..exceptions import CapabilityError, InvalidParameterError
 from ..models import CallableModel, ModelAdapter, SklearnModel, TorchModel, as_model
 
-__all__ = ["pack_model", "unpack_model", "pack_object", "unpack_object", "pack_value", "unpack_value",
+__all__ = ["pack_model", "unpack_model", "pack_estimator", "unpack_estimator", "pack_object", "unpack_object", "pack_value", "unpack_value",
            "payload_digest", "rebuild"]
 
 _TAG = "__scrutiny_ship__"
@@ -240,18 +240,45 @@ def _zoo_spec(module: Any) -> dict | None:
             "dtype": dtypes.pop().replace("torch.", "") if len(dtypes) == 1 else None}
 
 
-def _pack_sklearn(adapter: SklearnModel, where: str) -> dict:
+def _skops_bytes(estimator: Any, where: str) -> bytes:
     try:
         import skops.io as sio
     except ImportError as exc:  # pragma: no cover - skops is part of the dask extra
         raise _unshippable(f"{where} (a scikit-learn estimator)", "install skops (pip install 'scrutiny[dask]').") from exc
-    data = sio.dumps(adapter.estimator)
+    data = sio.dumps(estimator)
     untrusted = [t for t in sio.get_untrusted_types(data=data) if not t.startswith(_SKLEARN_TRUSTED_PREFIXES)]
     if untrusted:
-        raise _unshippable(f"{where} ({type(adapter.estimator).__name__})",
+        raise _unshippable(f"{where} ({type(estimator).__name__})",
                            f"it contains types skops does not trust: {untrusted[:5]}; use scikit-learn's own "
                            "estimators, or save the model with skops and load it on the workers yourself.")
-    return {"kind": "sklearn", "skops": data, "method": adapter.method, "batch_size": adapter.batch_size}
+    return data
+
+
+def _skops_load(data: bytes) -> Any:
+    import skops.io as sio
+
+    trusted = [t for t in sio.get_untrusted_types(data=data) if t.startswith(_SKLEARN_TRUSTED_PREFIXES)]
+    return sio.loads(data, trusted=trusted)
+
+
+def _pack_sklearn(adapter: SklearnModel, where: str) -> dict:
+    return {"kind": "sklearn", "skops": _skops_bytes(adapter.estimator, where), "method": adapter.method,
+            "batch_size": adapter.batch_size}
+
+
+def pack_estimator(estimator: Any, where: str = "estimator") -> dict:
+    """A scikit-learn estimator, fitted or not, as data (skops bytes; see the module doc)."""
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise _unshippable(f"{where} ({type(estimator).__name__})", "pass a scikit-learn estimator.")
+    return {"kind": "sklearn-estimator", "skops": _skops_bytes(estimator, where)}
+
+
+def unpack_estimator(spec: dict) -> Any:
+    """The estimator a :func:`pack_estimator` spec describes (only scikit-learn, numpy and scipy
+    types are trusted)."""
+    if not isinstance(spec, dict) or spec.get("kind") != "sklearn-estimator":
+        raise InvalidParameterError("unpack_estimator takes what pack_estimator returns.")
+    return _skops_load(spec["skops"])
 
 
 def unpack_model(spec: dict) -> ModelAdapter:
@@ -261,11 +288,7 @@ def unpack_model(spec: dict) -> ModelAdapter:
         return CallableModel(_resolve(spec["fn"], scrutiny_only=False), output=spec["output"],
                              batch_size=spec["batch_size"])
     if kind == "sklearn":
-        import skops.io as sio
-
-        data = spec["skops"]
-        trusted = [t for t in sio.get_untrusted_types(data=data) if t.startswith(_SKLEARN_TRUSTED_PREFIXES)]
-        return SklearnModel(sio.loads(data, trusted=trusted), method=spec["method"], batch_size=spec["batch_size"])
+        return SklearnModel(_skops_load(spec["skops"]), method=spec["method"], batch_size=spec["batch_size"])
     if kind != "torch":
         raise InvalidParameterError(f"unknown model kind {kind!r}; the workers run another scrutiny version.")
     import torch

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import InvalidParameterError
+from ._executor import Shared, make_executor
 from ._jobs import Chunk, concat_results, digest_of, run_job
-from ._shipping import pack_object, pack_value
+from ._shipping import pack_object, pack_value, payload_digest
 from ._tasks import attribute_chunk, explain_chunk, metric_chunk
 
-__all__ = ["explain", "evaluate_metric", "attribute", "PARTITION_INVARIANT_METRICS"]
+__all__ = ["explain", "evaluate_metric", "attribute", "run_tasks", "PARTITION_INVARIANT_METRICS"]
 
 #: metrics whose per-row value depends only on that row and its attributions (no random draws
 #: shaped by the whole batch): safe to evaluate chunk by chunk
@@ -261,3 +262,35 @@ def attribute(estimator: Any, X_train: Any, y_train: Any, X: Any, target: Any = 
 
 def _is_fitted(estimator: Any) -> bool:
     return any(k.endswith("_") and not k.startswith("_") for k in vars(estimator))
+
+
+def run_tasks(fn: Any, payload: dict, tasks: list, *, backend: Any = "serial", n_workers: int | None = None,
+              max_in_flight: int | None = None) -> list:
+    """``[fn(payload, task) for task in tasks]`` on any backend, in task order.
+
+    For work that is not rows of one array (the training runs of
+    :func:`~scrutiny.diagnostics.randomization_test`, say). ``payload`` (plain data, see
+    :mod:`._shipping`: models packed with :func:`pack_model`) reaches each worker once; each task
+    (plain data too) travels alone. ``fn`` must be a top-level function of an importable module;
+    it receives the payload (not a copy per task: it must not change it) and one task.
+    """
+    if not isinstance(payload, dict):
+        raise InvalidParameterError(f"payload must be a dict of plain data; got {type(payload).__name__}.")
+    executor, owned = make_executor(backend, n_workers)
+    limit = int(max_in_flight) if max_in_flight is not None else 2 * executor.n_workers
+    if limit < 1:
+        raise InvalidParameterError(f"max_in_flight must be a positive int; got {max_in_flight!r}.")
+    shared = Shared(payload_digest({"payload": payload, "fn": f"{fn.__module__}:{fn.__qualname__}"}), payload)
+    results: dict[int, Any] = {}
+    try:
+        for key, result in executor.run(_payload_task, shared, ((i, (fn, t)) for i, t in enumerate(tasks)), limit):
+            results[key] = result
+    finally:
+        if owned:
+            executor.close()
+    return [results[i] for i in range(len(tasks))]
+
+
+def _payload_task(shared: Any, task: Any) -> Any:
+    fn, t = task
+    return fn(shared.payload, t)
