@@ -203,6 +203,33 @@ def test_randomization_conditions_run_on_the_cluster(client):
         randomization_test(lambda seed: Unscriptable(), X, y, backend=client, **kw)
 
 
+def test_dmm_men_chains_run_on_the_cluster(client):
+    """chain_pool(backend=client): every chain of every fit in the block (a fixed-length fit with
+    pilots, an n_iter="auto" fit) is a task on the cluster, and the fits equal the local ones."""
+    from scrutiny.surrogate import DMMMEN, chain_pool
+    from scrutiny.surrogate import chains as chains_mod
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(80, 3))
+    y = np.where(X[:, 0] > 0, X @ [2.0, 0.0, 1.0], X @ [-1.0, 1.5, 0.0]) + 0.1 * rng.normal(size=80)
+    fits = [dict(n_iter=60, n_burnin=20, n_chains=2, init="pilot", n_pilots=2),
+            dict(n_iter="auto", max_iter=100, n_chains=2)]
+    for params in fits:
+        local = DMMMEN(random_state=0, n_jobs=2, **params).fit(X, y)
+        with chain_pool(backend=client):
+            assert chains_mod._SHARED_EXECUTOR is not None
+            remote = DMMMEN(random_state=0, n_jobs=1, **params).fit(X, y)
+        assert chains_mod._SHARED_EXECUTOR is None
+        assert len(remote.draws_) == len(local.draws_) == 2
+        for c in range(2):
+            assert set(remote.draws_[c]) == set(local.draws_[c])
+            for name in local.draws_[c]:
+                np.testing.assert_array_equal(remote.draws_[c][name], local.draws_[c][name])
+            np.testing.assert_array_equal(remote.trace_[c]["loglik"], local.trace_[c]["loglik"])
+        np.testing.assert_array_equal(remote.coef_, local.coef_)
+    assert np.ptp(local.trace_[0]["loglik"]) > 0
+
+
 def test_killed_worker_does_not_change_the_result(client, net, images, tmp_path):
     lime = LIME(net, mode="image", segments="grid", segment_params={"cell": 2}, n_samples=400, random_state=7)
     X = np.concatenate([images] * 3)

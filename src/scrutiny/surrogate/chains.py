@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from .._threads import blas_limits
+from ..exceptions import InvalidParameterError
 from .mcmc import ChainResult, init, load_kernels, run_chain
 from .state import Priors, Settings, State
 
@@ -31,6 +32,8 @@ __all__ = ["ChainJob", "KMEANS_EM_STEPS", "PILOT_SWEEPS", "best_pilot", "chain_p
 
 #: The process pool of an active :func:`chain_pool` block and its size.
 _SHARED_POOL: tuple[Any, int] | None = None
+#: The scrutiny.distributed executor of an active ``chain_pool(backend=...)`` block.
+_SHARED_EXECUTOR: Any = None
 
 #: Sweeps of each pilot chain (``init="pilot"``) at most: long enough for the log-likelihood of
 #: a k-means start to reach its stationary level on the paper's problems, short next to the
@@ -85,6 +88,10 @@ def map_chains(jobs: list[ChainJob], n_jobs: int, worker: Callable[[ChainJob], A
     """Run ``worker`` (default :func:`run_job`) over ``jobs``, in ``n_jobs`` processes when asked
     (the pool of an active :func:`chain_pool` block of that size, else a pool of its own)."""
     worker = run_job if worker is None else worker
+    if _SHARED_EXECUTOR is not None:
+        from ..distributed import run_tasks
+
+        return run_tasks(_chain_task, {}, [(worker, job) for job in jobs], backend=_SHARED_EXECUTOR)
     if n_jobs > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -94,6 +101,12 @@ def map_chains(jobs: list[ChainJob], n_jobs: int, worker: Callable[[ChainJob], A
         with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
             return list(pool.map(worker, jobs))
     return [worker(job) for job in jobs]
+
+
+def _chain_task(payload: dict, task: tuple) -> Any:
+    """A chain on a scrutiny.distributed worker: ``worker(job)`` (both sent by reference/value)."""
+    worker, job = task
+    return worker(job)
 
 
 def best_pilot(
@@ -119,8 +132,8 @@ def best_pilot(
 
 
 @contextlib.contextmanager
-def chain_pool(n_jobs: int) -> Iterator[None]:
-    """Share one process pool among the fits inside the block.
+def chain_pool(n_jobs: int = 2, backend: Any = None) -> Iterator[None]:
+    """Share one process pool, or one scrutiny.distributed backend, among the fits inside the block.
 
     Every :class:`~scrutiny.surrogate.DMMMEN` fit with ``n_jobs`` equal to this ``n_jobs`` runs
     its chains in the block's pool instead of starting (and stopping) processes of its own
@@ -128,9 +141,29 @@ def chain_pool(n_jobs: int) -> Iterator[None]:
     :class:`~scrutiny.attribution.DMMMENExplainer`, which wraps its images in one block). The
     compiled kernels are loaded before the workers start, so they inherit them. ``n_jobs <= 1``
     and nested blocks change nothing.
+
+    With ``backend`` (``"process"``, ``"dask"``, a scheduler address, a ``dask.distributed.Client``
+    or an :class:`~scrutiny.distributed.Executor`), every chain of every fit in the block (pilots
+    and ``n_iter="auto"`` blocks included) is a task there, whatever the fit's ``n_jobs``; a
+    backend the block starts (``n_jobs`` workers) is closed at its end. Each chain draws from its
+    own stream, so the fits equal those of a plain call bit for bit.
     """
-    global _SHARED_POOL
-    if n_jobs <= 1 or _SHARED_POOL is not None:
+    global _SHARED_POOL, _SHARED_EXECUTOR
+    if backend is not None and not (isinstance(backend, str) and backend == "serial"):
+        if _SHARED_EXECUTOR is not None:
+            raise InvalidParameterError("chain_pool(backend=...) blocks do not nest; use one block.")
+        from ..distributed import make_executor
+
+        executor, owned = make_executor(backend, n_jobs)
+        _SHARED_EXECUTOR = executor
+        try:
+            yield
+        finally:
+            _SHARED_EXECUTOR = None
+            if owned:
+                executor.close()
+        return
+    if n_jobs <= 1 or _SHARED_POOL is not None or _SHARED_EXECUTOR is not None:
         yield
         return
     from concurrent.futures import ProcessPoolExecutor
