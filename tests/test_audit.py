@@ -167,7 +167,8 @@ def test_torch_cnn_on_png_images_end_to_end(tmp_path):
     cfg = tmp_path / "a.toml"
     cfg.write_text('sections = ["performance", "local", "training_data", "generalisation", "glassbox"]\n'
                    '[local]\nn_steps = 8\nfaithfulness_runs = 10\nrows = [0, 1, 2]\nn_misclassified = 1\n'
-                   'methods = ["saliency", "integrated_gradients", "occlusion", "gradient_shap", "deeplift", "gradcam"]\n'
+                   'methods = ["saliency", "integrated_gradients", "occlusion", "gradient_shap", "deeplift", "gradcam", '
+                   '"guided_backprop"]\n'
                    '[training_data]\nmax_train = 150\nn_test = 2\n[generalisation]\nmax_train = 200\n')
     out = tmp_path / "o"
     with warnings.catch_warnings():
@@ -186,8 +187,9 @@ def test_torch_cnn_on_png_images_end_to_end(tmp_path):
     local = sec["local"]["numbers"]
     assert {"saliency", "integrated_gradients", "occlusion"} <= set(local["methods"])
     # the captum-family methods either ran or say why not (a TorchScript module cannot take module hooks)
-    for name in ("gradient_shap", "deeplift", "gradcam"):
+    for name in ("gradient_shap", "deeplift", "gradcam", "guided_backprop"):
         assert name in local["methods"] or name in local["unavailable"], name
+    assert "module hooks" in local["unavailable"]["guided_backprop"]
     print({k: v for k, v in local["unavailable"].items()})
     ig = load_result(out / "local_integrated_gradients.npz")
     assert ig.values.shape == (len(local["rows"]), 1, 8, 8)
@@ -195,6 +197,34 @@ def test_torch_cnn_on_png_images_end_to_end(tmp_path):
     assert np.all(np.abs(ig.extras["relative_gap"]) < 0.2)
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4  # confusion matrix, overlays, galleries/panels
+
+
+def test_hooked_methods_run_on_a_state_dict_with_its_architecture(tmp_path):
+    """A state_dict loaded with --arch is an ordinary module: DeepLIFT, Grad-CAM and Guided
+    Backprop (module hooks) run in the audit, and Guided Backprop's file equals the library's call."""
+    from scrutiny.attribution import GuidedBackprop
+
+    net, te = _digits_cnn(tmp_path)
+    torch.save(net.state_dict(), tmp_path / "sd.pt")
+    np.savez(tmp_path / "test.npz", X=te.X, y=te.y)
+    cfg = tmp_path / "a.toml"
+    cfg.write_text('sections = ["local"]\n[local]\nrows = [0, 1, 2]\nn_misclassified = 0\nfaithfulness_runs = 5\n'
+                   'methods = ["deeplift", "gradcam", "guided_backprop"]\n')
+    out = tmp_path / "o"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["audit", "-m", str(tmp_path / "sd.pt"), "--arch", "cnn", "-d", str(tmp_path / "test.npz"),
+                     "-c", str(cfg), "--budget", "fast", "-o", str(out), "-q"])
+    assert code == 0
+    _, sec = _sections(out)
+    assert sec["local"]["status"] == "ok", sec["local"]["error"]
+    local = sec["local"]["numbers"]
+    assert set(local["methods"]) == {"deeplift", "gradcam", "guided_backprop"}, local["unavailable"]
+    gb = load_result(out / "local_guided_backprop.npz")
+    rows = np.asarray(local["rows"])
+    expected = GuidedBackprop(net).explain(te.X[rows], target=gb.target)
+    np.testing.assert_allclose(gb.values, expected.values, rtol=1e-5, atol=1e-7)
+    assert np.abs(gb.values).max() > 0
 
 
 def test_size_budget_drops_figures_from_the_last_sections_first(tabular):

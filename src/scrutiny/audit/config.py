@@ -29,11 +29,12 @@ from ..exceptions import InvalidParameterError
 __all__ = ["SECTIONS", "METHODS", "BACKENDS", "DEFAULTS", "BUDGETS", "load_config", "resolve_execution"]
 
 SECTIONS = ("performance", "local", "dmm_men", "training_data", "generalisation", "glassbox")
-METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "deeplift", "gradcam", "occlusion",
-           "kernelshap", "lime", "treeshap")
+METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "deeplift", "gradcam",
+           "guided_backprop", "occlusion", "kernelshap", "lime", "treeshap")
 BACKENDS = ("serial", "process", "dask")
 _SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
-GRADIENT_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "deeplift", "gradcam")
+GRADIENT_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradient_shap", "deeplift", "gradcam",
+                    "guided_backprop")
 
 DEFAULTS: dict[str, Any] = {
     "sections": list(SECTIONS),

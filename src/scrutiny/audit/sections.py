@@ -132,8 +132,8 @@ def _is_script_module(obj: Any) -> bool:
 
 def _explainers(ctx: AuditContext, requested: list[str]) -> tuple[dict, dict]:
     """name -> factory for the methods that apply; name -> reason for those that do not."""
-    from ..attribution import (LIME, DeepLIFT, GradCAM, GradientSHAP, IntegratedGradients, KernelSHAP, Occlusion,
-                               Saliency, SmoothGrad, TreeSHAP)
+    from ..attribution import (LIME, DeepLIFT, GradCAM, GradientSHAP, GuidedBackprop, IntegratedGradients,
+                               KernelSHAP, Occlusion, Saliency, SmoothGrad, TreeSHAP)
     from ..exceptions import ScrutinyError
 
     cfg, m, ds, seed = ctx.config["local"], ctx.model.adapter, ctx.data, ctx.seed
@@ -167,6 +167,7 @@ def _explainers(ctx: AuditContext, requested: list[str]) -> tuple[dict, dict]:
                                               random_state=seed),
         "deeplift": lambda: DeepLIFT(m),
         "gradcam": lambda: GradCAM(m),
+        "guided_backprop": lambda: GuidedBackprop(m),
         "treeshap": lambda: TreeSHAP(ctx.model.obj, feature_names=feature_names(ds)),
         "occlusion": lambda: Occlusion(m, **occ),
         "kernelshap": lambda: KernelSHAP(m, background, n_samples=int(cfg["n_samples"]), random_state=seed),
@@ -179,7 +180,7 @@ def _explainers(ctx: AuditContext, requested: list[str]) -> tuple[dict, dict]:
         if name in GRADIENT_METHODS and not torch:
             unavailable[name] = (f"{name} needs input gradients; the {ctx.model.format} model is a black box "
                                  "(perturbation methods only).")
-        elif name in ("deeplift", "gradcam") and torch and _is_script_module(ctx.model.obj):
+        elif name in ("deeplift", "gradcam", "guided_backprop") and torch and _is_script_module(ctx.model.obj):
             unavailable[name] = (f"{name} needs module hooks, which TorchScript modules do not take; audit a "
                                  "state_dict with --arch (or a torch.export archive) to get it.")
         elif name == "gradcam" and not image:
