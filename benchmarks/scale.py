@@ -7,12 +7,12 @@ Sections:
   workers (every worker and the serial run use one torch and one BLAS thread), in the same run; the
   speed-up of 2 workers over serial and the overhead of Dask over the process backend. Every
   distributed result is checked equal to the serial one. Every backend is warmed up by a short
-  job first (imports, first-call costs), so the rates compare steady states. The serial backend
-  runs twice: in this process as it starts (``serial``), and again after this process takes the
-  workers' glibc allocator settings (``serial, worker malloc``: ``WORKER_MALLOC_ENV``, which keeps
-  the explainers' large temporary arrays on the heap instead of mapping and unmapping them on
-  every call), so that the speed-up of 2 workers can be read against a like-for-like single
-  process too.
+  job first (imports, first-call costs), then ``--rounds`` interleaved rounds run every
+  configuration; the best round counts (the machine is shared; every round's rate is shown).
+  The script re-runs itself with the workers' glibc allocator settings (``WORKER_MALLOC_ENV``,
+  which keep the explainers' temporary arrays on the heap), so the serial run in this process is
+  like-for-like with the workers (the settings speed the serial run up here, so this is the
+  conservative choice).
 * ``memory``: peak resident memory (driver + workers, sampled every 50 ms) while explaining
   ``--rows`` (default 100,000) tabular rows with KernelSHAP on the process backend into a
   result store with ``collect=False``, against a run on a tenth of the rows: flat memory means
@@ -51,6 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--sections", nargs="+", default=["throughput", "memory"], choices=["throughput", "memory"])
     p.add_argument("--images", type=int, default=512, help="images per throughput run")
     p.add_argument("--chunk", type=int, default=128, help="images per chunk (the distributed backends)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds (the best counts)")
     p.add_argument("--rows", type=int, default=100_000, help="rows of the memory run")
     p.add_argument("--json", type=Path, default=None)
     return p.parse_args(argv)
@@ -78,67 +79,57 @@ def run_throughput(args, table, record):
         "KernelSHAP": KernelSHAP(net, background=np.zeros((1, 1, 8, 8)), groups=groups, n_samples=1000,
                                  random_state=0),
     }
+    configs = [("serial", 1), ("process", 1), ("process", 2), ("dask", 1), ("dask", 2)]
+    targets: dict = {}
     startup: dict = {}
-    reference: dict = {}
-    base: dict = {}
-    base_malloc: dict = {}
-    # backends outer, methods inner: the plain serial runs of both methods come before this
-    # process takes the workers' allocator settings, which cannot be undone
-    for backend, workers in [("serial", 1), ("serial, worker malloc", 1), ("process", 1), ("process", 2),
-                             ("dask", 1), ("dask", 2)]:
+    for backend, workers in configs:  # every executor started once and kept across the rounds
         target = "serial"
-        if backend == "serial, worker malloc":
-            _worker_malloc()
         if backend == "process":
-            target = ProcessExecutor(workers)  # a pool kept across jobs
+            target = ProcessExecutor(workers)
         if backend == "dask":
             target = DaskExecutor(None, workers)  # a LocalCluster on 127.0.0.1 (WORKER_MALLOC_ENV on its workers)
+        targets[(backend, workers)] = target
         for name, explainer in methods.items():
             # a short job first: imports (each spawned worker imports torch) and first-call costs
-            # out of the rate; the table reports it apart
+            # out of the rates; the table reports it apart
             with CpuMeter() as warm:
                 explain(explainer, X[:max(2, workers)], backend=target, chunk_size=1)
             startup[(backend, workers, name)] = round(warm.wall, 2)
-            with CpuMeter() as meter:
-                e = explain(explainer, X, backend=target, n_workers=workers, chunk_size=chunk_size)
-            reference.setdefault(name, e)
-            same = bool(np.array_equal(e.values, reference[name].values))
-            rate = n / meter.wall
-            base.setdefault(name, rate)
-            if backend == "serial, worker malloc":
-                base_malloc[name] = rate
-            row = {"method": name, "backend": backend, "workers": workers, "chunk": chunk_size,
-                   "rows_per_s": round(rate, 2), "speedup_vs_serial": round(rate / base[name], 2),
-                   "speedup_vs_serial_worker_malloc": round(rate / base_malloc[name], 2) if name in base_malloc
-                   else "-",
-                   "identical": same, "wall_s": round(meter.wall, 2), "warmup_s": startup[(backend, workers, name)],
-                   "others_cores": round(meter.others, 2)}
-            log(str(row))
-            table.append(row)
-            record.setdefault("throughput", []).append(row)
-        if backend in ("process", "dask"):
+    walls: dict = {}
+    others: dict = {}
+    reference: dict = {}
+    identical: dict = {}
+    for r in range(args.rounds):  # interleaved rounds; the best round of each configuration counts
+        for backend, workers in configs:
+            for name, explainer in methods.items():
+                with CpuMeter() as meter:
+                    e = explain(explainer, X, backend=targets[(backend, workers)], n_workers=workers,
+                                chunk_size=chunk_size)
+                key = (name, backend, workers)
+                reference.setdefault(name, e)
+                identical[key] = identical.get(key, True) and bool(np.array_equal(e.values, reference[name].values))
+                walls.setdefault(key, []).append(meter.wall)
+                others.setdefault(key, []).append(meter.others)
+                log(f"round {r + 1}: {key} {n / meter.wall:.1f} rows/s")
+    for target in targets.values():
+        if not isinstance(target, str):
             target.close()
     for name in methods:
+        base = n / min(walls[(name, "serial", 1)])
+        for backend, workers in configs:
+            key = (name, backend, workers)
+            rate = n / min(walls[key])
+            row = {"method": name, "backend": backend, "workers": workers, "chunk": chunk_size,
+                   "rows_per_s": round(rate, 2), "speedup_vs_serial": round(rate / base, 2),
+                   "rounds_rows_per_s": " ".join(f"{n / w:.0f}" for w in walls[key]),
+                   "identical": identical[key], "warmup_s": startup[(backend, workers, name)],
+                   "others_cores": round(float(np.median(others[key])), 2)}
+            table.append(row)
+            record.setdefault("throughput", []).append(row)
         by = {(r["backend"], r["workers"]): r["rows_per_s"] for r in table if r["method"] == name}
         record.setdefault("dask_overhead", {})[name] = {
             w: round(by[("process", w)] / by[("dask", w)] - 1, 3) for w in (1, 2)
         }
-
-
-def _worker_malloc() -> None:
-    """This process takes the glibc allocator thresholds the workers start with (mallopt: the
-    environment variables are read only at start-up); a no-op off glibc."""
-    import ctypes
-    import ctypes.util
-
-    from scrutiny.distributed import WORKER_MALLOC_ENV
-
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(name)
-    libc.mallopt(-1, WORKER_MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"])  # M_TRIM_THRESHOLD
-    libc.mallopt(-3, WORKER_MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"])  # M_MMAP_THRESHOLD
 
 
 def run_memory(args, record):
@@ -201,8 +192,24 @@ def _table(rows: list[dict]) -> str:
     return format_table(header, [[str(r[h]) for h in header] for r in rows], right=range(2, len(header)))
 
 
+def _same_allocator_as_the_workers() -> None:
+    """Re-run this script with the glibc settings the workers start with (WORKER_MALLOC_ENV; glibc
+    reads them only at start-up), so that the serial rate is measured like-for-like. They make the
+    serial run faster, not slower, here, so the speed-ups are conservative."""
+    import os
+
+    from scrutiny.distributed import WORKER_MALLOC_ENV
+
+    env = {k: str(v) for k, v in WORKER_MALLOC_ENV.items()}
+    if all(os.environ.get(k) == v for k, v in env.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if argv is None:
+        _same_allocator_as_the_workers()
     record = {"environment": environment()}
     if "throughput" in args.sections:
         table: list[dict] = []
