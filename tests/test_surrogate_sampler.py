@@ -835,3 +835,19 @@ def test_log_joint_of_the_occupied_components_ignores_empty_ones():
     assert occ != pytest.approx(full)  # the empty component's terms are not zero
     every = st._replace(z=(np.arange(80) % 3).astype(st.z.dtype))
     assert C.log_joint(every, data, priors, occupied_only=True) == pytest.approx(C.log_joint(every, data, priors))
+
+
+def test_bhattacharya_draw_hands_a_rounded_singular_system_to_cholesky():
+    """A nearly flat prior (S = sigma2 / pen of order 1e20) and two identical rows make
+    Phi S Phi' + I singular in floating point (the + I is lost): the Bhattacharya draw declines
+    (None) instead of failing, and sample_beta's caller then draws the same Gaussian by
+    Cholesky; the data still pin the direction they measure."""
+    rng = np.random.default_rng(6)
+    D = np.array([[1.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]])  # n_j = 3 < d = 4
+    yj = np.array([2.0, 2.0, 1.0])
+    pen = np.full(4, 1e-20)
+    assert REG._draw_bhattacharya(rng, D, yj, pen, 0.01) is None
+    assert REG._draw_bhattacharya(rng, D, yj, np.ones(4), 0.01) is not None  # a proper prior: drawn as before
+    theta = REG._draw_cholesky(rng, D.T @ D, D.T @ yj, pen, 0.01)
+    assert np.all(np.isfinite(theta))
+    np.testing.assert_allclose(D @ theta, yj, atol=0.5)  # the fitted values follow the data

@@ -148,6 +148,11 @@ def _draw_bhattacharya(rng, Dj, yj, pen, sigma2):
     Prior ``theta ~ N(0, S)`` with ``S = sigma2 / pen`` (diagonal), likelihood ``y ~ N(D theta,
     sigma2 I)``: with ``Phi = D / sigma``, draw ``u ~ N(0, S)``, ``delta ~ N(0, I)``, solve
     ``(Phi S Phi' + I) w = y / sigma - (Phi u + delta)`` and return ``u + S Phi' w``.
+
+    Returns None when ``Phi S Phi' + I`` is not positive definite in floating point: with a
+    nearly flat prior (``S`` of order 1e16 and more) the ``+ I`` is lost to rounding, and two
+    identical rows of ``D`` (repeated masks: a per-image fit draws 1,000 masks over a dozen
+    superpixels) then make it singular. The caller draws from the same Gaussian by Cholesky.
     """
     sd = np.sqrt(sigma2)
     S = sigma2 / pen
@@ -161,10 +166,11 @@ def _draw_bhattacharya(rng, Dj, yj, pen, sigma2):
     M = PS @ Phi.T
     M[np.diag_indices(nj)] += 1.0
     L, info = lapack.dpotrf(M, lower=1, clean=1)
-    if info != 0:  # M >= I, so this only happens with non-finite input
-        raise FloatingPointError("DMM-MEN: non-finite values in the Bhattacharya beta update.")
+    if info != 0:  # M >= I in exact arithmetic: rounding (see above) or non-finite input
+        return None
     wv, _ = lapack.dpotrs(L, (yj / sd - v)[:, None], lower=1)
-    return u + PS.T @ wv[:, 0]
+    theta = u + PS.T @ wv[:, 0]
+    return theta if np.isfinite(theta).all() else None
 
 
 def sample_beta(
@@ -203,7 +209,10 @@ def sample_beta(
         else:
             nj = int(state.counts[j])
             rows = np.flatnonzero(state.z == j) if nj else np.empty(0, dtype=np.int64)
-            theta[j] = _draw_bhattacharya(rng, data.design[rows], data.y[rows], pen[j], state.sigma2[j])
+            draw = _draw_bhattacharya(rng, data.design[rows], data.y[rows], pen[j], state.sigma2[j])
+            if draw is None:  # the same Gaussian by Cholesky (jittered if need be; raises if non-finite)
+                draw = _draw_cholesky(rng, state.gram[j], state.xty[j], pen[j], state.sigma2[j])
+            theta[j] = draw
     if data.intercept:
         return theta[:, 1:].copy(), theta[:, 0].copy()
     return theta, np.zeros(J)
