@@ -188,24 +188,29 @@ def randomization_test(
         "epochs_to_threshold", "epochs_to_fit", "steps_to_threshold", "steps_to_fit", "final_train_loss",
         "final_train_accuracy", "test_accuracy", "label_change_rate", "seconds")}
     curves = {k: np.full((n_c, n_s, max_epochs), np.nan) for k in ("train_loss", "train_accuracy", "test_accuracy")}
-    config: dict = {}
     seed_seq = np.random.SeedSequence(seed0)
     seeds = [int(s.generate_state(1)[0]) for s in seed_seq.spawn(n_s)]
-    jobs = []  # (i, j, seed, model, trainer config): every model is made here, from the factory
-    for j, seed in enumerate(seeds):
-        for i in range(n_c):
-            model, cfg = _factory_model(model_factory, seed)
-            cfg.update(extra)
-            config = cfg
-            jobs.append((i, j, seed, model, cfg))
-    backend_kind = "torch" if is_torch_module(jobs[0][3]) else "sklearn"
+    runs_ij = [(i, j, seed) for j, seed in enumerate(seeds) for i in range(n_c)]
+
+    def fresh(seed: int) -> tuple[Any, dict]:  # a model and its trainer config, made here by the factory
+        model, cfg = _factory_model(model_factory, seed)
+        cfg.update(extra)
+        return model, cfg
+
     data = {"X": X, "y": y_arr, "X_test": X_test, "y_test": y_te, "n_classes": n_classes, "seed0": seed0,
             "max_epochs": int(max_epochs), "corruptions": list(corruptions)}
     if backend is None or isinstance(backend, str) and backend == "serial":
-        outs = [_train_one(data, i, j, seed, model, cfg) for i, j, seed, model, cfg in jobs]
+        outs = []
+        for i, j, seed in runs_ij:  # one model alive at a time
+            model, config = fresh(seed)
+            backend_kind = "torch" if is_torch_module(model) else "sklearn"
+            outs.append(_train_one(data, i, j, seed, model, config))
     else:
+        jobs = [(i, j, seed, *fresh(seed)) for i, j, seed in runs_ij]
+        config = jobs[-1][4]
+        backend_kind = "torch" if is_torch_module(jobs[0][3]) else "sklearn"
         outs = _train_distributed(data, jobs, backend, n_workers)
-    for (i, j, _, _, _), out in zip(jobs, outs):
+    for (i, j, _), out in zip(runs_ij, outs):
         n_ep = len(out["train_accuracy"])
         for key in ("train_loss", "train_accuracy", "test_accuracy"):
             curves[key][i, j, :n_ep] = out[key]
