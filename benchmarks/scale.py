@@ -7,8 +7,10 @@ Sections:
   workers (every worker and the serial run use one torch and one BLAS thread), in the same run; the
   speed-up of 2 workers over serial and the overhead of Dask over the process backend. Every
   distributed result is checked equal to the serial one. Every backend is warmed up by a short
-  job first (imports, first-call costs), then ``--rounds`` interleaved rounds run every
-  configuration; the best round counts (the machine is shared; every round's rate is shown).
+  job first (imports, first-call costs); ``--rounds`` interleaved rounds run every
+  configuration, each started, warmed up, timed and closed in turn (one alive at a time); the best round counts (the machine is shared; every round's rate is shown), and
+  ``speedup_paired`` is the median over rounds of each round's speed-up over the serial run of
+  the same round (robust to the machine's speed drifting between rounds).
   The script re-runs itself with the workers' glibc allocator settings (``WORKER_MALLOC_ENV``,
   which keep the explainers' temporary arrays on the heap), so the serial run in this process is
   like-for-like with the workers (the settings speed the serial run up here, so this is the
@@ -80,47 +82,53 @@ def run_throughput(args, table, record):
                                  random_state=0),
     }
     configs = [("serial", 1), ("process", 1), ("process", 2), ("dask", 1), ("dask", 2)]
-    targets: dict = {}
-    startup: dict = {}
-    for backend, workers in configs:  # every executor started once and kept across the rounds
-        target = "serial"
+
+    def start(backend, workers):
         if backend == "process":
-            target = ProcessExecutor(workers)
+            return ProcessExecutor(workers)
         if backend == "dask":
-            target = DaskExecutor(None, workers)  # a LocalCluster on 127.0.0.1 (WORKER_MALLOC_ENV on its workers)
-        targets[(backend, workers)] = target
-        for name, explainer in methods.items():
-            # a short job first: imports (each spawned worker imports torch) and first-call costs
-            # out of the rates; the table reports it apart
-            with CpuMeter() as warm:
-                explain(explainer, X[:max(2, workers)], backend=target, chunk_size=1)
-            startup[(backend, workers, name)] = round(warm.wall, 2)
+            return DaskExecutor(None, workers)  # a LocalCluster on 127.0.0.1 (WORKER_MALLOC_ENV on its workers)
+        return "serial"
+
+    startup: dict = {}
     walls: dict = {}
     others: dict = {}
     reference: dict = {}
     identical: dict = {}
     for r in range(args.rounds):  # interleaved rounds; the best round of each configuration counts
         for backend, workers in configs:
+            # one configuration alive at a time: idle pools and schedulers (the latter in this
+            # process) would otherwise take CPU and the GIL from the configuration being timed
+            target = start(backend, workers)
+            for name, explainer in methods.items():
+                # a short job first: imports (each spawned worker imports torch) and first-call costs
+                # out of the rates; the table reports it apart. Eight one-row tasks per worker, so
+                # that every worker gets one (a cold worker in the timed job costs a second)
+                with CpuMeter() as warm:
+                    explain(explainer, X[:8 * workers], backend=target, chunk_size=1)
+                startup.setdefault((backend, workers, name), round(warm.wall, 2))
             for name, explainer in methods.items():
                 with CpuMeter() as meter:
-                    e = explain(explainer, X, backend=targets[(backend, workers)], n_workers=workers,
-                                chunk_size=chunk_size)
+                    e = explain(explainer, X, backend=target, n_workers=workers, chunk_size=chunk_size)
                 key = (name, backend, workers)
                 reference.setdefault(name, e)
                 identical[key] = identical.get(key, True) and bool(np.array_equal(e.values, reference[name].values))
                 walls.setdefault(key, []).append(meter.wall)
                 others.setdefault(key, []).append(meter.others)
                 log(f"round {r + 1}: {key} {n / meter.wall:.1f} rows/s")
-    for target in targets.values():
-        if not isinstance(target, str):
-            target.close()
+            if not isinstance(target, str):
+                target.close()
     for name in methods:
         base = n / min(walls[(name, "serial", 1)])
         for backend, workers in configs:
             key = (name, backend, workers)
             rate = n / min(walls[key])
+            # the machine's speed drifts between rounds: the paired figure divides each round's rate
+            # by the serial rate of the same round, then takes the median over rounds
+            paired = float(np.median(np.array(walls[(name, "serial", 1)]) / np.array(walls[key])))
             row = {"method": name, "backend": backend, "workers": workers, "chunk": chunk_size,
                    "rows_per_s": round(rate, 2), "speedup_vs_serial": round(rate / base, 2),
+                   "speedup_paired": round(paired, 2),
                    "rounds_rows_per_s": " ".join(f"{n / w:.0f}" for w in walls[key]),
                    "identical": identical[key], "warmup_s": startup[(backend, workers, name)],
                    "others_cores": round(float(np.median(others[key])), 2)}

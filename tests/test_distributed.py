@@ -375,3 +375,24 @@ def test_job_files_are_read_as_plain_data_only(tmp_path):
     bad.write_bytes(pickle.dumps(Evil()))
     with open(bad, "rb") as f, pytest.raises(pickle.UnpicklingError, match="builtins.print"):
         _executor._load_plain(f)
+
+
+def test_a_cluster_started_by_scrutiny_is_on_loopback_with_its_worker_settings(client):
+    # `client` first: its default LocalCluster leaves Dask's MALLOC_TRIM_THRESHOLD_=65536 in this
+    # process's environment, which Dask lets override the settings of any later cluster
+    import dask
+
+    from scrutiny.distributed import WORKER_MALLOC_ENV
+
+    before = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    ex = DaskExecutor(None, 1)
+    try:
+        settings = ex.client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
+                                          os.environ.get("MALLOC_TRIM_THRESHOLD_")))
+        assert list(settings.values()) == [(False, str(WORKER_MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"]))]
+        assert all(addr.startswith("tcp://127.0.0.1:") for addr in settings)
+        assert ex.client.scheduler.address.startswith("tcp://127.0.0.1:")
+    finally:
+        ex.close()
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # the driver's config is left alone
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == before  # and its environment

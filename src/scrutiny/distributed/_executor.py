@@ -262,9 +262,25 @@ class DaskExecutor(Executor):
             import dask
 
             environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENV}
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-                cluster = LocalCluster(n_workers=int(n_workers or os.cpu_count() or 1), threads_per_worker=1,
-                                       processes=True, host="127.0.0.1", dashboard_address=None)
+            # No statistical profiler on the workers: it samples every worker's stack every 10 ms and
+            # only a dashboard reads it (this cluster has none); paired rounds of benchmarks/scale.py
+            # measured the 2-worker rate with and without it.
+            # Dask lets this process's environment override pre-spawn-environ, and every LocalCluster's
+            # nannies write their values into it (Dask's MALLOC_TRIM_THRESHOLD_=65536 after a default
+            # cluster): ours go there for the start-up (nanny restarts reuse them), then it is restored.
+            saved = {k: os.environ.get(k) for k in WORKER_MALLOC_ENV}
+            os.environ.update({k: str(v) for k, v in WORKER_MALLOC_ENV.items()})
+            try:
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                                      "distributed.worker.profile.enabled": False}):
+                    cluster = LocalCluster(n_workers=int(n_workers or os.cpu_count() or 1), threads_per_worker=1,
+                                           processes=True, host="127.0.0.1", dashboard_address=None)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             client = Client(cluster)
             self._owned = [client, cluster]
         elif isinstance(client, str):
