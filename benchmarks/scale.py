@@ -8,7 +8,8 @@ Sections:
   speed-up of 2 workers over serial and the overhead of Dask over the process backend. Every
   distributed result is checked equal to the serial one. Every backend is warmed up by a short
   job first (imports, first-call costs); ``--rounds`` interleaved rounds run every
-  configuration, each started, warmed up, timed and closed in turn (one alive at a time); the best round counts (the machine is shared; every round's rate is shown), and
+  configuration, each started, warmed up, timed and closed in turn (one alive at a time); the
+  best round counts (the machine is shared; every round's rate is shown), and
   ``speedup_paired`` is the median over rounds of each round's speed-up over the serial run of
   the same round (robust to the machine's speed drifting between rounds).
   The script re-runs itself with the workers' glibc allocator settings (``WORKER_MALLOC_ENV``,

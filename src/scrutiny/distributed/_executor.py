@@ -263,8 +263,9 @@ class DaskExecutor(Executor):
 
             environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENV}
             # No statistical profiler on the workers: it samples every worker's stack every 10 ms and
-            # only a dashboard reads it (this cluster has none); paired rounds of benchmarks/scale.py
-            # measured the 2-worker rate with and without it.
+            # only a dashboard reads it (this cluster has none); on the throughput workload of
+            # benchmarks/scale.py, timed with and without it in paired rounds, every round was faster
+            # without it.
             # Dask lets this process's environment override pre-spawn-environ, and every LocalCluster's
             # nannies write their values into it (Dask's MALLOC_TRIM_THRESHOLD_=65536 after a default
             # cluster): ours go there for the start-up (nanny restarts reuse them), then it is restored.
